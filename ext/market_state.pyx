@@ -1,0 +1,331 @@
+# MarketState: one ff_slot per instrument in one C array, the dirty-slot list,
+# and the per-flush output (TickBatch). Decoders write into it.
+
+_SLOT_DTYPE = None
+
+
+def slot_dtype():
+    """The numpy dtype of one ff_slot, built from the C struct's own layout."""
+    global _SLOT_DTYPE
+    if _SLOT_DTYPE is None:
+        import numpy as np
+
+        names, formats, offsets = [], [], []
+        for i in range(FF_N_SLOT_FIELDS):
+            f = ff_slot_fields[i]
+            names.append(f.name.decode("ascii"))
+            base = f"={chr(f.kind)}{f.size}"
+            formats.append(base if f.count == 1 else (base, (f.count,)))
+            offsets.append(f.offset)
+        _SLOT_DTYPE = np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": sizeof(ff_slot)}
+        )
+    return _SLOT_DTYPE
+
+
+@cython.final
+@cython.freelist(8)
+cdef class TickBatch:
+    """The ticks of every instrument that changed since the previous flush.
+
+    ``data`` holds the msgpack maps back to back; tick ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]`` and belongs to state slot ``slots[i]``.
+    :meth:`frame` turns the batch into one msgpack array without re-encoding.
+    """
+
+    cdef readonly bytes data
+    cdef bytes _slots
+    cdef bytes _offsets
+    cdef Py_ssize_t n
+
+    def __init__(self):
+        raise TypeError("TickBatch objects are made by MarketState.flush()")
+
+    @staticmethod
+    cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n):
+        cdef TickBatch batch = TickBatch.__new__(TickBatch)
+        batch.data = data
+        batch._slots = slots
+        batch._offsets = offsets
+        batch.n = n
+        return batch
+
+    def __len__(self):
+        return self.n
+
+    @property
+    def slots(self):
+        """int32 numpy array: the state slot of each tick."""
+        import numpy as np
+
+        return np.frombuffer(self._slots, dtype=np.int32)
+
+    @property
+    def offsets(self):
+        """int64 numpy array of n + 1 offsets into :attr:`data`."""
+        import numpy as np
+
+        return np.frombuffer(self._offsets, dtype=np.int64)
+
+    def __getitem__(self, Py_ssize_t i):
+        """The msgpack blob of tick ``i``."""
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError("TickBatch index out of range")
+        cdef const int64_t *offs = <const int64_t *>PyBytes_AS_STRING(self._offsets)
+        return self.data[offs[i]:offs[i + 1]]
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield self[i]
+
+    def frame(self):
+        """One msgpack array of all the ticks: an array header spliced before
+        :attr:`data` (no re-encoding)."""
+        cdef ff_buf head
+        head.data = NULL
+        head.len = head.cap = 0
+        try:
+            ff_buf_reserve(&head, 5)
+            ff_mp_array_header(&head, <size_t>self.n)
+            return PyBytes_FromStringAndSize(<char *>head.data, head.len) + self.data
+        finally:
+            ff_buf_free(&head)
+
+    def __repr__(self):
+        return f"<TickBatch ticks={self.n} bytes={len(self.data)}>"
+
+
+@cython.final
+cdef class MarketState:
+    """The live state of every instrument of an instrument master.
+
+    One C struct per instrument (see ``docs/state.md`` for the fields), a
+    dirty-slot list that decoders append to, and :meth:`flush`, which encodes
+    the changed instruments in C. Exposes the buffer protocol (read-only) so
+    :attr:`array` is a zero-copy numpy structured view.
+    """
+
+    cdef ff_slot *slots
+    cdef Py_ssize_t n
+    cdef uint8_t *dirty_flag
+    cdef int32_t *dirty_list
+    cdef Py_ssize_t n_dirty
+    cdef TokenIndex index
+    cdef readonly object instruments
+    cdef list _symbols
+    cdef unsigned char *sym_data
+    cdef int64_t *sym_off
+    cdef ff_buf out
+    cdef uint64_t flushes
+    cdef uint64_t flushed_ticks
+    cdef Py_ssize_t _buf_shape[1]
+    cdef object _array
+
+    def __cinit__(self, instruments):
+        tokens = [int(t) for t in instruments.token]
+        divisors = [int(d) for d in instruments.price_divisor]
+        symbols = [str(s) for s in instruments.symbol]
+        cdef Py_ssize_t n = len(tokens)
+        cdef Py_ssize_t i, total = 0
+        cdef bytes enc
+        if n == 0:
+            raise ValueError("MarketState needs at least one instrument")
+        if len(divisors) != n or len(symbols) != n:
+            raise ValueError("instrument columns have different lengths")
+        self.index = TokenIndex(tokens)
+        self.n = n
+        self.slots = <ff_slot *>PyMem_Malloc(n * sizeof(ff_slot))
+        self.dirty_flag = <uint8_t *>PyMem_Malloc(n * sizeof(uint8_t))
+        self.dirty_list = <int32_t *>PyMem_Malloc(n * sizeof(int32_t))
+        self.sym_off = <int64_t *>PyMem_Malloc((n + 1) * sizeof(int64_t))
+        if self.slots == NULL or self.dirty_flag == NULL or self.dirty_list == NULL or self.sym_off == NULL:
+            raise MemoryError()
+        memset(self.slots, 0, n * sizeof(ff_slot))
+        memset(self.dirty_flag, 0, n * sizeof(uint8_t))
+        encoded = []
+        for i in range(n):
+            if divisors[i] <= 0:
+                raise ValueError(f"price divisor of slot {i} must be positive, got {divisors[i]}")
+            self.slots[i].token = <uint32_t>tokens[i]
+            self.slots[i].segment = <uint8_t>(tokens[i] & 0xFF)
+            self.slots[i].tradable = (tokens[i] & 0xFF) != KITE_SEGMENT_INDICES
+            self.slots[i].price_divisor = divisors[i]
+            enc = _msgpack_str(symbols[i])
+            self.sym_off[i] = total
+            total += len(enc)
+            encoded.append(enc)
+        self.sym_off[n] = total
+        self.sym_data = <unsigned char *>PyMem_Malloc(max(total, 1))
+        if self.sym_data == NULL:
+            raise MemoryError()
+        for i in range(n):
+            enc = encoded[i]
+            memcpy(self.sym_data + self.sym_off[i], PyBytes_AS_STRING(enc), len(enc))
+        self._symbols = symbols
+        self.instruments = instruments
+        self.n_dirty = 0
+        self._buf_shape[0] = n * <Py_ssize_t>sizeof(ff_slot)
+
+    def __dealloc__(self):
+        PyMem_Free(self.slots)
+        PyMem_Free(self.dirty_flag)
+        PyMem_Free(self.dirty_list)
+        PyMem_Free(self.sym_off)
+        PyMem_Free(self.sym_data)
+        ff_buf_free(&self.out)
+
+    # -- the buffer protocol: the raw slot array, read-only ------------------
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("MarketState exports a read-only buffer")
+        view.buf = <void *>self.slots
+        view.obj = self
+        view.len = self._buf_shape[0]
+        view.readonly = 1
+        view.itemsize = 1
+        view.format = "B"
+        view.ndim = 1
+        view.shape = self._buf_shape
+        view.strides = NULL
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    # -- hot-path helpers (C only) --------------------------------------------
+
+    cdef inline void mark_dirty(self, int32_t slot) noexcept nogil:
+        if not self.dirty_flag[slot]:
+            self.dirty_flag[slot] = 1
+            self.dirty_list[self.n_dirty] = slot
+            self.n_dirty += 1
+
+    # -- public, cold ---------------------------------------------------------
+
+    def __len__(self):
+        return self.n
+
+    @property
+    def array(self):
+        """The whole state as a read-only numpy structured array (no copy)."""
+        if self._array is None:
+            import numpy as np
+
+            self._array = np.frombuffer(self, dtype=slot_dtype())
+        return self._array
+
+    @property
+    def dirty_count(self):
+        """Instruments changed since the last flush."""
+        return self.n_dirty
+
+    def slot(self, key):
+        """The slot of an instrument token (int) or symbol (``"NSE:INFY"``)."""
+        cdef int32_t s
+        if isinstance(key, bool):
+            raise TypeError("an instrument key is an int token or a str symbol, not bool")
+        if isinstance(key, int):
+            s = self.index.lookup(<uint32_t>key) if 0 <= key <= 0xFFFFFFFF else -1
+            if s < 0:
+                raise KeyError(f"unknown instrument token {key}")
+            return s
+        if isinstance(key, str):
+            return self.instruments.slot(key)
+        raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+
+    def tick(self, key):
+        """The tick of one instrument as a dict with kiteconnect's keys.
+
+        ``key`` is an instrument token or an ``EXCHANGE:TRADINGSYMBOL`` symbol.
+        """
+        return self.tick_at(self.slot(key))
+
+    def tick_at(self, Py_ssize_t slot):
+        """The tick of the instrument in ``slot``."""
+        if not 0 <= slot < self.n:
+            raise IndexError(f"slot {slot} out of range (0..{self.n - 1})")
+        return tick_dict(&self.slots[slot], self._symbols[slot])
+
+    def encode(self, key):
+        """The msgpack blob of one instrument's tick (as flush() would emit it)."""
+        cdef Py_ssize_t slot = self.slot(key)
+        cdef ff_buf b
+        b.data = NULL
+        b.len = b.cap = 0
+        try:
+            self._encode_slot(&b, <int32_t>slot)
+            return PyBytes_FromStringAndSize(<char *>b.data, b.len)
+        finally:
+            ff_buf_free(&b)
+
+    cdef int _encode_slot(self, ff_buf *b, int32_t slot) except -1:
+        cdef int64_t start = self.sym_off[slot]
+        cdef size_t sym_len = <size_t>(self.sym_off[slot + 1] - start)
+        ff_buf_reserve(b, TICK_MAX_BYTES + sym_len)
+        encode_tick(b, &self.slots[slot], self.sym_data + start, sym_len)
+        return 0
+
+    def flush(self):
+        """Encode every instrument changed since the last flush, clear the
+        dirty set and return the encoded ticks as a :class:`TickBatch`."""
+        cdef Py_ssize_t i, n = self.n_dirty
+        cdef int32_t slot
+        cdef bytes slots_b = PyBytes_FromStringAndSize(NULL, n * sizeof(int32_t))
+        cdef bytes offsets_b = PyBytes_FromStringAndSize(NULL, (n + 1) * sizeof(int64_t))
+        cdef int64_t *offs = <int64_t *>PyBytes_AS_STRING(offsets_b)
+        self.out.len = 0
+        offs[0] = 0
+        for i in range(n):
+            slot = self.dirty_list[i]
+            self._encode_slot(&self.out, slot)
+            offs[i + 1] = <int64_t>self.out.len
+        for i in range(n):
+            self.dirty_flag[self.dirty_list[i]] = 0
+        if n:
+            memcpy(PyBytes_AS_STRING(slots_b), self.dirty_list, n * sizeof(int32_t))
+        data = PyBytes_FromStringAndSize(<char *>self.out.data, <Py_ssize_t>self.out.len)
+        self.n_dirty = 0
+        self.flushes += 1
+        self.flushed_ticks += <uint64_t>n
+        return TickBatch._create(data, slots_b, offsets_b, n)
+
+    def clear(self):
+        """Forget all market data (identity fields stay) and the dirty set."""
+        cdef Py_ssize_t i
+        cdef ff_slot keep
+        for i in range(self.n):
+            keep = self.slots[i]
+            memset(&self.slots[i], 0, sizeof(ff_slot))
+            self.slots[i].token = keep.token
+            self.slots[i].segment = keep.segment
+            self.slots[i].tradable = keep.tradable
+            self.slots[i].price_divisor = keep.price_divisor
+            self.dirty_flag[i] = 0
+        self.n_dirty = 0
+
+    def stats(self):
+        """Counters (cold)."""
+        return {
+            "instruments": self.n,
+            "dirty": self.n_dirty,
+            "flushes": self.flushes,
+            "flushed_ticks": self.flushed_ticks,
+        }
+
+
+cdef bytes _msgpack_str(str s):
+    cdef bytes raw = s.encode("utf-8")
+    cdef ff_buf b
+    b.data = NULL
+    b.len = b.cap = 0
+    try:
+        ff_buf_reserve(&b, 5 + len(raw))
+        ff_mp_str_header(&b, <size_t>len(raw))
+        ff_mp_raw(&b, PyBytes_AS_STRING(raw), <size_t>len(raw))
+        return PyBytes_FromStringAndSize(<char *>b.data, <Py_ssize_t>b.len)
+    finally:
+        ff_buf_free(&b)

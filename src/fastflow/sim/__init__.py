@@ -1,0 +1,1 @@
+"""Local broker simulation: wire encoders, a synthetic universe and a market model."""
