@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FrameError",
-    "Instruments",
     "InstrumentError",
+    "Instruments",
     "KiteDecoder",
     "MarketState",
     "TickBatch",

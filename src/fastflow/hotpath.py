@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from fastflow.errors import FrameError
 
@@ -17,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 PUREPYTHON = os.environ.get("FASTFLOW_PUREPYTHON", "") not in ("", "0")
 
-if PUREPYTHON:
+if TYPE_CHECKING:  # both implementations share the compiled module's stubs
+    from fastflow._hotpath import KiteDecoder, MarketState, TickBatch, price_divisor, slot_dtype
+
+    IMPLEMENTATION = "compiled"
+elif PUREPYTHON:
     from fastflow.reference import (
         KiteDecoder,
         MarketState,

@@ -1,0 +1,63 @@
+# fastflow — developer entry points. `make test` and `make run` work on a fresh
+# clone: they create .venv and build the extension first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+SOURCES := $(wildcard ext/*) setup.py pyproject.toml
+
+.PHONY: help venv compile debug test test-pure lint bench fuzz run clean
+
+help:
+	@echo "make run        start fastflow's main job on its embedded default"
+	@echo "make test       venv + build + lint + tests (compiled and reference) + short benchmarks"
+	@echo "make bench      full benchmarks with a results table (bench/results/)"
+	@echo "make compile    (re)build the Cython extension in place"
+	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing)"
+	@echo "make test-pure  run the tests on the pure-Python reference only"
+	@echo "make fuzz       a longer hypothesis fuzz run of the decoder"
+	@echo "make clean      remove build outputs"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Build requirements go into the venv so the editable build needs no isolation.
+$(STAMP): $(PY) $(SOURCES)
+	$(PIP) install --quiet "setuptools>=77" wheel "Cython>=3.1,<4"
+	$(PIP) install --quiet --no-build-isolation -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+compile: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+debug: $(PY)
+	FASTFLOW_DEBUG=1 $(PIP) install --quiet --no-build-isolation -e ".[test]"
+	@rm -f $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_sourcecode.py
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+	$(PY) -m pytest bench -q --benchmark-max-time=0.05 --benchmark-min-rounds=3 --benchmark-warmup=off
+
+test-pure: $(STAMP)
+	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest tests -k "reference or not compiled"
+
+bench: $(STAMP)
+	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \
+		--benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+fuzz: $(STAMP)
+	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py
+
+run: $(STAMP)
+	$(VENV)/bin/fastflow run
+
+clean:
+	rm -rf build dist src/*.egg-info src/fastflow/*.so ext/*.c ext/*.html .pytest_cache .benchmarks

@@ -1,0 +1,115 @@
+"""The ``fastflow`` command line. Every subcommand has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fastflow import __version__
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fastflow.run import DEFAULT_WATCHLIST, RunOptions, run
+
+    watch = tuple(s.strip() for s in args.watch.split(",") if s.strip()) if args.watch else DEFAULT_WATCHLIST
+    options = RunOptions(rate=args.rate, mode=args.mode, duration=args.duration, watchlist=watch, seed=args.seed)
+    try:
+        run(options)
+    except KeyError as exc:
+        print(f"fastflow run: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_universe(args: argparse.Namespace) -> int:
+    from fastflow.sim.universe import kite_universe, write_kite_csv
+
+    rows = kite_universe()
+    write_kite_csv(rows, args.out)
+    print(f"wrote {len(rows)} instruments to {args.out}")
+    return 0
+
+
+def _cmd_instruments(args: argparse.Namespace) -> int:
+    from fastflow.instruments import InstrumentError, Instruments
+
+    try:
+        instruments = Instruments.from_kite_csv(args.path)
+    except (InstrumentError, OSError) as exc:
+        print(f"fastflow instruments: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(instruments)} instruments in {args.path}")
+    status = 0
+    for key in args.keys:
+        lookup: int | str = int(key) if key.isdigit() else key
+        try:
+            row = instruments.row(lookup)
+        except KeyError as exc:
+            print(f"{key}: {exc.args[0]}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{key}: {row}")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastflow",
+        description="fastflow: a real-time market-data tick plant for Indian brokers.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastflow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "run",
+        help="run the main job on its embedded default",
+        description="Run the main job. Today: the synthetic Kite market through the compiled hot path, "
+        "with a live terminal table (Redis, gateway and dashboard come in later releases).",
+    )
+    p.add_argument("--rate", type=_positive, default=20_000.0, help="packets per second (default 20000)")
+    p.add_argument("--mode", choices=["ltp", "quote", "full"], default="full", help="packet mode (default full)")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.add_argument("--watch", default="", help="comma-separated symbols, e.g. 'NSE:INFY,NSE:NIFTY 50'")
+    p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "universe",
+        help="write the synthetic instrument master as a Kite dump",
+        description="Write the built-in synthetic universe (NIFTY 50, indices, option chains) as a "
+        "Kite instruments CSV (gzipped when the name ends in .gz).",
+    )
+    p.add_argument("--out", required=True, help="output path (.csv or .csv.gz)")
+    p.set_defaults(func=_cmd_universe)
+
+    p = sub.add_parser(
+        "instruments",
+        help="load a Kite instruments dump and look instruments up",
+        description="Load a Kite instruments dump (CSV, plain or gzipped), report errors with line and "
+        "column, and print the rows of the given tokens or EXCHANGE:TRADINGSYMBOL symbols.",
+    )
+    p.add_argument("path", help="instruments dump")
+    p.add_argument("keys", nargs="*", help="tokens or symbols to look up")
+    p.set_defaults(func=_cmd_instruments)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

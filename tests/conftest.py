@@ -1,0 +1,82 @@
+"""Shared fixtures: both hot-path implementations and a small Kite universe."""
+
+from __future__ import annotations
+
+import importlib
+import types
+from typing import Any
+
+import pytest
+
+from fastflow.instruments import Instruments
+
+IMPLEMENTATIONS = ("compiled", "reference")
+
+
+def load_impl(name: str) -> types.ModuleType:
+    module = "fastflow._hotpath" if name == "compiled" else "fastflow.reference"
+    return importlib.import_module(module)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def hp(request: pytest.FixtureRequest) -> types.ModuleType:
+    """The hot-path module under test: compiled ``_hotpath`` or ``reference``."""
+    return load_impl(request.param)
+
+
+@pytest.fixture
+def compiled() -> types.ModuleType:
+    return load_impl("compiled")
+
+
+def kite_row(token: int, symbol: str, exchange: str, segment: str, itype: str = "EQ") -> dict[str, Any]:
+    return {
+        "instrument_token": token,
+        "exchange_token": token >> 8,
+        "tradingsymbol": symbol,
+        "name": "",
+        "last_price": 0.0,
+        "expiry": None,
+        "strike": 0.0,
+        "tick_size": 0.05,
+        "lot_size": 1,
+        "instrument_type": itype,
+        "segment": segment,
+        "exchange": exchange,
+    }
+
+
+# One instrument per Kite segment rule (segment id = token & 0xff).
+INFY = 408065  # NSE (1)
+RELIANCE = 738561  # NSE (1)
+NIFTY_FUT = 5720322  # NFO (2)
+USDINR = (1234 << 8) | 3  # CDS (3): divisor 1e7
+SBIN_BSE = (500112 << 8) | 4  # BSE (4)
+SENSEX_FUT = (8000 << 8) | 5  # BFO (5)
+BCD_FUT = (2222 << 8) | 6  # BCD (6): divisor 1e4
+CRUDE = (3333 << 8) | 7  # MCX (7)
+MCXSX = (4444 << 8) | 8  # MCXSX (8)
+NIFTY50 = 256265  # INDICES (9): not tradable, index layouts
+NIFTYBANK = 260105  # INDICES (9)
+NCO_FUT = (5555 << 8) | 12  # NCO (12): divisor 1e4
+
+KITE_ROWS = [
+    kite_row(INFY, "INFY", "NSE", "NSE"),
+    kite_row(RELIANCE, "RELIANCE", "NSE", "NSE"),
+    kite_row(NIFTY_FUT, "NIFTY26NOVFUT", "NFO", "NFO-FUT", "FUT"),
+    kite_row(USDINR, "USDINR26NOVFUT", "CDS", "CDS-FUT", "FUT"),
+    kite_row(SBIN_BSE, "SBIN", "BSE", "BSE"),
+    kite_row(SENSEX_FUT, "SENSEX26NOVFUT", "BFO", "BFO-FUT", "FUT"),
+    kite_row(BCD_FUT, "EURINR26NOVFUT", "BCD", "BCD-FUT", "FUT"),
+    kite_row(CRUDE, "CRUDEOIL26DECFUT", "MCX", "MCX-FUT", "FUT"),
+    kite_row(MCXSX, "USDINR26DECFUT", "MCXSX", "MCXSX-FUT", "FUT"),
+    kite_row(NIFTY50, "NIFTY 50", "NSE", "INDICES"),
+    kite_row(NIFTYBANK, "NIFTY BANK", "NSE", "INDICES"),
+    kite_row(NCO_FUT, "GOLD26DECFUT", "NCO", "NCO-FUT", "FUT"),
+]
+TOKENS = [int(r["instrument_token"]) for r in KITE_ROWS]
+
+
+@pytest.fixture(scope="session")
+def instruments() -> Instruments:
+    return Instruments.from_kite_rows(KITE_ROWS)
