@@ -114,16 +114,21 @@ cdef class KiteDecoder:
         self.state = state
         self.index = state.index
 
-    def feed(self, frame, int64_t recv_ns=0):
-        """Decode one message; ``recv_ns`` is its receive time (epoch ns,
-        default: now). Returns the number of packets applied."""
+    def feed(self, frame, recv_ns=0):
+        """Decode one message; ``recv_ns`` is its receive time as an int of
+        epoch nanoseconds (0, the default, means now). Returns the number of
+        packets applied."""
         cdef Py_buffer view
+        cdef int64_t ns
+        if not PyIndex_Check(recv_ns):  # a float here is almost surely seconds
+            raise TypeError(f"recv_ns must be an int of epoch nanoseconds, not {type(recv_ns).__name__}")
+        ns = PyNumber_Index(recv_ns)
         if PyBytes_CheckExact(frame):
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(frame),
-                              PyBytes_GET_SIZE(frame), recv_ns)
+                              PyBytes_GET_SIZE(frame), ns)
         PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
         try:
-            return self._feed(<const unsigned char *>view.buf, view.len, recv_ns)
+            return self._feed(<const unsigned char *>view.buf, view.len, ns)
         finally:
             PyBuffer_Release(&view)
 

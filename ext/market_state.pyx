@@ -234,7 +234,10 @@ cdef class MarketState:
                 raise KeyError(f"unknown instrument token {key}")
             return s
         if isinstance(key, str):
-            return self.instruments.slot(key)
+            slot = self.instruments.slot(key)
+            if not 0 <= slot < self.n:
+                raise IndexError(f"instruments.slot({key!r}) returned {slot}, outside 0..{self.n - 1}")
+            return slot
         raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
 
     def tick(self, key):

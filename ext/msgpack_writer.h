@@ -40,10 +40,14 @@ static void ff_buf_free(ff_buf *b) {
 /* Make room for `extra` more bytes. Returns 0, or -1 with MemoryError set
  * (the buffer is then left empty, as pgproto's WriteBuffer does). */
 static int ff_buf_reserve(ff_buf *b, size_t extra) {
+    if (extra > PY_SSIZE_T_MAX - b->len) {   /* the result must fit a Py_ssize_t */
+        PyErr_NoMemory();
+        return -1;
+    }
     size_t need = b->len + extra;
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < need) cap *= 2;
+    while (cap < need) cap = (cap > (size_t)PY_SSIZE_T_MAX / 2) ? need : cap * 2;
     unsigned char *p = (unsigned char *)PyMem_Realloc(b->data, cap);
     if (p == NULL) {
         ff_buf_free(b);

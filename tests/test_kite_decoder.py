@@ -254,3 +254,32 @@ def test_stats_counts(hp: types.ModuleType, instruments: Instruments) -> None:
         "frame_errors": 1,
         "bytes": len(msg) + 1,
     }
+
+
+def test_receive_time_must_be_integer_nanoseconds(hp: types.ModuleType, instruments: Instruments) -> None:
+    state, dec = make(hp, instruments)
+    msg = kw.message([kf.ltp(INFY)])
+    for bad in (1.7, 1_763_700_000.5, "5", None):
+        with pytest.raises(TypeError, match="recv_ns must be an int"):
+            dec.feed(msg, bad)
+    assert state.dirty_count == 0
+    assert dec.feed(msg, np.int64(42)) == 1
+    assert state.tick(INFY)["receive_time_ns"] == 42
+    with pytest.raises(OverflowError):
+        dec.feed(msg, 2**63)
+
+
+def test_symbol_slot_out_of_range_is_refused(hp: types.ModuleType) -> None:
+    """MarketState never trusts a slot from the instruments object blindly."""
+    weird = types.SimpleNamespace(
+        token=np.array([INFY, RELIANCE], np.uint32),
+        price_divisor=np.array([100, 100], np.int64),
+        symbol=np.array(["NSE:INFY", "NSE:RELIANCE"], object),
+        slot=lambda key: -1 if key == "NSE:INFY" else 7,
+    )
+    state = hp.MarketState(weird)
+    for key in ("NSE:INFY", "NSE:RELIANCE"):
+        with pytest.raises(IndexError):
+            state.encode(key)
+        with pytest.raises(IndexError):
+            state.tick(key)

@@ -1,0 +1,239 @@
+"""MarketState and TickBatch (the twin of ``ext/market_state.pyx``).
+
+The state is one numpy structured array of :func:`slot_dtype` records, one
+per instrument, plus the dirty set (slots changed since the last flush, in
+the order they were first changed). The decoder writes straight into the
+array; :attr:`MarketState.array` is a live, read-only view of it.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from fastflow.reference.broker_wire import KITE_SEGMENT_INDICES
+from fastflow.reference.slot_state import IDENTITY_FIELDS, slot_dtype
+from fastflow.reference.tick_encoder import encode_tick, tick_dict
+from fastflow.reference.token_index import TokenIndex
+
+__all__ = ["InstrumentsLike", "MarketState", "TickBatch", "slot_dtype"]
+
+_SSIZE_MIN = -(2**63)
+_SSIZE_MAX = 2**63 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def as_ssize(value: Any) -> int:
+    """``value`` as a C Py_ssize_t argument: what Cython accepts and raises."""
+    i = operator.index(value)
+    if not _SSIZE_MIN <= i <= _SSIZE_MAX:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return i
+
+
+class InstrumentsLike(Protocol):
+    """What MarketState needs of an instrument master (duck-typed)."""
+
+    @property
+    def token(self) -> Iterable[Any]: ...
+
+    @property
+    def price_divisor(self) -> Iterable[Any]: ...
+
+    @property
+    def symbol(self) -> Iterable[Any]: ...
+
+    def slot(self, key: str) -> int: ...
+
+
+class TickBatch:
+    """The ticks of every instrument that changed since the previous flush.
+
+    ``data`` holds the msgpack maps back to back; tick ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]`` and belongs to state slot ``slots[i]``.
+    """
+
+    _data: bytes
+    _slots: bytes
+    _offsets: bytes
+    _n: int
+
+    def __init__(self) -> None:
+        raise TypeError("TickBatch objects are made by MarketState.flush()")
+
+    @classmethod
+    def _create(cls, blobs: list[bytes], slots: list[int]) -> TickBatch:
+        offsets = [0]
+        for blob in blobs:
+            offsets.append(offsets[-1] + len(blob))
+        batch = cls.__new__(cls)
+        batch._data = b"".join(blobs)
+        batch._slots = np.array(slots, dtype=np.int32).tobytes()
+        batch._offsets = np.array(offsets, dtype=np.int64).tobytes()
+        batch._n = len(blobs)
+        return batch
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def slots(self) -> npt.NDArray[np.int32]:
+        """int32 numpy array: the state slot of each tick."""
+        return np.frombuffer(self._slots, dtype=np.int32)
+
+    @property
+    def offsets(self) -> npt.NDArray[np.int64]:
+        """int64 numpy array of n + 1 offsets into :attr:`data`."""
+        return np.frombuffer(self._offsets, dtype=np.int64)
+
+    def __getitem__(self, i: int) -> bytes:
+        """The msgpack blob of tick ``i``."""
+        i = as_ssize(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("TickBatch index out of range")
+        offsets = self.offsets
+        return self._data[int(offsets[i]) : int(offsets[i + 1])]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(self._n):
+            yield self[i]
+
+    def frame(self) -> bytes:
+        """One msgpack array of all the ticks: an array header before :attr:`data`."""
+        header: bytes = msgpack.Packer().pack_array_header(self._n)
+        return header + self._data
+
+    def __repr__(self) -> str:
+        return f"<TickBatch ticks={self._n} bytes={len(self._data)}>"
+
+
+class MarketState:
+    """The live state of every instrument of an instrument master."""
+
+    def __init__(self, instruments: InstrumentsLike) -> None:
+        tokens = [int(t) for t in instruments.token]
+        divisors = [int(d) for d in instruments.price_divisor]
+        symbols = [str(s) for s in instruments.symbol]
+        n = len(tokens)
+        if n == 0:
+            raise ValueError("MarketState needs at least one instrument")
+        if len(divisors) != n or len(symbols) != n:
+            raise ValueError("instrument columns have different lengths")
+        self._index = TokenIndex(tokens)
+        self._slots = np.zeros(n, dtype=slot_dtype())
+        for i in range(n):
+            if divisors[i] <= 0:
+                raise ValueError(f"price divisor of slot {i} must be positive, got {divisors[i]}")
+            if divisors[i] > _INT64_MAX:  # what the C int64_t field cannot hold
+                raise OverflowError("Python int too large to convert to C long")
+            segment = tokens[i] & 0xFF
+            self._slots["token"][i] = tokens[i]
+            self._slots["segment"][i] = segment
+            self._slots["tradable"][i] = segment != KITE_SEGMENT_INDICES
+            self._slots["price_divisor"][i] = divisors[i]
+            symbols[i].encode("utf-8")  # a symbol msgpack cannot encode fails here, as in C
+        self._symbols = symbols
+        self._instruments = instruments
+        # slot -> None, in the order the slots first changed since the last flush
+        self._dirty: dict[int, None] = {}
+        self._flushes = 0
+        self._flushed_ticks = 0
+        self._array: npt.NDArray[np.void] | None = None
+
+    # -- used by the decoder ---------------------------------------------------
+
+    def _mark_dirty(self, slot: int) -> None:
+        self._dirty.setdefault(slot, None)
+
+    # -- public ------------------------------------------------------------------
+
+    @property
+    def instruments(self) -> InstrumentsLike:
+        return self._instruments
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @property
+    def array(self) -> npt.NDArray[np.void]:
+        """The whole state as a read-only numpy structured array (no copy)."""
+        if self._array is None:
+            readonly = self._slots.data.cast("B").toreadonly()
+            self._array = np.frombuffer(readonly, dtype=slot_dtype())
+        return self._array
+
+    @property
+    def dirty_count(self) -> int:
+        """Instruments changed since the last flush."""
+        return len(self._dirty)
+
+    def slot(self, key: int | str) -> int:
+        """The slot of an instrument token (int) or symbol (``"NSE:INFY"``)."""
+        if isinstance(key, bool):
+            raise TypeError("an instrument key is an int token or a str symbol, not bool")
+        if isinstance(key, int):
+            slot = self._index.get(key)
+            if slot < 0:
+                raise KeyError(f"unknown instrument token {key}")
+            return slot
+        if isinstance(key, str):
+            return self._instruments.slot(key)
+        raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+
+    def tick(self, key: int | str) -> dict[str, Any]:
+        """The tick of one instrument as a dict with kiteconnect's keys."""
+        return self.tick_at(self.slot(key))
+
+    def _check_slot(self, slot: Any) -> int:
+        i = as_ssize(slot)
+        if not 0 <= i < len(self._slots):
+            raise IndexError(f"slot {i} out of range (0..{len(self._slots) - 1})")
+        return i
+
+    def tick_at(self, slot: int) -> dict[str, Any]:
+        """The tick of the instrument in ``slot``."""
+        slot = self._check_slot(slot)
+        return tick_dict(self._slots[slot], self._symbols[slot])
+
+    def encode(self, key: int | str) -> bytes:
+        """The msgpack blob of one instrument's tick (as flush() would emit it)."""
+        slot = self._check_slot(self.slot(key))
+        return encode_tick(self._slots[slot], self._symbols[slot])
+
+    def flush(self) -> TickBatch:
+        """Encode every instrument changed since the last flush, clear the
+        dirty set and return the encoded ticks as a :class:`TickBatch`."""
+        slots = list(self._dirty)
+        blobs = [encode_tick(self._slots[slot], self._symbols[slot]) for slot in slots]
+        self._dirty.clear()
+        self._flushes += 1
+        self._flushed_ticks += len(slots)
+        return TickBatch._create(blobs, slots)
+
+    def clear(self) -> None:
+        """Forget all market data (identity fields stay) and the dirty set."""
+        identity = {name: self._slots[name].copy() for name in IDENTITY_FIELDS}
+        self._slots[...] = np.zeros(1, dtype=slot_dtype())
+        for name, column in identity.items():
+            self._slots[name] = column
+        self._dirty.clear()
+
+    def stats(self) -> dict[str, int]:
+        """Counters."""
+        return {
+            "instruments": len(self._slots),
+            "dirty": len(self._dirty),
+            "flushes": self._flushes,
+            "flushed_ticks": self._flushed_ticks,
+        }
