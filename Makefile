@@ -51,7 +51,7 @@ test-pure: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \
-		--benchmark-columns=median,iqr,rounds --benchmark-sort=name
+		--benchmark-columns=median,iqr,rounds --benchmark-sort=name --results-dir=bench/results
 
 fuzz: $(STAMP)
 	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py

@@ -1,6 +1,6 @@
 """Benchmark plumbing: collect throughput per (suite, workload, implementation)
 during the run, then print one table with ratios against the baseline measured
-in the same run, and save it under bench/results/."""
+in the same run; with ``--results-dir`` (``make bench``) also save it there."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-RESULTS_DIR = Path(__file__).parent / "results"
 
 # suite -> workload -> implementation -> {"unit_per_s": ..., "median_s": ..., ...}
 _RESULTS: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
@@ -86,6 +84,15 @@ def _table(suite: str) -> list[str]:
     return head + rows
 
 
+def pytest_addoption(parser: Any) -> None:
+    parser.addoption(
+        "--results-dir",
+        default=None,
+        help="write the summary tables as JSON and markdown into this directory (make bench: bench/results)",
+    )
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     if not _RESULTS:
         return
@@ -95,13 +102,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     terminalreporter.write_sep("=", "fastflow benchmark summary")
     for line in lines:
         terminalreporter.write_line(line)
-    RESULTS_DIR.mkdir(exist_ok=True)
+    target = config.getoption("--results-dir")
+    if not target:
+        return
+    results_dir = Path(target)
+    results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     for suite, workloads in _RESULTS.items():
         name = suite.replace(" ", "_")
         payload = {"suite": suite, "baseline": _BASELINES[suite], "machine": _machine(), "when": stamp,
                    "results": workloads}
-        (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-        (RESULTS_DIR / f"{name}.md").write_text(
+        (results_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+        (results_dir / f"{name}.md").write_text(
             f"Machine: {_machine()}; {stamp}\n\n" + "\n".join(_table(suite)) + "\n"
         )
