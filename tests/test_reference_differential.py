@@ -28,19 +28,22 @@ from fastflow import reference
 from fastflow.errors import FrameError
 from fastflow.sim import kite_wire as kw
 
+from .conftest import (
+    BCD_FUT,
+    CRUDE,
+    INFY,
+    MCXSX,
+    NCO_FUT,
+    NIFTY50,
+    NIFTY_FUT,
+    NIFTYBANK,
+    SBIN_BSE,
+    SENSEX_FUT,
+    USDINR,
+)
+
 # -- a small universe: every Kite segment rule, plus edge tokens ----------------
 
-INFY = 408065  # NSE (1)
-NIFTY_FUT = 5720322  # NFO (2)
-USDINR = (1234 << 8) | 3  # CDS (3): divisor 1e7
-SBIN_BSE = (500112 << 8) | 4  # BSE (4)
-SENSEX_FUT = (8000 << 8) | 5  # BFO (5)
-BCD_FUT = (2222 << 8) | 6  # BCD (6): divisor 1e4
-CRUDE = (3333 << 8) | 7  # MCX (7)
-MCXSX = (4444 << 8) | 8  # MCXSX (8)
-NIFTY50 = 256265  # INDICES (9): not tradable
-NIFTYBANK = 260105  # INDICES (9)
-NCO_FUT = (5555 << 8) | 12  # NCO (12): divisor 1e4
 TOKEN_ZERO = 0  # segment 0, and the empty-bucket key of the C hash table
 TOKEN_MAX = 0xFFFFFFFF  # segment 255
 

@@ -34,23 +34,12 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 
+from fastflow.instruments import KITE_COLUMNS
+
 __all__ = ["COLUMNS", "kite_universe", "write_kite_csv"]
 
 #: The instruments-dump columns, in Kite's order.
-COLUMNS: tuple[str, ...] = (
-    "instrument_token",
-    "exchange_token",
-    "tradingsymbol",
-    "name",
-    "last_price",
-    "expiry",
-    "strike",
-    "tick_size",
-    "lot_size",
-    "instrument_type",
-    "segment",
-    "exchange",
-)
+COLUMNS: tuple[str, ...] = KITE_COLUMNS
 
 Row = dict[str, object]
 #: ``(year, month) -> expiry date`` of a monthly contract.
