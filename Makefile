@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 SOURCES := $(wildcard ext/*) setup.py pyproject.toml
 
-.PHONY: help venv compile debug test test-pure lint bench fuzz run clean
+.PHONY: help venv compile debug test test-debug test-pure lint bench fuzz run clean
 
 help:
 	@echo "make run        start fastflow's main job on its embedded default"
@@ -16,7 +16,8 @@ help:
 	@echo "make bench      full benchmarks with a results table (bench/results/)"
 	@echo "make compile    (re)build the Cython extension in place"
 	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing)"
-	@echo "make test-pure  run the tests on the pure-Python reference only"
+	@echo "make test-pure  run the tests with FASTFLOW_PUREPYTHON=1 (reference hot path)"
+	@echo "make test-debug run the tests on a FASTFLOW_DEBUG build (CI does this too)"
 	@echo "make fuzz       a longer hypothesis fuzz run of the decoder"
 	@echo "make clean      remove build outputs"
 
@@ -46,8 +47,15 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 	$(PY) -m pytest bench -q --benchmark-max-time=0.05 --benchmark-min-rounds=3 --benchmark-warmup=off
 
+# The suite on a debug build (C-level checks, -O0 -g, line tracing, asyncio debug),
+# then the release build is restored.
+test-debug: $(STAMP)
+	FASTFLOW_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
+	PYTHONASYNCIODEBUG=1 $(PY) -m pytest -q tests; status=$$?; \
+	$(PY) setup.py -q build_ext --inplace --force; exit $$status
+
 test-pure: $(STAMP)
-	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest tests -k "reference or not compiled"
+	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest tests
 
 bench: $(STAMP)
 	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \
