@@ -8,15 +8,14 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 SOURCES := $(wildcard ext/*) setup.py pyproject.toml
 
-.PHONY: help venv compile debug test test-debug test-pure lint bench fuzz run clean
+.PHONY: help venv compile debug test test-debug lint bench fuzz run clean
 
 help:
 	@echo "make run        start fastflow's main job on its embedded default"
 	@echo "make test       venv + build + lint + tests (compiled and reference) + short benchmarks"
 	@echo "make bench      full benchmarks with a results table (bench/results/)"
 	@echo "make compile    (re)build the Cython extension in place"
-	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing)"
-	@echo "make test-pure  run the tests with FASTFLOW_PUREPYTHON=1 (reference hot path)"
+	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing); make compile undoes it"
 	@echo "make test-debug run the tests on a FASTFLOW_DEBUG build (CI does this too)"
 	@echo "make fuzz       a longer hypothesis fuzz run of the decoder"
 	@echo "make clean      remove build outputs"
@@ -34,11 +33,11 @@ $(STAMP): $(PY) $(SOURCES)
 venv: $(STAMP)
 
 compile: $(STAMP)
-	$(PY) setup.py -q build_ext --inplace
+	$(PY) setup.py -q build_ext --inplace --force
 
-debug: $(PY)
-	FASTFLOW_DEBUG=1 $(PIP) install --quiet --no-build-isolation -e ".[test]"
-	@rm -f $(STAMP)
+# A debug build in place; `make compile` restores the release build.
+debug: $(STAMP)
+	FASTFLOW_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
 
 lint: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_sourcecode.py
@@ -53,9 +52,6 @@ test-debug: $(STAMP)
 	FASTFLOW_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
 	PYTHONASYNCIODEBUG=1 $(PY) -m pytest -q tests; status=$$?; \
 	$(PY) setup.py -q build_ext --inplace --force; exit $$status
-
-test-pure: $(STAMP)
-	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest tests
 
 bench: $(STAMP)
 	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \

@@ -3,8 +3,8 @@
 #
 # A frame is checked whole before any packet is applied (framing pass), so a
 # malformed frame raises FrameError and leaves the state untouched. The apply
-# pass then reads inside packets whose length has been checked against the
-# layout, so every load is in bounds.
+# pass reads only inside packets whose length is one of the five layouts (and
+# lies inside the frame), so every load is in bounds.
 
 
 cdef inline int64_t now_ns() noexcept nogil:
@@ -96,9 +96,10 @@ cdef class KiteDecoder:
     ``feed(frame)`` takes one whole message (bytes, bytearray, memoryview or
     any contiguous buffer) and returns the number of packets applied. A
     1-byte message is a heartbeat (returns 0). Packets whose token is not in
-    the instrument master are counted (``stats()["unknown_tokens"]``) and
-    skipped. A malformed message raises :class:`FrameError` and applies
-    nothing.
+    the instrument master, or whose length is no known mode, are counted
+    (``stats()["unknown_tokens"]``, ``stats()["unknown_packets"]``) and
+    skipped. A malformed message (broken framing) raises :class:`FrameError`
+    and applies nothing.
     """
 
     cdef readonly MarketState state
@@ -107,6 +108,7 @@ cdef class KiteDecoder:
     cdef uint64_t packets
     cdef uint64_t heartbeats
     cdef uint64_t unknown_tokens
+    cdef uint64_t unknown_packets
     cdef uint64_t frame_errors
     cdef uint64_t bytes_in
 
@@ -156,10 +158,6 @@ cdef class KiteDecoder:
                     f"truncated: packet {i} of {count} has no length header "
                     f"(message is {size} bytes)", pos)
             length = ff_load_be16(buf + pos)
-            if not kite_known_length(length):
-                return self._fail(
-                    f"packet {i} has length {length}, which is no Kite mode "
-                    f"(8, 28, 32, 44 or 184)", pos)
             if pos + 2 + length > size:
                 return self._fail(
                     f"truncated: packet {i} declares {length} bytes but only "
@@ -176,6 +174,12 @@ cdef class KiteDecoder:
         pos = 2
         for i in range(count):
             length = ff_load_be16(buf + pos)
+            if not kite_known_length(length):
+                # Framing is intact, so only this packet is unreadable (a
+                # mode this decoder does not know): skip it, as kiteconnect does.
+                self.unknown_packets += 1
+                pos += 2 + length
+                continue
             slot = self.index.lookup(ff_load_be32(buf + pos + 2))
             if slot >= 0:
                 s = &state.slots[slot]
@@ -196,13 +200,15 @@ cdef class KiteDecoder:
         raise FrameError(reason, offset)
 
     def stats(self):
-        """Counters (cold): frames and packets applied, heartbeats, unknown
-        tokens skipped, frames rejected, bytes fed."""
+        """Counters (cold): frames and packets applied, heartbeats, packets
+        skipped for an unknown token or an unknown length, frames rejected,
+        bytes fed."""
         return {
             "frames": self.frames,
             "packets": self.packets,
             "heartbeats": self.heartbeats,
             "unknown_tokens": self.unknown_tokens,
+            "unknown_packets": self.unknown_packets,
             "frame_errors": self.frame_errors,
             "bytes": self.bytes_in,
         }

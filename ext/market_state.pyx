@@ -121,7 +121,7 @@ cdef class MarketState:
     cdef uint64_t flushes
     cdef uint64_t flushed_ticks
     cdef Py_ssize_t _buf_shape[1]
-    cdef object _array
+    cdef object __weakref__
 
     def __cinit__(self, instruments):
         tokens = [int(t) for t in instruments.token]
@@ -211,12 +211,14 @@ cdef class MarketState:
 
     @property
     def array(self):
-        """The whole state as a read-only numpy structured array (no copy)."""
-        if self._array is None:
-            import numpy as np
+        """The whole state as a read-only numpy structured array (no copy).
 
-            self._array = np.frombuffer(self, dtype=slot_dtype())
-        return self._array
+        Each access makes a new view of the same memory. It is not cached:
+        numpy arrays are not tracked by the garbage collector, so a cached
+        view (whose base is this state) would keep the state alive forever."""
+        import numpy as np
+
+        return np.frombuffer(self, dtype=slot_dtype())
 
     @property
     def dirty_count(self):
@@ -228,17 +230,18 @@ cdef class MarketState:
         cdef int32_t s
         if isinstance(key, bool):
             raise TypeError("an instrument key is an int token or a str symbol, not bool")
-        if isinstance(key, int):
-            s = self.index.lookup(<uint32_t>key) if 0 <= key <= 0xFFFFFFFF else -1
-            if s < 0:
-                raise KeyError(f"unknown instrument token {key}")
-            return s
         if isinstance(key, str):
             slot = self.instruments.slot(key)
             if not 0 <= slot < self.n:
                 raise IndexError(f"instruments.slot({key!r}) returned {slot}, outside 0..{self.n - 1}")
             return slot
-        raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+        if not PyIndex_Check(key):  # ints and numpy integers
+            raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+        key = PyNumber_Index(key)
+        s = self.index.lookup(<uint32_t>key) if 0 <= key <= 0xFFFFFFFF else -1
+        if s < 0:
+            raise KeyError(f"unknown instrument token {key}")
+        return s
 
     def tick(self, key):
         """The tick of one instrument as a dict with kiteconnect's keys.

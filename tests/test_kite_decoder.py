@@ -157,6 +157,18 @@ def test_unknown_token_is_counted_and_skipped(hp: types.ModuleType, instruments:
     assert state.tick(RELIANCE)["last_price"] == 2.22
 
 
+def test_unknown_packet_length_is_counted_and_skipped(hp: types.ModuleType, instruments: Instruments) -> None:
+    """Framing intact, mode unknown (say Kite adds a packet type): the packet
+    is skipped and counted, the rest of the message applies (as kiteconnect)."""
+    state, dec = make(hp, instruments)
+    future = INFY.to_bytes(4, "big") + b"\x00" * 8
+    msg = kw.message([kf.ltp(INFY, 111), future, b"", kf.ltp(RELIANCE, 222)])
+    assert dec.feed(msg) == 2
+    assert dec.stats()["unknown_packets"] == 2
+    assert state.tick(INFY)["last_price"] == 1.11 and state.tick(INFY)["seq"] == 1
+    assert state.tick(RELIANCE)["last_price"] == 2.22
+
+
 def test_negative_prices_are_signed(hp: types.ModuleType, instruments: Instruments) -> None:
     state, dec = make(hp, instruments)
     dec.feed(kw.message([kw.ltp_packet(CRUDE, -3_775)]))
@@ -170,7 +182,7 @@ def test_negative_prices_are_signed(hp: types.ModuleType, instruments: Instrumen
         (b"\x00\x01", "truncated: packet 0 of 1 has no length header", 2),
         (b"\x00\x01\x00", "truncated: packet 0 of 1 has no length header", 2),
         (b"\x00\x01\x00\x08" + b"\x00" * 7, "truncated: packet 0 declares 8 bytes but only 7 remain", 2),
-        (b"\x00\x01\x00\x0c" + b"\x00" * 12, "packet 0 has length 12, which is no Kite mode", 2),
+        (b"\x00\x02\x00\x0c" + b"\x00" * 12, "truncated: packet 1 of 2 has no length header", 16),
         (b"\x00\x00\x00", "trailing bytes: 0 packets end at byte 2 of a 3-byte message", 2),
         (kw.message([kf.ltp(INFY)]) + b"\x00", "trailing bytes: 1 packets end at byte 12 of a 13-byte message", 12),
         (b"\xff\xff" + kw.message([kf.ltp(INFY)])[2:], "truncated: packet 1 of 65535 has no length header", 12),
@@ -251,6 +263,7 @@ def test_stats_counts(hp: types.ModuleType, instruments: Instruments) -> None:
         "packets": len(TOKENS),
         "heartbeats": 1,
         "unknown_tokens": 0,
+        "unknown_packets": 0,
         "frame_errors": 1,
         "bytes": len(msg) + 1,
     }

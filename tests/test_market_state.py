@@ -34,7 +34,7 @@ def test_array_is_a_live_read_only_view(hp: types.ModuleType, instruments: Instr
     assert arr["last_price"][slot] == 150_025  # same memory, no re-fetch
     assert arr["seq"][slot] == 1
     assert arr["bid_price"][slot].shape == (5,)
-    assert state.array is arr
+    assert np.shares_memory(arr, state.array)
 
 
 def test_compiled_array_shares_memory(compiled: types.ModuleType, instruments: Instruments) -> None:
@@ -67,6 +67,23 @@ def test_tick_lookup_by_token_and_symbol(hp: types.ModuleType, instruments: Inst
         state.tick(True)
     with pytest.raises(IndexError):
         state.tick_at(len(state))
+    assert state.tick(np.uint32(INFY)) == state.tick(INFY)  # numpy scalars from instruments.token
+    assert state.tick(instruments.token[state.slot(INFY)]) == state.tick(INFY)
+
+
+def test_reading_the_array_does_not_keep_the_state_alive(hp: types.ModuleType, instruments: Instruments) -> None:
+    import gc
+    import weakref
+
+    state = hp.MarketState(instruments)
+    arr = state.array
+    ref = weakref.ref(state)
+    del state
+    gc.collect()
+    assert arr["token"][0] == instruments.token[0]  # the view keeps its memory valid
+    del arr
+    gc.collect()
+    assert ref() is None  # and nothing keeps the state alive once the view is gone
 
 
 def test_flush_returns_changed_ticks_once(hp: types.ModuleType, instruments: Instruments) -> None:

@@ -501,14 +501,16 @@ def test_reference_frame_errors_and_counters() -> None:
     state = reference.MarketState(INSTRUMENTS)
     dec = reference.KiteDecoder(state)
     with pytest.raises(FrameError) as info:
-        dec.feed(b"\x00\x01\x00\x0c" + b"\x00" * 12, 1)
-    assert info.value.reason == "packet 0 has length 12, which is no Kite mode (8, 28, 32, 44 or 184)"
-    assert info.value.offset == 2
+        dec.feed(b"\x00\x02\x00\x0c" + b"\x00" * 12, 1)
+    assert info.value.reason == "truncated: packet 1 of 2 has no length header (message is 16 bytes)"
+    assert info.value.offset == 16
     assert isinstance(info.value, reference.FrameError)
+    assert dec.feed(b"\x00\x01\x00\x0c" + b"\x00" * 12, 1) == 0  # unknown length: skipped
     assert dec.feed(b"\x07", 1) == 0
     assert dec.feed(kw.message([kw.ltp_packet(UNKNOWN_TOKENS[0], 5)]), 1) == 0
     assert dec.stats() == {
-        "frames": 1, "packets": 0, "heartbeats": 1, "unknown_tokens": 1, "frame_errors": 1, "bytes": 16 + 1 + 12,
+        "frames": 2, "packets": 0, "heartbeats": 1, "unknown_tokens": 1, "unknown_packets": 1,
+        "frame_errors": 1, "bytes": 16 + 16 + 1 + 12,
     }  # fmt: skip
     assert state.dirty_count == 0
 
@@ -517,7 +519,7 @@ def test_reference_array_is_a_live_read_only_view() -> None:
     state = reference.MarketState(INSTRUMENTS)
     dec = reference.KiteDecoder(state)
     arr = state.array
-    assert arr is state.array
+    assert np.shares_memory(arr, state.array)
     assert arr.dtype == reference.slot_dtype() and arr.shape == (len(TOKENS),)
     assert not arr.flags.writeable
     with pytest.raises(ValueError):

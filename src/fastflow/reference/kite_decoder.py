@@ -161,6 +161,7 @@ class KiteDecoder:
         self._packets = 0
         self._heartbeats = 0
         self._unknown_tokens = 0
+        self._unknown_packets = 0
         self._frame_errors = 0
         self._bytes = 0
 
@@ -191,10 +192,6 @@ class KiteDecoder:
                     f"truncated: packet {i} of {count} has no length header (message is {size} bytes)", pos
                 )
             (length,) = _U16.unpack_from(buf, pos)
-            if length not in KITE_KNOWN_LENGTHS:
-                self._fail(
-                    f"packet {i} has length {length}, which is no Kite mode (8, 28, 32, 44 or 184)", pos
-                )
             if pos + 2 + length > size:
                 self._fail(
                     f"truncated: packet {i} declares {length} bytes but only {size - pos - 2} remain", pos
@@ -209,6 +206,9 @@ class KiteDecoder:
             recv_ns = time.time_ns()
         applied = 0
         for packet in packets:
+            if len(packet) not in KITE_KNOWN_LENGTHS:  # intact framing, unknown mode: skip
+                self._unknown_packets += 1
+                continue
             (token,) = _U32.unpack_from(packet, 0)
             slot = self._state._index.get(token)
             if slot < 0:
@@ -247,6 +247,7 @@ class KiteDecoder:
             "packets": self._packets,
             "heartbeats": self._heartbeats,
             "unknown_tokens": self._unknown_tokens,
+            "unknown_packets": self._unknown_packets,
             "frame_errors": self._frame_errors,
             "bytes": self._bytes,
         }

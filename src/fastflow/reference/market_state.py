@@ -149,7 +149,6 @@ class MarketState:
         self._dirty: dict[int, None] = {}
         self._flushes = 0
         self._flushed_ticks = 0
-        self._array: npt.NDArray[np.void] | None = None
 
     # -- used by the decoder ---------------------------------------------------
 
@@ -168,10 +167,8 @@ class MarketState:
     @property
     def array(self) -> npt.NDArray[np.void]:
         """The whole state as a read-only numpy structured array (no copy)."""
-        if self._array is None:
-            readonly = self._slots.data.cast("B").toreadonly()
-            self._array = np.frombuffer(readonly, dtype=slot_dtype())
-        return self._array
+        readonly = self._slots.data.cast("B").toreadonly()
+        return np.frombuffer(readonly, dtype=slot_dtype())
 
     @property
     def dirty_count(self) -> int:
@@ -182,14 +179,18 @@ class MarketState:
         """The slot of an instrument token (int) or symbol (``"NSE:INFY"``)."""
         if isinstance(key, bool):
             raise TypeError("an instrument key is an int token or a str symbol, not bool")
-        if isinstance(key, int):
-            slot = self._index.get(key)
-            if slot < 0:
-                raise KeyError(f"unknown instrument token {key}")
-            return slot
         if isinstance(key, str):
-            return self._instruments.slot(key)
-        raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+            slot = self._instruments.slot(key)
+            if not 0 <= slot < len(self._slots):
+                raise IndexError(f"instruments.slot({key!r}) returned {slot}, outside 0..{len(self._slots) - 1}")
+            return int(slot)
+        if getattr(type(key), "__index__", None) is None:  # ints and numpy integers
+            raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
+        token = operator.index(key)
+        slot = self._index.get(token)
+        if slot < 0:
+            raise KeyError(f"unknown instrument token {token}")
+        return slot
 
     def tick(self, key: int | str) -> dict[str, Any]:
         """The tick of one instrument as a dict with kiteconnect's keys."""

@@ -12,7 +12,7 @@ integers. Times are epoch seconds, except recv_ns (epoch ns).
 from __future__ import annotations
 
 import functools
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -98,4 +98,7 @@ def slot_dtype() -> np.dtype[np.void]:
         offsets.append(offset)
         offset += size * count
     itemsize = _align(offset, max(size for _, _, size, _ in SLOT_FIELDS))
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+    # Typed as Any: numpy's stubs for the dict form of np.dtype() vary between releases.
+    spec: Any = {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize}
+    dtype: np.dtype[np.void] = np.dtype(spec)
+    return dtype
