@@ -59,6 +59,7 @@ MCXSX = (4444 << 8) | 8  # MCXSX (8)
 NIFTY50 = 256265  # INDICES (9): not tradable, index layouts
 NIFTYBANK = 260105  # INDICES (9)
 NCO_FUT = (5555 << 8) | 12  # NCO (12): divisor 1e4
+OTHER_SEG = (6666 << 8) | 11  # a segment id kiteconnect does not name: default divisor 100
 
 KITE_ROWS = [
     kite_row(INFY, "INFY", "NSE", "NSE"),
@@ -73,6 +74,7 @@ KITE_ROWS = [
     kite_row(NIFTY50, "NIFTY 50", "NSE", "INDICES"),
     kite_row(NIFTYBANK, "NIFTY BANK", "NSE", "INDICES"),
     kite_row(NCO_FUT, "GOLD26DECFUT", "NCO", "NCO-FUT", "FUT"),
+    kite_row(OTHER_SEG, "OTHER26DECFUT", "OTHER", "OTHER-FUT", "FUT"),
 ]
 TOKENS = [int(r["instrument_token"]) for r in KITE_ROWS]
 

@@ -58,6 +58,12 @@ def message(draw: st.DrawFn) -> bytes:
     return kw.message([draw(packet(t)) for t in tokens])
 
 
+@st.composite
+def message_with_repeats(draw: st.DrawFn) -> bytes:
+    tokens = draw(st.lists(st.sampled_from(TOKENS[:4]), min_size=2, max_size=12))
+    return kw.message([draw(packet(t)) for t in tokens])
+
+
 def as_kite(tick: dict[str, Any]) -> dict[str, Any]:
     """fastflow's tick in kiteconnect's representation (datetimes, no extras)."""
     out = {k: v for k, v in tick.items() if k not in EXTRA_KEYS}
@@ -87,6 +93,26 @@ def test_ticks_equal_kiteconnect(
         assert as_kite(ours) == kite_tick
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(msg=message_with_repeats())
+def test_repeated_tokens_keep_the_latest_packet(
+    hp: types.ModuleType, instruments: Instruments, ticker: KiteTicker, msg: bytes
+) -> None:
+    """Several packets for one token in a message: the state holds, for every
+    key the last packet carries, exactly kiteconnect's value from that packet."""
+    state = hp.MarketState(instruments)
+    hp.KiteDecoder(state).feed(msg)
+    last: dict[int, dict[str, Any]] = {}
+    counts: dict[int, int] = {}
+    for kite_tick in ticker._parse_binary(msg):
+        last[kite_tick["instrument_token"]] = kite_tick
+        counts[kite_tick["instrument_token"]] = counts.get(kite_tick["instrument_token"], 0) + 1
+    for token, kite_tick in last.items():
+        ours = as_kite(state.tick(token))
+        assert {k: ours[k] for k in kite_tick} == kite_tick
+        assert state.tick(token)["seq"] == counts[token]
+
+
 def test_every_mode_and_segment_is_covered(hp: types.ModuleType, instruments: Instruments, ticker: KiteTicker) -> None:
     """A deterministic sweep: each token in each of its modes, once."""
     from . import kite_frames as kf
@@ -104,5 +130,5 @@ def test_every_mode_and_segment_is_covered(hp: types.ModuleType, instruments: In
             (kite_tick,) = ticker._parse_binary(msg)
             assert as_kite(state.tick(token)) == kite_tick
             seen.add((token & 0xFF, len(p)))
-    assert {seg for seg, _ in seen} == {1, 2, 3, 4, 5, 6, 7, 8, 9, 12}
+    assert {seg for seg, _ in seen} == {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12}
     assert {n for _, n in seen} == {8, 28, 32, 44, 184}
