@@ -60,7 +60,3 @@ __all__ = [
     "slot_dtype",
 ]
 
-
-def describe() -> str:
-    """One line for start-up logs: which implementation runs."""
-    return f"fastflow hot path: {IMPLEMENTATION}"

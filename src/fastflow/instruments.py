@@ -60,6 +60,7 @@ __all__ = [
     "KITE_COLUMNS",
     "InstrumentError",
     "Instruments",
+    "kite_price_divisor",
 ]
 
 KITE_COLUMNS: Final[tuple[str, ...]] = (
@@ -101,6 +102,12 @@ def _build_divisor_table() -> npt.NDArray[np.int64]:
 
 
 _PRICE_DIVISOR_BY_SEGMENT: Final = _build_divisor_table()
+
+
+def kite_price_divisor(token: int) -> int:
+    """The divisor that turns a raw Kite price of ``token`` into rupees
+    (segment id = token & 0xff: CDS 1e7; BCD and NCO 1e4; others 100)."""
+    return int(_PRICE_DIVISOR_BY_SEGMENT[token & 0xFF])
 
 
 class InstrumentError(ValueError):

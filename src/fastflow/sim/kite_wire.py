@@ -3,7 +3,7 @@
 Layouts follow ``docs/wire-format.md`` (Kite Connect v3): every integer is
 big-endian; a message is ``u16 n_packets`` followed by ``n`` times
 ``u16 length`` + packet. Prices are passed *raw*: the fixed-point integer the
-exchange sends (rupees x divisor, see :func:`price_divisor`).
+exchange sends (rupees x divisor, see :func:`price_divisor`, the instrument master's rule).
 
 This module is cold code for the simulator, tests and benchmarks; the hot path
 never uses it.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
+from fastflow.instruments import kite_price_divisor
+
 #: A 1-byte binary message: Kite's idle heartbeat.
 HEARTBEAT = b"\x00"
 
@@ -23,10 +25,10 @@ INDEX_FULL_LEN = 32
 QUOTE_LEN = 44
 FULL_LEN = 184
 
-SEGMENT_CDS = 3
-SEGMENT_BCD = 6
 SEGMENT_INDICES = 9
-SEGMENT_NCO = 12
+
+#: The divisor that turns a raw price of a token into rupees (the instrument master's rule).
+price_divisor = kite_price_divisor
 
 _U16 = struct.Struct(">H")
 _LTP = struct.Struct(">Ii")
@@ -36,16 +38,6 @@ _FULL_EXT = struct.Struct(">IIIII")  # ltt, oi, oi_high, oi_low, exchange_ts
 _DEPTH = struct.Struct(">IiHxx")  # quantity, price, orders, 2 pad bytes
 
 DepthLevel = tuple[int, int, int]  # (quantity, raw price, orders)
-
-
-def price_divisor(token: int) -> int:
-    """The divisor that turns a raw price of ``token`` into rupees."""
-    segment = token & 0xFF
-    if segment == SEGMENT_CDS:
-        return 10_000_000
-    if segment in (SEGMENT_BCD, SEGMENT_NCO):
-        return 10_000
-    return 100
 
 
 def ltp_packet(token: int, last_price: int) -> bytes:
