@@ -63,6 +63,10 @@ setup(
         include_path=["ext"],
         compiler_directives=directives,
         annotate=ANNOTATE or DEBUG,
+        # Traced builds generate different C: keep it out of ext/, so that a
+        # release build never reuses a debug build's C file (cythonize only
+        # regenerates when the sources change, not when the directives do).
+        build_dir="build/cython-traced" if (DEBUG or COVERAGE) else None,
         force=DEBUG or COVERAGE,
     ),
 )
