@@ -9,11 +9,12 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyOb
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.math cimport llround
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
-from byteorder cimport ff_load_be16, ff_load_be32, ff_load_be_i32
+from byteorder cimport ff_load_be16, ff_load_be32, ff_load_be_i32, ff_load_le_double
 from ff_debug cimport FASTFLOW_DEBUG
 from msgpack_writer cimport (
     ff_buf, ff_buf_free, ff_buf_reserve, ff_mp_array_header, ff_mp_bool, ff_mp_cstr,
@@ -28,3 +29,5 @@ include "token_index.pyx"
 include "tick_encoder.pyx"
 include "market_state.pyx"
 include "kite_decoder.pyx"
+include "protobuf_reader.pyx"
+include "upstox_decoder.pyx"

@@ -39,6 +39,18 @@ static inline uint32_t ff_load_be32(const unsigned char *p) {
 static inline int32_t ff_load_be_i32(const unsigned char *p) {
     return (int32_t)ff_load_be32(p);
 }
+/* Little-endian loads (protobuf fixed64 / fixed32). */
+static inline uint64_t ff_load_le64(const unsigned char *p) {
+    uint64_t v; memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = FF_BSWAP64(v);
+#endif
+    return v;
+}
+static inline double ff_load_le_double(const unsigned char *p) {
+    uint64_t v = ff_load_le64(p); double d; memcpy(&d, &v, 8); return d;
+}
+
 static inline void ff_store_be16(unsigned char *p, uint16_t v) {
     v = FF_BE16(v); memcpy(p, &v, 2);
 }

@@ -13,6 +13,16 @@ cdef inline int64_t now_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
+cdef enum:
+    # The tick keys each Kite packet layout carries.
+    KITE_HAVE_INDEX_QUOTE = FF_HAVE_LTP | FF_HAVE_OHLC | FF_HAVE_CHANGE
+    KITE_HAVE_INDEX_FULL = KITE_HAVE_INDEX_QUOTE | FF_HAVE_EXCH_TS
+    KITE_HAVE_QUOTE = (FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_ATP | FF_HAVE_VOLUME | FF_HAVE_TOTALS
+                       | FF_HAVE_OHLC | FF_HAVE_CHANGE)
+    KITE_HAVE_FULL = (KITE_HAVE_QUOTE | FF_HAVE_LTT | FF_HAVE_OI | FF_HAVE_OI_RANGE | FF_HAVE_EXCH_TS
+                      | FF_HAVE_DEPTH | FF_HAVE_DEPTH_ORDERS)
+
+
 cdef inline void kite_change(ff_slot *s) noexcept nogil:
     # kiteconnect: (last_price - close) * 100 / close on rupee floats, 0 if close == 0.
     cdef double div, close
@@ -27,15 +37,18 @@ cdef inline void kite_change(ff_slot *s) noexcept nogil:
 cdef inline void kite_depth(ff_slot *s, const unsigned char *p) noexcept nogil:
     cdef int i
     cdef const unsigned char *q
-    for i in range(FF_DEPTH):
+    cdef ff_level *lv
+    for i in range(FF_KITE_DEPTH):
+        lv = &s.depth[i]
         q = p + KITE_DEPTH_OFFSET + i * KITE_DEPTH_ENTRY_LEN
-        s.bid_quantity[i] = ff_load_be32(q)
-        s.bid_price[i] = ff_load_be_i32(q + 4)
-        s.bid_orders[i] = ff_load_be16(q + 8)
+        lv.bid_quantity = ff_load_be32(q)
+        lv.bid_price = ff_load_be_i32(q + 4)
+        lv.bid_orders = ff_load_be16(q + 8)
         q = p + KITE_ASK_OFFSET + i * KITE_DEPTH_ENTRY_LEN
-        s.ask_quantity[i] = ff_load_be32(q)
-        s.ask_price[i] = ff_load_be_i32(q + 4)
-        s.ask_orders[i] = ff_load_be16(q + 8)
+        lv.ask_quantity = ff_load_be32(q)
+        lv.ask_price = ff_load_be_i32(q + 4)
+        lv.ask_orders = ff_load_be16(q + 8)
+    s.depth_levels = FF_KITE_DEPTH
 
 
 cdef inline void kite_apply(ff_slot *s, const unsigned char *p, uint16_t length) noexcept nogil:
@@ -55,18 +68,17 @@ cdef inline void kite_apply(ff_slot *s, const unsigned char *p, uint16_t length)
         s.low = ff_load_be_i32(p + 36)
         s.close = ff_load_be_i32(p + 40)
         if length == KITE_FULL_LEN:
-            s.last_trade_time = ff_load_be32(p + 44)
+            s.last_trade_time = <int64_t>ff_load_be32(p + 44) * 1000
             s.oi = ff_load_be32(p + 48)
             s.oi_day_high = ff_load_be32(p + 52)
             s.oi_day_low = ff_load_be32(p + 56)
-            s.exchange_timestamp = ff_load_be32(p + 60)
+            s.exchange_timestamp = <int64_t>ff_load_be32(p + 60) * 1000
             kite_depth(s, p)
             s.mode = FF_MODE_FULL
-            s.have |= (FF_HAVE_LTP | FF_HAVE_TRADE | FF_HAVE_OHLC | FF_HAVE_OI
-                       | FF_HAVE_EXCH_TS | FF_HAVE_DEPTH)
+            s.have |= KITE_HAVE_FULL
         else:
             s.mode = FF_MODE_QUOTE
-            s.have |= FF_HAVE_LTP | FF_HAVE_TRADE | FF_HAVE_OHLC
+            s.have |= KITE_HAVE_QUOTE
     else:  # 28 or 32: index layout, high/low/open/close order
         s.high = ff_load_be_i32(p + 8)
         s.low = ff_load_be_i32(p + 12)
@@ -74,13 +86,13 @@ cdef inline void kite_apply(ff_slot *s, const unsigned char *p, uint16_t length)
         s.close = ff_load_be_i32(p + 20)
         s.net_change = ff_load_be_i32(p + 24)
         if length == KITE_INDEX_FULL_LEN:
-            s.exchange_timestamp = ff_load_be32(p + 28)
+            s.exchange_timestamp = <int64_t>ff_load_be32(p + 28) * 1000
             s.mode = FF_MODE_FULL
-            s.have |= FF_HAVE_LTP | FF_HAVE_OHLC | FF_HAVE_EXCH_TS
+            s.have |= KITE_HAVE_INDEX_FULL
         else:
             s.mode = FF_MODE_QUOTE
-            s.have |= FF_HAVE_LTP | FF_HAVE_OHLC
-    if s.have & FF_HAVE_OHLC:
+            s.have |= KITE_HAVE_INDEX_QUOTE
+    if s.have & FF_HAVE_CHANGE:
         kite_change(s)
 
 
@@ -182,7 +194,7 @@ cdef class KiteDecoder:
                 continue
             slot = self.index.lookup(ff_load_be32(buf + pos + 2))
             if slot >= 0:
-                s = &state.slots[slot]
+                s = state.slot_ptr(slot)
                 kite_apply(s, buf + pos + 2, length)
                 s.seq += 1
                 s.recv_ns = recv_ns

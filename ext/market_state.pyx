@@ -1,26 +1,48 @@
 # MarketState: one ff_slot per instrument in one C array, the dirty-slot list,
 # and the per-flush output (TickBatch). Decoders write into it.
 
-_SLOT_DTYPE = None
+_SLOT_DTYPES = {}
 
 
-def slot_dtype():
-    """The numpy dtype of one ff_slot, built from the C struct's own layout."""
-    global _SLOT_DTYPE
-    if _SLOT_DTYPE is None:
-        import numpy as np
+cdef tuple _field_table(const ff_field *fields, size_t count, size_t base):
+    names, formats, offsets = [], [], []
+    for i in range(count):
+        names.append(fields[i].name.decode("ascii"))
+        formats.append(f"={chr(fields[i].kind)}{fields[i].size}")
+        offsets.append(base + fields[i].offset)
+    return names, formats, offsets
 
-        names, formats, offsets = [], [], []
-        for i in range(FF_N_SLOT_FIELDS):
-            f = ff_slot_fields[i]
-            names.append(f.name.decode("ascii"))
-            base = f"={chr(f.kind)}{f.size}"
-            formats.append(base if f.count == 1 else (base, (f.count,)))
-            offsets.append(f.offset)
-        _SLOT_DTYPE = np.dtype(
-            {"names": names, "formats": formats, "offsets": offsets, "itemsize": sizeof(ff_slot)}
-        )
-    return _SLOT_DTYPE
+
+def slot_dtype(broker="kite"):
+    """The numpy dtype of one slot of a ``broker`` state ("kite": 5 depth
+    levels; "upstox": 30 levels plus greeks, iv and the 1-minute bar), built
+    from the C structs' own layout."""
+    if broker not in ("kite", "upstox"):
+        raise ValueError(f"unknown broker {broker!r} (expected 'kite' or 'upstox')")
+    cached = _SLOT_DTYPES.get(broker)
+    if cached is not None:
+        return cached
+    import numpy as np
+
+    cdef int capacity = FF_KITE_DEPTH if broker == "kite" else FF_DEPTH
+    cdef bint ext = broker == "upstox"
+    level_names, level_formats, level_offsets = _field_table(ff_level_fields, FF_N_LEVEL_FIELDS, 0)
+    level = np.dtype({"names": level_names, "formats": level_formats, "offsets": level_offsets,
+                      "itemsize": sizeof(ff_level)})
+    names, formats, offsets = _field_table(ff_slot_fields, FF_N_SLOT_FIELDS, 0)
+    names.append("depth")
+    formats.append((level, (capacity,)))
+    offsets.append(sizeof(ff_slot))
+    if ext:
+        ext_names, ext_formats, ext_offsets = _field_table(
+            ff_ext_fields, FF_N_EXT_FIELDS, sizeof(ff_slot) + capacity * sizeof(ff_level))
+        names += ext_names
+        formats += ext_formats
+        offsets += ext_offsets
+    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                      "itemsize": ff_slot_stride(capacity, ext)})
+    _SLOT_DTYPES[broker] = dtype
+    return dtype
 
 
 @cython.final
@@ -107,16 +129,25 @@ cdef class MarketState:
     :attr:`array` is a zero-copy numpy structured view.
     """
 
-    cdef ff_slot *slots
+    cdef char *base               # n slots of `stride` bytes
+    cdef Py_ssize_t stride
+    cdef int depth_capacity
+    cdef bint has_ext
+    cdef object _dtype
     cdef Py_ssize_t n
     cdef uint8_t *dirty_flag
     cdef int32_t *dirty_list
     cdef Py_ssize_t n_dirty
-    cdef TokenIndex index
+    cdef TokenIndex index          # Kite: instrument_token -> slot
+    cdef KeyIndex key_index        # Upstox: instrument_key bytes -> slot
+    cdef readonly str broker
     cdef readonly object instruments
     cdef list _symbols
+    cdef list _keys                # Upstox instrument keys, or None
+    # Pre-encoded msgpack per slot, back to back: the identity pair
+    # (instrument_token/instrument_key and its value) then the symbol string.
     cdef unsigned char *sym_data
-    cdef int64_t *sym_off
+    cdef int64_t *sym_off          # 2 * n + 1 offsets
     cdef ff_buf out
     cdef uint64_t flushes
     cdef uint64_t flushed_ticks
@@ -124,52 +155,86 @@ cdef class MarketState:
     cdef object __weakref__
 
     def __cinit__(self, instruments):
+        broker = str(getattr(instruments, "broker", "kite"))
+        if broker not in ("kite", "upstox"):
+            raise ValueError(f"unknown broker {broker!r} (expected 'kite' or 'upstox')")
         tokens = [int(t) for t in instruments.token]
         divisors = [int(d) for d in instruments.price_divisor]
-        symbols = [str(s) for s in instruments.symbol]
+        symbols = [str(sym) for sym in instruments.symbol]
         cdef Py_ssize_t n = len(tokens)
+        if broker == "kite":
+            segments = [t & 0xFF for t in tokens]
+            tradable = [seg != KITE_SEGMENT_INDICES for seg in segments]
+            keys = None
+        else:
+            segments = [int(seg) for seg in instruments.segment_id]
+            tradable = [bool(t) for t in instruments.tradable]
+            keys = [str(k) for k in instruments.instrument_key]
         cdef Py_ssize_t i, total = 0
         cdef bytes enc
         if n == 0:
             raise ValueError("MarketState needs at least one instrument")
-        if len(divisors) != n or len(symbols) != n:
+        if (len(divisors) != n or len(symbols) != n or len(segments) != n or len(tradable) != n
+                or (keys is not None and len(keys) != n)):
             raise ValueError("instrument columns have different lengths")
-        self.index = TokenIndex(tokens)
+        if keys is None:
+            self.index = TokenIndex(tokens)
+        else:
+            self.index = TokenIndex([])
+            self.key_index = KeyIndex(keys)
+        self.broker = broker
         self.n = n
-        self.slots = <ff_slot *>PyMem_Malloc(n * sizeof(ff_slot))
+        self.depth_capacity = FF_KITE_DEPTH if keys is None else FF_DEPTH
+        self.has_ext = keys is not None
+        self.stride = <Py_ssize_t>ff_slot_stride(self.depth_capacity, self.has_ext)
+        self._dtype = slot_dtype(broker)
+        self.base = <char *>PyMem_Malloc(n * self.stride)
         self.dirty_flag = <uint8_t *>PyMem_Malloc(n * sizeof(uint8_t))
         self.dirty_list = <int32_t *>PyMem_Malloc(n * sizeof(int32_t))
-        self.sym_off = <int64_t *>PyMem_Malloc((n + 1) * sizeof(int64_t))
-        if self.slots == NULL or self.dirty_flag == NULL or self.dirty_list == NULL or self.sym_off == NULL:
+        self.sym_off = <int64_t *>PyMem_Malloc((2 * n + 1) * sizeof(int64_t))
+        if self.base == NULL or self.dirty_flag == NULL or self.dirty_list == NULL or self.sym_off == NULL:
             raise MemoryError()
-        memset(self.slots, 0, n * sizeof(ff_slot))
+        memset(self.base, 0, n * self.stride)
         memset(self.dirty_flag, 0, n * sizeof(uint8_t))
         encoded = []
+        cdef ff_slot *sp
         for i in range(n):
             if divisors[i] <= 0:
                 raise ValueError(f"price divisor of slot {i} must be positive, got {divisors[i]}")
-            self.slots[i].token = <uint32_t>tokens[i]
-            self.slots[i].segment = <uint8_t>(tokens[i] & 0xFF)
-            self.slots[i].tradable = (tokens[i] & 0xFF) != KITE_SEGMENT_INDICES
-            self.slots[i].price_divisor = divisors[i]
-            enc = _msgpack_str(symbols[i])
-            self.sym_off[i] = total
-            total += len(enc)
+            if not 0 <= tokens[i] <= 0xFFFFFFFF:
+                raise ValueError(f"token {tokens[i]} at slot {i} is not a 32-bit unsigned integer")
+            sp = self.slot_ptr(i)
+            sp.token = <uint32_t>tokens[i]
+            sp.segment = <uint8_t>segments[i]
+            sp.tradable = tradable[i]
+            sp.broker = FF_BROKER_KITE if keys is None else FF_BROKER_UPSTOX
+            sp.price_divisor = divisors[i]
+            sp.depth_capacity = <uint8_t>self.depth_capacity
+            sp.has_ext = self.has_ext
+            if keys is None:
+                enc = _msgpack_str("instrument_token") + _msgpack_uint(tokens[i])
+            else:
+                enc = _msgpack_str("instrument_key") + _msgpack_str(keys[i])
             encoded.append(enc)
-        self.sym_off[n] = total
+            encoded.append(_msgpack_str(symbols[i]))
+        for i in range(2 * n):
+            self.sym_off[i] = total
+            total += len(encoded[i])
+        self.sym_off[2 * n] = total
         self.sym_data = <unsigned char *>PyMem_Malloc(max(total, 1))
         if self.sym_data == NULL:
             raise MemoryError()
-        for i in range(n):
+        for i in range(2 * n):
             enc = encoded[i]
             memcpy(self.sym_data + self.sym_off[i], PyBytes_AS_STRING(enc), len(enc))
         self._symbols = symbols
+        self._keys = keys
         self.instruments = instruments
         self.n_dirty = 0
-        self._buf_shape[0] = n * <Py_ssize_t>sizeof(ff_slot)
+        self._buf_shape[0] = n * self.stride
 
     def __dealloc__(self):
-        PyMem_Free(self.slots)
+        PyMem_Free(self.base)
         PyMem_Free(self.dirty_flag)
         PyMem_Free(self.dirty_list)
         PyMem_Free(self.sym_off)
@@ -181,7 +246,7 @@ cdef class MarketState:
     def __getbuffer__(self, Py_buffer *view, int flags):
         if flags & PyBUF_WRITABLE:
             raise BufferError("MarketState exports a read-only buffer")
-        view.buf = <void *>self.slots
+        view.buf = <void *>self.base
         view.obj = self
         view.len = self._buf_shape[0]
         view.readonly = 1
@@ -197,6 +262,9 @@ cdef class MarketState:
         pass
 
     # -- hot-path helpers (C only) --------------------------------------------
+
+    cdef inline ff_slot *slot_ptr(self, Py_ssize_t slot) noexcept nogil:
+        return <ff_slot *>(self.base + slot * self.stride)
 
     cdef inline void mark_dirty(self, int32_t slot) noexcept nogil:
         if not self.dirty_flag[slot]:
@@ -218,7 +286,7 @@ cdef class MarketState:
         view (whose base is this state) would keep the state alive forever."""
         import numpy as np
 
-        return np.frombuffer(self, dtype=slot_dtype())
+        return np.frombuffer(self, dtype=self._dtype)
 
     @property
     def dirty_count(self):
@@ -238,6 +306,9 @@ cdef class MarketState:
         if not PyIndex_Check(key):  # ints and numpy integers
             raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
         key = PyNumber_Index(key)
+        if self._keys is not None:
+            raise KeyError(f"unknown instrument token {key}: Upstox instruments are looked up by "
+                           f"instrument_key ('NSE_EQ|INE009A01021') or symbol ('NSE:INFY')")
         s = self.index.lookup(<uint32_t>key) if 0 <= key <= 0xFFFFFFFF else -1
         if s < 0:
             raise KeyError(f"unknown instrument token {key}")
@@ -254,7 +325,8 @@ cdef class MarketState:
         """The tick of the instrument in ``slot``."""
         if not 0 <= slot < self.n:
             raise IndexError(f"slot {slot} out of range (0..{self.n - 1})")
-        return tick_dict(&self.slots[slot], self._symbols[slot])
+        return tick_dict(self.slot_ptr(slot), self._symbols[slot],
+                         None if self._keys is None else self._keys[slot])
 
     def encode(self, key):
         """The msgpack blob of one instrument's tick (as flush() would emit it)."""
@@ -269,10 +341,12 @@ cdef class MarketState:
             ff_buf_free(&b)
 
     cdef int _encode_slot(self, ff_buf *b, int32_t slot) except -1:
-        cdef int64_t start = self.sym_off[slot]
-        cdef size_t sym_len = <size_t>(self.sym_off[slot + 1] - start)
-        ff_buf_reserve(b, TICK_MAX_BYTES + sym_len)
-        encode_tick(b, &self.slots[slot], self.sym_data + start, sym_len)
+        cdef int64_t ident = self.sym_off[2 * slot]
+        cdef int64_t sym = self.sym_off[2 * slot + 1]
+        cdef int64_t end = self.sym_off[2 * slot + 2]
+        ff_buf_reserve(b, TICK_MAX_BYTES + <size_t>(end - ident))
+        encode_tick(b, self.slot_ptr(slot), self.sym_data + ident, <size_t>(sym - ident),
+                    self.sym_data + sym, <size_t>(end - sym))
         return 0
 
     def flush(self):
@@ -303,13 +377,18 @@ cdef class MarketState:
         """Forget all market data (identity fields stay) and the dirty set."""
         cdef Py_ssize_t i
         cdef ff_slot keep
+        cdef ff_slot *s
         for i in range(self.n):
-            keep = self.slots[i]
-            memset(&self.slots[i], 0, sizeof(ff_slot))
-            self.slots[i].token = keep.token
-            self.slots[i].segment = keep.segment
-            self.slots[i].tradable = keep.tradable
-            self.slots[i].price_divisor = keep.price_divisor
+            s = self.slot_ptr(i)
+            memcpy(&keep, s, sizeof(ff_slot))  # the header only
+            memset(s, 0, <size_t>self.stride)
+            s.token = keep.token
+            s.segment = keep.segment
+            s.tradable = keep.tradable
+            s.broker = keep.broker
+            s.price_divisor = keep.price_divisor
+            s.depth_capacity = keep.depth_capacity
+            s.has_ext = keep.has_ext
             self.dirty_flag[i] = 0
         self.n_dirty = 0
 
@@ -321,6 +400,18 @@ cdef class MarketState:
             "flushes": self.flushes,
             "flushed_ticks": self.flushed_ticks,
         }
+
+
+cdef bytes _msgpack_uint(uint64_t v):
+    cdef ff_buf b
+    b.data = NULL
+    b.len = b.cap = 0
+    try:
+        ff_buf_reserve(&b, 9)
+        ff_mp_uint(&b, v)
+        return PyBytes_FromStringAndSize(<char *>b.data, <Py_ssize_t>b.len)
+    finally:
+        ff_buf_free(&b)
 
 
 cdef bytes _msgpack_str(str s):

@@ -82,3 +82,60 @@ TOKENS = [int(r["instrument_token"]) for r in KITE_ROWS]
 @pytest.fixture(scope="session")
 def instruments() -> Instruments:
     return Instruments.from_kite_rows(KITE_ROWS)
+
+
+# -- Upstox ------------------------------------------------------------------
+
+UPSTOX_KEYS = [
+    "NSE_FO|45450",
+    "NSE_FO|45451",
+    "NSE_EQ|INE009A01021",
+    "NSE_EQ|INE002A01018",
+    "NSE_INDEX|Nifty 50",
+    "NSE_INDEX|Nifty Bank",
+    "NCD_FO|1234",  # currency: divisor 1e7
+    "MCX_FO|434855",
+]
+UPSTOX_SYMBOLS = [
+    "NFO:NIFTY26NOV24000CE", "NFO:NIFTY26NOV24000PE", "NSE:INFY", "NSE:RELIANCE",
+    "NSE:NIFTY 50", "NSE:NIFTY BANK", "NCD:USDINR26NOVFUT", "MCX:CRUDEOIL26DECFUT",
+]
+
+
+class UpstoxInstruments(types.SimpleNamespace):
+    """A duck-typed Upstox instrument master (what MarketState reads)."""
+
+    def slot(self, key: str) -> int:
+        column = self.instrument_key if "|" in key else self.symbol
+        for i, value in enumerate(column):
+            if value == key:
+                return i
+        raise KeyError(f"unknown instrument {key!r}")
+
+
+def make_upstox_instruments(keys: list[str] = UPSTOX_KEYS, symbols: list[str] = UPSTOX_SYMBOLS) -> UpstoxInstruments:
+    import numpy as np
+
+    segments = {"NSE_EQ": 1, "NSE_FO": 2, "NCD_FO": 3, "MCX_FO": 7, "NSE_INDEX": 9}
+    return UpstoxInstruments(
+        broker="upstox",
+        token=np.zeros(len(keys), np.uint32),
+        price_divisor=np.array([10_000_000 if k.startswith("NCD_FO") else 10_000 for k in keys], np.int64),
+        symbol=np.array(symbols, object),
+        segment_id=np.array([segments.get(k.split("|")[0], 0) for k in keys], np.uint8),
+        tradable=np.array([not k.split("|")[0].endswith("_INDEX") for k in keys], bool),
+        instrument_key=np.array(keys, object),
+    )
+
+
+@pytest.fixture(scope="session")
+def upstox_instruments() -> UpstoxInstruments:
+    return make_upstox_instruments()
+
+
+@pytest.fixture(scope="session")
+def pb() -> types.ModuleType:
+    """The official classes generated from tests/proto/MarketDataFeedV3.proto."""
+    from .upstox_pb import load
+
+    return load()

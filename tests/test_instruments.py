@@ -811,3 +811,47 @@ def test_property_round_trip(
         assert inst.slot(expected["symbol"]) == slot
         assert int(inst.segment_id[slot]) == row["instrument_token"] & 0xFF
     assert Instruments.from_kite_rows(rows).symbol.tolist() == inst.symbol.tolist()
+
+
+# ---------------------------------------------------------------------------
+# instrument_key column and key_of (shared with the Upstox loader)
+
+
+def test_kite_instrument_key_column(sample: Instruments) -> None:
+    assert sample.instrument_key.dtype == object
+    assert sample.instrument_key.tolist() == [str(token) for token in SAMPLE_TOKENS]
+    assert all(type(key) is str for key in sample.instrument_key.tolist())
+    assert not sample.instrument_key.flags.writeable
+    assert sample.key_of("NSE:INFY") == "408065"
+    assert sample.key_of(256265) == "256265"
+    # Kite look-ups are unchanged: a str is always a symbol, even with a '|'
+    with pytest.raises(KeyError, match="unknown instrument symbol"):
+        sample.slot("NSE_EQ|INE009A01021")
+    assert "NSE_EQ|INE009A01021" not in sample
+    assert "instrument_key" not in sample.row("NSE:INFY")
+
+
+def test_kite_symbol_with_bar_is_a_symbol(tmp_path: Path) -> None:
+    inst = Instruments.from_kite_csv(write_rows(tmp_path, [GOOD, "1281,5,A|B,,0,,0,0.05,1,EQ,NSE,NSE"]))
+    assert inst.slot("NSE:A|B") == 1
+    assert "NSE:A|B" in inst
+
+
+def test_constructor_instrument_key_only_for_upstox(sample: Instruments) -> None:
+    columns: dict[str, Any] = {column: list(getattr(sample, column)) for column in KITE_COLUMNS[1:]}
+    columns["instrument_token"] = sample.token
+    with pytest.raises(InstrumentError, match="only given for broker 'upstox'") as info:
+        Instruments(**columns, instrument_key=[str(token) for token in SAMPLE_TOKENS])
+    assert info.value.column == "instrument_key"
+
+
+def test_error_unit_defaults_to_line_and_pickles() -> None:
+    err = InstrumentError("bad", "x.csv", 3, "strike")
+    assert err.unit == "line"
+    record = InstrumentError("bad", "x.json", 3, "strike_price", "record")
+    assert str(record) == "x.json: record 3: field 'strike_price': bad"
+    clone = pickle.loads(pickle.dumps(record))
+    assert (clone.unit, clone.line, clone.column, str(clone)) == ("record", 3, "strike_price", str(record))
+    assert str(InstrumentError("bad", None, 2, None, "record")) == "record 2: bad"
+    with pytest.raises(ValueError, match="unit"):
+        InstrumentError("bad", unit="page")

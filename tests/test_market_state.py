@@ -33,7 +33,10 @@ def test_array_is_a_live_read_only_view(hp: types.ModuleType, instruments: Instr
     slot = state.slot(INFY)
     assert arr["last_price"][slot] == 150_025  # same memory, no re-fetch
     assert arr["seq"][slot] == 1
-    assert arr["bid_price"][slot].shape == (5,)
+    assert arr["depth"][slot].shape == (5,)  # a Kite state keeps 5 levels (Upstox: 30)
+    assert arr["depth_levels"][slot] == 5
+    assert arr["depth"]["bid_price"][slot][0] == 150_025 - 5
+    assert arr["last_trade_time"][slot] % 1000 == 0  # epoch ms
     assert np.shares_memory(arr, state.array)
 
 

@@ -10,6 +10,7 @@ state bytes, flushed output, tick dicts and counters.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 import time
@@ -309,14 +310,34 @@ def test_differential_dirty_set_across_messages(steps: list[tuple[bytes, int, st
 
 def test_slot_dtype_and_price_divisor_match() -> None:
     assert reference.slot_dtype() == compiled.slot_dtype()
-    assert reference.slot_dtype().descr == compiled.slot_dtype().descr
-    assert reference.slot_dtype().itemsize == compiled.slot_dtype().itemsize
+    for broker in ("kite", "upstox"):
+        assert reference.slot_dtype(broker) == compiled.slot_dtype(broker)
+        assert reference.slot_dtype(broker).descr == compiled.slot_dtype(broker).descr
+        assert reference.slot_dtype(broker).itemsize == compiled.slot_dtype(broker).itemsize
+        assert reference.slot_dtype(broker)["depth"] == compiled.slot_dtype(broker)["depth"]
+    assert reference.slot_dtype("kite")["depth"].shape == (5,)
+    assert reference.slot_dtype("upstox")["depth"].shape == (30,)
+    bad_brokers: list[Any] = ["KITE", "", None, ["kite"]]
+    for bad in bad_brokers:
+        assert outcome(functools.partial(reference.slot_dtype, bad)) == outcome(
+            functools.partial(compiled.slot_dtype, bad)
+        )
     for token in [*range(512), *TOKENS, *UNKNOWN_TOKENS, -1, -253, 2**40 + 3, np.uint32(6)]:
         assert reference.price_divisor(token) == compiled.price_divisor(token)
         assert reference.price_divisor(token) == kw.price_divisor(int(token))
 
 
-GOOD = kw.message([kw.ltp_packet(INFY, 150025), kw.index_packet(NIFTY50, 1, 2, 3, 4, 5, 6, 7)])
+GOOD = kw.message(
+    [
+        kw.ltp_packet(INFY, 150025),
+        kw.index_packet(NIFTY50, 1, 2, 3, 4, 5, 6, 7),
+        kw.full_packet(
+            NIFTY_FUT, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+            1_763_700_001, 11, 12, 13, 1_763_700_002, [(1, 2, 3)] * 5, [(4, 5, 6)] * 5,
+        ),
+        kw.quote_packet(USDINR, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+    ]
+)  # fmt: skip
 
 
 def _ops() -> list[tuple[str, Callable[[Any, Any, Any], Any]]]:
@@ -343,6 +364,11 @@ def _ops() -> list[tuple[str, Callable[[Any, Any, Any], Any]]]:
         ("encode None", lambda hp, s, d: s.encode(None)),
         ("encode symbol", lambda hp, s, d: s.encode("NSE:INFY")),
         ("len", lambda hp, s, d: len(s)),
+        ("broker", lambda hp, s, d: s.broker),
+        ("depth levels", lambda hp, s, d: s.array["depth_levels"].tolist()),
+        ("have bits", lambda hp, s, d: s.array["have"].tolist()),
+        ("times in ms", lambda hp, s, d: s.array[["last_trade_time", "exchange_timestamp"]].tolist()),
+        ("upstox decoder on kite state", lambda hp, s, d: hp.UpstoxDecoder(s)),
         ("instruments", lambda hp, s, d: s.instruments is INSTRUMENTS),
         ("decoder state", lambda hp, s, d: d.state is s),
         ("batch[len]", lambda hp, s, d: s.flush()[1]),
@@ -388,6 +414,11 @@ def _instruments(tokens: list[Any], divisors: list[Any], symbols: list[Any]) -> 
     return types.SimpleNamespace(token=tokens, price_divisor=divisors, symbol=symbols, slot=lambda key: 0)
 
 
+def _with_broker(instruments: types.SimpleNamespace, broker: str) -> types.SimpleNamespace:
+    instruments.broker = broker
+    return instruments
+
+
 @pytest.mark.parametrize(
     "instruments",
     [
@@ -404,6 +435,9 @@ def _instruments(tokens: list[Any], divisors: list[Any], symbols: list[Any]) -> 
         _instruments([1.9, "2"], [100.5, "100"], [3, None]),
         _instruments([1, "x"], [100, 100], ["a", "b"]),
         _instruments([0, 2**32 - 1, 9], [1, 2**63 - 1, 100], ["", "ü" * 40, "I:X"]),
+        _with_broker(_instruments([1, 2], [100, 100], ["a", "b"]), "kite"),
+        _with_broker(_instruments([1, 2], [100, 100], ["a", "b"]), "KITE"),
+        _with_broker(_instruments([1, 2], [100, 100], ["a", "b"]), "upstox"),  # no Upstox columns
     ],
 )
 def test_same_constructor_behaviour(instruments: types.SimpleNamespace) -> None:
@@ -414,6 +448,8 @@ def test_same_constructor_behaviour(instruments: types.SimpleNamespace) -> None:
         assert r_result[1] == c_result[1]
         return
     c_state, r_state = c_result[1], r_result[1]
+    assert r_state.broker == c_state.broker == "kite"
+    assert r_state.array.dtype == c_state.array.dtype
     assert r_state.array.tobytes() == c_state.array.tobytes()
     for slot in range(len(c_state)):
         assert canon(r_state.tick_at(slot)) == canon(c_state.tick_at(slot))
@@ -494,7 +530,22 @@ def test_reference_full_packet_and_change() -> None:
     assert t["ohlc"] == {"open": 1490.0, "high": 1510.0, "low": 1480.0, "close": 1495.0}
     assert t["change"] == (-37.75 - 1495.0) * 100 / 1495.0
     assert t["depth"]["sell"][4] == {"quantity": 204, "price": 1500.7, "orders": 65_531}
+    assert list(t) == [
+        "tradable", "mode", "instrument_token", "last_price", "last_traded_quantity", "average_traded_price",
+        "volume_traded", "total_buy_quantity", "total_sell_quantity", "ohlc", "change", "last_trade_time",
+        "oi", "oi_day_high", "oi_day_low", "exchange_timestamp", "depth", "symbol", "seq", "receive_time_ns",
+    ]  # fmt: skip
+    assert (t["last_trade_time"], t["exchange_timestamp"]) == (1_763_700_001, 1_763_700_002)  # seconds
+    row = state.array[state.slot(INFY)]
+    assert (row["last_trade_time"], row["exchange_timestamp"]) == (1_763_700_001_000, 1_763_700_002_000)  # ms
+    assert row["depth_levels"] == row["depth_capacity"] == 5 and row["broker"] == 1 and row["has_ext"] == 0
+    assert row["depth"][4]["ask_orders"] == 65_531
     assert state.encode(INFY) == msgpack.packb(t)
+    assert dec.feed(kw.message([kw.index_packet(NIFTY50, 1, 2, 3, 4, 5, 6)]), 1) == 1
+    index = state.tick(NIFTY50)
+    assert list(index) == [
+        "tradable", "mode", "instrument_token", "last_price", "ohlc", "change", "symbol", "seq", "receive_time_ns"
+    ]  # fmt: skip
 
 
 def test_reference_frame_errors_and_counters() -> None:

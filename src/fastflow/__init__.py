@@ -18,14 +18,15 @@ __all__ = [
     "KiteDecoder",
     "MarketState",
     "TickBatch",
+    "UpstoxDecoder",
     "__version__",
 ]
 
-_HOTPATH_NAMES = {"FrameError", "KiteDecoder", "MarketState", "TickBatch"}
+_HOTPATH_NAMES = {"FrameError", "KiteDecoder", "MarketState", "TickBatch", "UpstoxDecoder"}
 _INSTRUMENT_NAMES = {"Instruments", "InstrumentError"}
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch
+    from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
     from fastflow.instruments import InstrumentError, Instruments
 
 

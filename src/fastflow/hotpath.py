@@ -19,7 +19,14 @@ logger = logging.getLogger(__name__)
 PUREPYTHON = os.environ.get("FASTFLOW_PUREPYTHON", "") not in ("", "0")
 
 if TYPE_CHECKING:  # both implementations share the compiled module's stubs
-    from fastflow._hotpath import KiteDecoder, MarketState, TickBatch, price_divisor, slot_dtype
+    from fastflow._hotpath import (
+        KiteDecoder,
+        MarketState,
+        TickBatch,
+        UpstoxDecoder,
+        price_divisor,
+        slot_dtype,
+    )
 
     IMPLEMENTATION = "compiled"
 elif PUREPYTHON:
@@ -27,6 +34,7 @@ elif PUREPYTHON:
         KiteDecoder,
         MarketState,
         TickBatch,
+        UpstoxDecoder,
         price_divisor,
         slot_dtype,
     )
@@ -38,6 +46,7 @@ else:
             KiteDecoder,
             MarketState,
             TickBatch,
+            UpstoxDecoder,
             price_divisor,
             slot_dtype,
         )
@@ -56,6 +65,7 @@ __all__ = [
     "KiteDecoder",
     "MarketState",
     "TickBatch",
+    "UpstoxDecoder",
     "price_divisor",
     "slot_dtype",
 ]

@@ -13,14 +13,17 @@ from fastflow.errors import FrameError
 from fastflow.reference.broker_wire import price_divisor
 from fastflow.reference.kite_decoder import KiteDecoder
 from fastflow.reference.market_state import MarketState, TickBatch, slot_dtype
-from fastflow.reference.token_index import TokenIndex
+from fastflow.reference.token_index import KeyIndex, TokenIndex
+from fastflow.reference.upstox_decoder import UpstoxDecoder
 
 __all__ = [
     "FrameError",
+    "KeyIndex",
     "KiteDecoder",
     "MarketState",
     "TickBatch",
     "TokenIndex",
+    "UpstoxDecoder",
     "price_divisor",
     "slot_dtype",
 ]

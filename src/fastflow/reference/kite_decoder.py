@@ -28,13 +28,20 @@ from fastflow.reference.broker_wire import (
 )
 from fastflow.reference.market_state import MarketState
 from fastflow.reference.slot_state import (
-    FF_DEPTH,
+    FF_HAVE_ATP,
+    FF_HAVE_CHANGE,
     FF_HAVE_DEPTH,
+    FF_HAVE_DEPTH_ORDERS,
     FF_HAVE_EXCH_TS,
     FF_HAVE_LTP,
+    FF_HAVE_LTQ,
+    FF_HAVE_LTT,
     FF_HAVE_OHLC,
     FF_HAVE_OI,
-    FF_HAVE_TRADE,
+    FF_HAVE_OI_RANGE,
+    FF_HAVE_TOTALS,
+    FF_HAVE_VOLUME,
+    FF_KITE_DEPTH,
     FF_MODE_FULL,
     FF_MODE_LTP,
     FF_MODE_QUOTE,
@@ -54,10 +61,29 @@ _INDEX = struct.Struct(">Iiiiiii")
 # one depth level: quantity, price, orders (2 pad bytes follow)
 _DEPTH = struct.Struct(">IiH")
 
+# The tick keys each Kite packet layout carries.
+KITE_HAVE_INDEX_QUOTE = FF_HAVE_LTP | FF_HAVE_OHLC | FF_HAVE_CHANGE
+KITE_HAVE_INDEX_FULL = KITE_HAVE_INDEX_QUOTE | FF_HAVE_EXCH_TS
+KITE_HAVE_QUOTE = (
+    FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_ATP | FF_HAVE_VOLUME | FF_HAVE_TOTALS | FF_HAVE_OHLC | FF_HAVE_CHANGE
+)
+KITE_HAVE_FULL = (
+    KITE_HAVE_QUOTE
+    | FF_HAVE_LTT
+    | FF_HAVE_OI
+    | FF_HAVE_OI_RANGE
+    | FF_HAVE_EXCH_TS
+    | FF_HAVE_DEPTH
+    | FF_HAVE_DEPTH_ORDERS
+)
+
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-Fields = dict[str, "int | list[int]"]
+# Slot fields of a packet (raw integers), and its depth levels as
+# (bid_quantity, bid_price, bid_orders, ask_quantity, ask_price, ask_orders).
+Fields = dict[str, int]
+Levels = list[tuple[int, int, int, int, int, int]]
 
 
 def as_int64(value: Any) -> int:
@@ -85,14 +111,15 @@ def frame_bytes(frame: Any) -> bytes:
         return view.tobytes()
 
 
-def packet_fields(packet: bytes) -> tuple[int, int, Fields]:
-    """The mode, the have-bits and the raw slot fields of one packet whose
-    length is a known Kite length. The length alone selects the layout."""
+def packet_fields(packet: bytes) -> tuple[int, int, Fields, Levels | None]:
+    """The mode, the have-bits, the raw slot fields and the depth levels (full
+    packets only) of one packet whose length is a known Kite length. The
+    length alone selects the layout. Times become epoch milliseconds."""
     length = len(packet)
     (last_price,) = _I32.unpack_from(packet, 4)
     fields: Fields = {"last_price": last_price}
     if length == KITE_LTP_LEN:
-        return FF_MODE_LTP, FF_HAVE_LTP, fields
+        return FF_MODE_LTP, FF_HAVE_LTP, fields, None
 
     if length in (KITE_QUOTE_LEN, KITE_FULL_LEN):  # tradable layout
         _, _, ltq, atp, volume, tbq, tsq, open_, high, low, close = _QUOTE.unpack_from(packet, 0)
@@ -108,27 +135,31 @@ def packet_fields(packet: bytes) -> tuple[int, int, Fields]:
             close=close,
         )
         if length == KITE_QUOTE_LEN:
-            return FF_MODE_QUOTE, FF_HAVE_LTP | FF_HAVE_TRADE | FF_HAVE_OHLC, fields
+            return FF_MODE_QUOTE, KITE_HAVE_QUOTE, fields, None
         ltt, oi, oi_high, oi_low, exchange_ts = _FULL_EXT.unpack_from(packet, 44)
         fields.update(
-            last_trade_time=ltt, oi=oi, oi_day_high=oi_high, oi_day_low=oi_low, exchange_timestamp=exchange_ts
+            last_trade_time=ltt * 1000,
+            oi=oi,
+            oi_day_high=oi_high,
+            oi_day_low=oi_low,
+            exchange_timestamp=exchange_ts * 1000,
         )
-        for side, start in (("bid", KITE_DEPTH_OFFSET), ("ask", KITE_ASK_OFFSET)):
-            levels = [_DEPTH.unpack_from(packet, start + i * KITE_DEPTH_ENTRY_LEN) for i in range(FF_DEPTH)]
-            fields[f"{side}_quantity"] = [q for q, _, _ in levels]
-            fields[f"{side}_price"] = [p for _, p, _ in levels]
-            fields[f"{side}_orders"] = [o for _, _, o in levels]
-        have = FF_HAVE_LTP | FF_HAVE_TRADE | FF_HAVE_OHLC | FF_HAVE_OI | FF_HAVE_EXCH_TS | FF_HAVE_DEPTH
-        return FF_MODE_FULL, have, fields
+        levels: Levels = []
+        for i in range(FF_KITE_DEPTH):
+            bid = _DEPTH.unpack_from(packet, KITE_DEPTH_OFFSET + i * KITE_DEPTH_ENTRY_LEN)
+            ask = _DEPTH.unpack_from(packet, KITE_ASK_OFFSET + i * KITE_DEPTH_ENTRY_LEN)
+            levels.append((*bid, *ask))
+        return FF_MODE_FULL, KITE_HAVE_FULL, fields, levels
 
     # 28 or 32 bytes: index layout, high/low/open/close order
     assert length in (KITE_INDEX_QUOTE_LEN, KITE_INDEX_FULL_LEN)
     _, _, high, low, open_, close, net_change = _INDEX.unpack_from(packet, 0)
     fields.update(high=high, low=low, open=open_, close=close, net_change=net_change)
     if length == KITE_INDEX_QUOTE_LEN:
-        return FF_MODE_QUOTE, FF_HAVE_LTP | FF_HAVE_OHLC, fields
-    (fields["exchange_timestamp"],) = _U32.unpack_from(packet, 28)
-    return FF_MODE_FULL, FF_HAVE_LTP | FF_HAVE_OHLC | FF_HAVE_EXCH_TS, fields
+        return FF_MODE_QUOTE, KITE_HAVE_INDEX_QUOTE, fields, None
+    (exchange_ts,) = _U32.unpack_from(packet, 28)
+    fields["exchange_timestamp"] = exchange_ts * 1000
+    return FF_MODE_FULL, KITE_HAVE_INDEX_FULL, fields, None
 
 
 def kite_change(last_price: int, close: int, divisor: int) -> float:
@@ -222,12 +253,17 @@ class KiteDecoder:
 
     def _apply(self, slot: int, packet: bytes, recv_ns: int) -> None:
         slots = self._state._slots
-        mode, have, fields = packet_fields(packet)
+        mode, have, fields, levels = packet_fields(packet)
         for name, value in fields.items():
             slots[name][slot] = value
+        if levels is not None:
+            depth = slots["depth"][slot]
+            for i, level in enumerate(levels):
+                depth[i] = level
+            slots["depth_levels"][slot] = len(levels)
         slots["mode"][slot] = mode
         slots["have"][slot] = int(slots["have"][slot]) | have
-        if int(slots["have"][slot]) & FF_HAVE_OHLC:
+        if int(slots["have"][slot]) & FF_HAVE_CHANGE:
             slots["change"][slot] = kite_change(
                 int(slots["last_price"][slot]), int(slots["close"][slot]), int(slots["price_divisor"][slot])
             )

@@ -1,7 +1,7 @@
 """MarketState and TickBatch (the twin of ``ext/market_state.pyx``).
 
-The state is one numpy structured array of :func:`slot_dtype` records, one
-per instrument, plus the dirty set (slots changed since the last flush, in
+The state is one numpy structured array of :func:`slot_dtype` records (of
+the state's broker), one per instrument, plus the dirty set (slots changed since the last flush, in
 the order they were first changed). The decoder writes straight into the
 array; :attr:`MarketState.array` is a live, read-only view of it.
 """
@@ -17,15 +17,24 @@ import numpy as np
 import numpy.typing as npt
 
 from fastflow.reference.broker_wire import KITE_SEGMENT_INDICES
-from fastflow.reference.slot_state import IDENTITY_FIELDS, slot_dtype
+from fastflow.reference.slot_state import (
+    BROKERS,
+    FF_BROKER_KITE,
+    FF_BROKER_UPSTOX,
+    IDENTITY_FIELDS,
+    depth_capacity,
+    slot_dtype,
+)
 from fastflow.reference.tick_encoder import encode_tick, tick_dict
-from fastflow.reference.token_index import TokenIndex
+from fastflow.reference.token_index import KeyIndex, TokenIndex
 
 __all__ = ["InstrumentsLike", "MarketState", "TickBatch", "slot_dtype"]
 
 _SSIZE_MIN = -(2**63)
 _SSIZE_MAX = 2**63 - 1
 _INT64_MAX = 2**63 - 1
+_UINT32_MAX = 0xFFFFFFFF
+_UINT8_MAX = 0xFF
 
 
 def as_ssize(value: Any) -> int:
@@ -37,7 +46,9 @@ def as_ssize(value: Any) -> int:
 
 
 class InstrumentsLike(Protocol):
-    """What MarketState needs of an instrument master (duck-typed)."""
+    """What MarketState needs of an instrument master (duck-typed). An
+    Upstox master (``broker == "upstox"``) also has ``segment_id``,
+    ``tradable`` and ``instrument_key`` columns."""
 
     @property
     def token(self) -> Iterable[Any]: ...
@@ -122,40 +133,84 @@ class MarketState:
     """The live state of every instrument of an instrument master."""
 
     def __init__(self, instruments: InstrumentsLike) -> None:
+        broker = str(getattr(instruments, "broker", "kite"))
+        if broker not in BROKERS:
+            raise ValueError(f"unknown broker {broker!r} (expected 'kite' or 'upstox')")
         tokens = [int(t) for t in instruments.token]
         divisors = [int(d) for d in instruments.price_divisor]
-        symbols = [str(s) for s in instruments.symbol]
+        symbols = [str(sym) for sym in instruments.symbol]
         n = len(tokens)
+        keys: list[str] | None
+        if broker == "kite":
+            segments = [t & 0xFF for t in tokens]
+            tradable = [seg != KITE_SEGMENT_INDICES for seg in segments]
+            keys = None
+        else:
+            extra: Any = instruments
+            segments = [int(seg) for seg in extra.segment_id]
+            tradable = [bool(t) for t in extra.tradable]
+            keys = [str(k) for k in extra.instrument_key]
         if n == 0:
             raise ValueError("MarketState needs at least one instrument")
-        if len(divisors) != n or len(symbols) != n:
+        if (
+            len(divisors) != n
+            or len(symbols) != n
+            or len(segments) != n
+            or len(tradable) != n  # the compiled code omits this check (see the tests)
+            or (keys is not None and len(keys) != n)
+        ):
             raise ValueError("instrument columns have different lengths")
-        self._index = TokenIndex(tokens)
-        self._slots = np.zeros(n, dtype=slot_dtype())
+        self._key_index: KeyIndex | None
+        if keys is None:
+            self._index = TokenIndex(tokens)
+            self._key_index = None
+        else:
+            self._index = TokenIndex([])  # Upstox states are not looked up by token
+            self._key_index = KeyIndex(keys)
+        self._broker = broker
+        self._dtype = slot_dtype(broker)
+        # The memory of the state; _slots is a writable structured view of it.
+        self._memory = bytearray(n * self._dtype.itemsize)
+        self._slots: npt.NDArray[np.void] = np.frombuffer(self._memory, dtype=self._dtype)
         for i in range(n):
             if divisors[i] <= 0:
                 raise ValueError(f"price divisor of slot {i} must be positive, got {divisors[i]}")
+            if not 0 <= tokens[i] <= _UINT32_MAX:
+                raise ValueError(f"token {tokens[i]} at slot {i} is not a 32-bit unsigned integer")
+            self._slots["token"][i] = tokens[i]
+            # What the C conversions of the compiled code raise:
+            if segments[i] < 0:
+                raise OverflowError("can't convert negative value to uint8_t")
+            if segments[i] > _UINT8_MAX:
+                raise OverflowError("value too large to convert to uint8_t")
+            self._slots["segment"][i] = segments[i]
+            self._slots["tradable"][i] = tradable[i]
+            self._slots["broker"][i] = FF_BROKER_KITE if keys is None else FF_BROKER_UPSTOX
             if divisors[i] > _INT64_MAX:  # what the C int64_t field cannot hold
                 raise OverflowError("Python int too large to convert to C long")
-            segment = tokens[i] & 0xFF
-            self._slots["token"][i] = tokens[i]
-            self._slots["segment"][i] = segment
-            self._slots["tradable"][i] = segment != KITE_SEGMENT_INDICES
             self._slots["price_divisor"][i] = divisors[i]
+            self._slots["depth_capacity"][i] = depth_capacity(broker)
+            self._slots["has_ext"][i] = keys is not None
             symbols[i].encode("utf-8")  # a symbol msgpack cannot encode fails here, as in C
         self._symbols = symbols
+        self._keys = keys
         self._instruments = instruments
         # slot -> None, in the order the slots first changed since the last flush
         self._dirty: dict[int, None] = {}
         self._flushes = 0
         self._flushed_ticks = 0
 
-    # -- used by the decoder ---------------------------------------------------
+    # -- used by the decoders --------------------------------------------------
 
     def _mark_dirty(self, slot: int) -> None:
         self._dirty.setdefault(slot, None)
 
     # -- public ------------------------------------------------------------------
+
+    @property
+    def broker(self) -> str:
+        """The broker of the instrument master: "kite" or "upstox"."""
+        return self._broker
 
     @property
     def instruments(self) -> InstrumentsLike:
@@ -167,8 +222,7 @@ class MarketState:
     @property
     def array(self) -> npt.NDArray[np.void]:
         """The whole state as a read-only numpy structured array (no copy)."""
-        readonly = self._slots.data.cast("B").toreadonly()
-        return np.frombuffer(readonly, dtype=slot_dtype())
+        return np.frombuffer(memoryview(self._memory).toreadonly(), dtype=self._dtype)
 
     @property
     def dirty_count(self) -> int:
@@ -182,11 +236,18 @@ class MarketState:
         if isinstance(key, str):
             slot = self._instruments.slot(key)
             if not 0 <= slot < len(self._slots):
-                raise IndexError(f"instruments.slot({key!r}) returned {slot}, outside 0..{len(self._slots) - 1}")
+                raise IndexError(
+                    f"instruments.slot({key!r}) returned {slot}, outside 0..{len(self._slots) - 1}"
+                )
             return int(slot)
         if getattr(type(key), "__index__", None) is None:  # ints and numpy integers
             raise TypeError(f"an instrument key is an int token or a str symbol, not {type(key).__name__}")
         token = operator.index(key)
+        if self._keys is not None:
+            raise KeyError(
+                f"unknown instrument token {token}: Upstox instruments are looked up by "
+                f"instrument_key ('NSE_EQ|INE009A01021') or symbol ('NSE:INFY')"
+            )
         slot = self._index.get(token)
         if slot < 0:
             raise KeyError(f"unknown instrument token {token}")
@@ -202,21 +263,24 @@ class MarketState:
             raise IndexError(f"slot {i} out of range (0..{len(self._slots) - 1})")
         return i
 
+    def _key(self, slot: int) -> str | None:
+        return None if self._keys is None else self._keys[slot]
+
     def tick_at(self, slot: int) -> dict[str, Any]:
         """The tick of the instrument in ``slot``."""
         slot = self._check_slot(slot)
-        return tick_dict(self._slots[slot], self._symbols[slot])
+        return tick_dict(self._slots[slot], self._symbols[slot], self._key(slot))
 
     def encode(self, key: int | str) -> bytes:
         """The msgpack blob of one instrument's tick (as flush() would emit it)."""
         slot = self._check_slot(self.slot(key))
-        return encode_tick(self._slots[slot], self._symbols[slot])
+        return encode_tick(self._slots[slot], self._symbols[slot], self._key(slot))
 
     def flush(self) -> TickBatch:
         """Encode every instrument changed since the last flush, clear the
         dirty set and return the encoded ticks as a :class:`TickBatch`."""
         slots = list(self._dirty)
-        blobs = [encode_tick(self._slots[slot], self._symbols[slot]) for slot in slots]
+        blobs = [encode_tick(self._slots[slot], self._symbols[slot], self._key(slot)) for slot in slots]
         self._dirty.clear()
         self._flushes += 1
         self._flushed_ticks += len(slots)
@@ -225,7 +289,7 @@ class MarketState:
     def clear(self) -> None:
         """Forget all market data (identity fields stay) and the dirty set."""
         identity = {name: self._slots[name].copy() for name in IDENTITY_FIELDS}
-        self._slots[...] = np.zeros(1, dtype=slot_dtype())
+        self._memory[:] = bytes(len(self._memory))
         for name, column in identity.items():
             self._slots[name] = column
         self._dirty.clear()

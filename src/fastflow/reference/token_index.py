@@ -1,11 +1,13 @@
-"""TokenIndex: instrument token -> slot (the twin of ``ext/token_index.pyx``).
+"""TokenIndex: instrument token -> slot, and KeyIndex: Upstox instrument_key
+-> slot (the twins of ``ext/token_index.pyx``).
 
-The compiled index is an open-addressing hash table; here it is a dict.
+The compiled indexes are open-addressing hash tables; here they are dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 _MAX_TOKEN = 0xFFFFFFFF
 
@@ -30,6 +32,31 @@ class TokenIndex:
         if not 0 <= token <= _MAX_TOKEN:
             return -1
         return self._slots.get(token, -1)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+class KeyIndex:
+    """Maps instrument-key byte strings (UTF-8) to state slots."""
+
+    def __init__(self, keys: Any) -> None:
+        len(keys)  # a sized sequence, as the compiled index requires
+        encoded: list[bytes] = [k.encode("utf-8") for k in keys]
+        self._slots: dict[bytes, int] = {}
+        for i, raw in enumerate(encoded):
+            if raw in self._slots:
+                raise ValueError(f"duplicate instrument key {keys[i]!r} at slot {i}")
+            self._slots[raw] = i
+
+    def lookup(self, raw: bytes) -> int:
+        """The slot of the key bytes ``raw``, or -1."""
+        return self._slots.get(raw, -1)
+
+    def get(self, key: Any) -> int:
+        """The slot of ``key`` (str or bytes), or -1."""
+        raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        return self.lookup(raw)
 
     def __len__(self) -> int:
         return len(self._slots)
