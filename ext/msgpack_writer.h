@@ -18,6 +18,15 @@
 #include "byteorder.h"
 #include "ff_debug.h"
 
+/* The writers are tiny and called with literal arguments: force inlining so a
+ * key's strlen folds to a constant (gcc stops inlining on its own once the
+ * caller, encode_tick, is large). */
+#if defined(__GNUC__) || defined(__clang__)
+#  define FF_INLINE static inline __attribute__((always_inline))
+#else
+#  define FF_INLINE static inline
+#endif
+
 typedef struct ff_buf {
     unsigned char *data;
     size_t len;
@@ -59,21 +68,21 @@ static int ff_buf_reserve(ff_buf *b, size_t extra) {
     return 0;
 }
 
-static inline void ff_mp_byte(ff_buf *b, unsigned char c) {
+FF_INLINE void ff_mp_byte(ff_buf *b, unsigned char c) {
     FF_CHECK_ROOM(b, 1);
     b->data[b->len++] = c;
 }
 
-static inline void ff_mp_raw(ff_buf *b, const void *src, size_t n) {
+FF_INLINE void ff_mp_raw(ff_buf *b, const void *src, size_t n) {
     FF_CHECK_ROOM(b, n);
     memcpy(b->data + b->len, src, n);
     b->len += n;
 }
 
-static inline void ff_mp_nil(ff_buf *b) { ff_mp_byte(b, 0xc0); }
-static inline void ff_mp_bool(ff_buf *b, int v) { ff_mp_byte(b, v ? 0xc3 : 0xc2); }
+FF_INLINE void ff_mp_nil(ff_buf *b) { ff_mp_byte(b, 0xc0); }
+FF_INLINE void ff_mp_bool(ff_buf *b, int v) { ff_mp_byte(b, v ? 0xc3 : 0xc2); }
 
-static inline void ff_mp_uint(ff_buf *b, uint64_t v) {
+FF_INLINE void ff_mp_uint(ff_buf *b, uint64_t v) {
     FF_CHECK_ROOM(b, 9);
     unsigned char *p = b->data + b->len;
     if (v < 0x80u) { p[0] = (unsigned char)v; b->len += 1; }
@@ -83,7 +92,7 @@ static inline void ff_mp_uint(ff_buf *b, uint64_t v) {
     else { p[0] = 0xcf; ff_store_be64(p + 1, v); b->len += 9; }
 }
 
-static inline void ff_mp_int(ff_buf *b, int64_t v) {
+FF_INLINE void ff_mp_int(ff_buf *b, int64_t v) {
     if (v >= 0) { ff_mp_uint(b, (uint64_t)v); return; }
     FF_CHECK_ROOM(b, 9);
     unsigned char *p = b->data + b->len;
@@ -94,7 +103,7 @@ static inline void ff_mp_int(ff_buf *b, int64_t v) {
     else { p[0] = 0xd3; ff_store_be64(p + 1, (uint64_t)v); b->len += 9; }
 }
 
-static inline void ff_mp_double(ff_buf *b, double v) {
+FF_INLINE void ff_mp_double(ff_buf *b, double v) {
     FF_CHECK_ROOM(b, 9);
     uint64_t bits;
     memcpy(&bits, &v, 8);
@@ -104,7 +113,7 @@ static inline void ff_mp_double(ff_buf *b, double v) {
 }
 
 /* Header of a str of n bytes; the caller copies the bytes. */
-static inline void ff_mp_str_header(ff_buf *b, size_t n) {
+FF_INLINE void ff_mp_str_header(ff_buf *b, size_t n) {
     FF_CHECK_ROOM(b, 5);
     unsigned char *p = b->data + b->len;
     if (n <= 31) { p[0] = (unsigned char)(0xa0 | n); b->len += 1; }
@@ -113,7 +122,7 @@ static inline void ff_mp_str_header(ff_buf *b, size_t n) {
     else { p[0] = 0xdb; ff_store_be32(p + 1, (uint32_t)n); b->len += 5; }
 }
 
-static inline void ff_mp_map_header(ff_buf *b, size_t n) {
+FF_INLINE void ff_mp_map_header(ff_buf *b, size_t n) {
     FF_CHECK_ROOM(b, 5);
     unsigned char *p = b->data + b->len;
     if (n <= 15) { p[0] = (unsigned char)(0x80 | n); b->len += 1; }
@@ -121,7 +130,7 @@ static inline void ff_mp_map_header(ff_buf *b, size_t n) {
     else { p[0] = 0xdf; ff_store_be32(p + 1, (uint32_t)n); b->len += 5; }
 }
 
-static inline void ff_mp_array_header(ff_buf *b, size_t n) {
+FF_INLINE void ff_mp_array_header(ff_buf *b, size_t n) {
     FF_CHECK_ROOM(b, 5);
     unsigned char *p = b->data + b->len;
     if (n <= 15) { p[0] = (unsigned char)(0x90 | n); b->len += 1; }
@@ -131,7 +140,7 @@ static inline void ff_mp_array_header(ff_buf *b, size_t n) {
 
 /* A str from a NUL-terminated C string (map keys, mode names). Inlined with a
  * literal argument, the strlen folds to a constant. */
-static inline void ff_mp_cstr(ff_buf *b, const char *s) {
+FF_INLINE void ff_mp_cstr(ff_buf *b, const char *s) {
     size_t n = strlen(s);
     ff_mp_str_header(b, n);
     ff_mp_raw(b, s, n);
