@@ -101,8 +101,39 @@ cdef inline bint kite_known_length(uint16_t length) noexcept nogil:
             or length == KITE_INDEX_QUOTE_LEN or length == KITE_INDEX_FULL_LEN)
 
 
+cdef class FrameDecoder:
+    """What every broker decoder shares: ``feed(frame, recv_ns=0)`` takes one
+    whole WebSocket message (bytes, bytearray, memoryview or any contiguous
+    buffer, read in place) and its receive time as an int of epoch
+    nanoseconds (0 means now), and returns the number of updates applied.
+    Subclasses implement ``_feed``; one virtual call per frame."""
+
+    def __init__(self, *args, **kwargs):
+        if type(self) is FrameDecoder:
+            raise TypeError("FrameDecoder is abstract: use KiteDecoder or UpstoxDecoder")
+
+    def feed(self, frame, recv_ns=0):
+        """Decode one message; returns the number of updates applied."""
+        cdef Py_buffer view
+        cdef int64_t ns
+        if not PyIndex_Check(recv_ns):  # a float here is almost surely seconds
+            raise TypeError(f"recv_ns must be an int of epoch nanoseconds, not {type(recv_ns).__name__}")
+        ns = PyNumber_Index(recv_ns)
+        if PyBytes_CheckExact(frame):
+            return self._feed(<const unsigned char *>PyBytes_AS_STRING(frame),
+                              PyBytes_GET_SIZE(frame), ns)
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+        try:
+            return self._feed(<const unsigned char *>view.buf, view.len, ns)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef Py_ssize_t _feed(self, const unsigned char *buf, Py_ssize_t size, int64_t recv_ns) except -1:
+        raise NotImplementedError
+
+
 @cython.final
-cdef class KiteDecoder:
+cdef class KiteDecoder(FrameDecoder):
     """Decodes Kite binary WebSocket messages into a :class:`MarketState`.
 
     ``feed(frame)`` takes one whole message (bytes, bytearray, memoryview or
@@ -127,24 +158,6 @@ cdef class KiteDecoder:
     def __cinit__(self, MarketState state not None):
         self.state = state
         self.index = state.index
-
-    def feed(self, frame, recv_ns=0):
-        """Decode one message; ``recv_ns`` is its receive time as an int of
-        epoch nanoseconds (0, the default, means now). Returns the number of
-        packets applied."""
-        cdef Py_buffer view
-        cdef int64_t ns
-        if not PyIndex_Check(recv_ns):  # a float here is almost surely seconds
-            raise TypeError(f"recv_ns must be an int of epoch nanoseconds, not {type(recv_ns).__name__}")
-        ns = PyNumber_Index(recv_ns)
-        if PyBytes_CheckExact(frame):
-            return self._feed(<const unsigned char *>PyBytes_AS_STRING(frame),
-                              PyBytes_GET_SIZE(frame), ns)
-        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
-        try:
-            return self._feed(<const unsigned char *>view.buf, view.len, ns)
-        finally:
-            PyBuffer_Release(&view)
 
     cdef Py_ssize_t _feed(self, const unsigned char *buf, Py_ssize_t size, int64_t recv_ns) except -1:
         cdef Py_ssize_t count, i, pos

@@ -485,7 +485,7 @@ _MARKET_STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL
 
 
 @cython.final
-cdef class UpstoxDecoder:
+cdef class UpstoxDecoder(FrameDecoder):
     """Decodes Upstox V3 ``FeedResponse`` frames into a :class:`MarketState`
     built from Upstox instruments.
 
@@ -521,24 +521,6 @@ cdef class UpstoxDecoder:
         self.state = state
         self.index = state.key_index
         self._market_status = {}
-
-    def feed(self, frame, recv_ns=0):
-        """Decode one message; ``recv_ns`` is its receive time as an int of
-        epoch nanoseconds (0, the default, means now). Returns the number of
-        feeds applied."""
-        cdef Py_buffer view
-        cdef int64_t ns
-        if not PyIndex_Check(recv_ns):
-            raise TypeError(f"recv_ns must be an int of epoch nanoseconds, not {type(recv_ns).__name__}")
-        ns = PyNumber_Index(recv_ns)
-        if PyBytes_CheckExact(frame):
-            return self._feed(<const unsigned char *>PyBytes_AS_STRING(frame),
-                              PyBytes_GET_SIZE(frame), ns)
-        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
-        try:
-            return self._feed(<const unsigned char *>view.buf, view.len, ns)
-        finally:
-            PyBuffer_Release(&view)
 
     cdef Py_ssize_t _feed(self, const unsigned char *buf, Py_ssize_t size, int64_t recv_ns) except -1:
         cdef pb_span top, sub, entry, key, value

@@ -571,16 +571,7 @@ def write_kite_csv(rows: Iterable[Mapping[str, object]], path: str | os.PathLike
     rows give byte-identical files.
     """
     data = _csv_text(rows).encode("utf-8")
-    target = os.fspath(path)
-    if target.endswith(".gz"):
-        with (
-            open(target, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
-        ):
-            gz.write(data)
-    else:
-        with open(target, "wb") as fh:
-            fh.write(data)
+    _write(data, path)
 
 
 # ------------------------------------------------------------------------- Upstox
@@ -760,6 +751,11 @@ def write_upstox_json(rows: Iterable[Mapping[str, object]], path: str | os.PathL
     so equal rows give byte-identical files.
     """
     data = _json_text(rows).encode("utf-8")
+    _write(data, path)
+
+
+def _write(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write ``data`` to ``path``, gzipped (mtime 0: reproducible) when it ends in .gz."""
     target = os.fspath(path)
     if target.endswith(".gz"):
         with (
