@@ -58,7 +58,7 @@ bench: $(STAMP)
 		--benchmark-columns=median,iqr,rounds --benchmark-sort=name --results-dir=bench/results
 
 fuzz: $(STAMP)
-	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py
+	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py tests/test_upstox_decoder.py -k fuzz
 
 run: $(STAMP)
 	$(VENV)/bin/fastflow run

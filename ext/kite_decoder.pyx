@@ -156,6 +156,9 @@ cdef class KiteDecoder(FrameDecoder):
     cdef uint64_t bytes_in
 
     def __cinit__(self, MarketState state not None):
+        if state.key_index is not None:
+            raise ValueError("KiteDecoder needs a MarketState built from Kite instruments "
+                             "(Instruments.from_kite_csv)")
         self.state = state
         self.index = state.index
 

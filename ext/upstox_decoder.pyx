@@ -35,6 +35,8 @@ cdef struct upx_ohlc:
 cdef struct upx_scalars:
     int kind
     int64_t request_mode          # -1 when absent
+    bint has_ltpc                 # the payload carried an LTPC sub-message
+    bint has_levels               # ... a MarketLevel (or a firstDepth)
     double ltp
     int64_t ltt
     int64_t ltq
@@ -81,9 +83,34 @@ cdef inline void upx_clear_payload(upx_feed *f) noexcept nogil:
 
 # -- message decoders: each reads one (sub)message span into the record -------
 
+cdef inline int upx_sub(pb_span *s, uint32_t field, uint32_t wt, pb_span *sub, pb_error *e,
+                        const char *M) noexcept nogil:
+    if pb_expect(s, field, wt, WT_LEN, e, M) < 0:
+        return -1
+    return pb_len(s, sub, e, M)
+
+
+cdef int upx_double_value(pb_span s, pb_error *e) noexcept nogil:
+    """google.protobuf.DoubleValue: checked, not kept."""
+    cdef uint32_t field, wt
+    cdef double ignored
+    cdef const char *M = "DoubleValue"
+    while s.p < s.end:
+        if pb_tag(&s, &field, &wt, e, M) < 0:
+            return -1
+        if field == 1:
+            if pb_expect(&s, field, wt, WT_FIXED64, e, M) < 0 or pb_double(&s, &ignored, e, M) < 0:
+                return -1
+        elif pb_skip(&s, wt, e, M) < 0:
+            return -1
+    return 0
+
+
 cdef int upx_ltpc(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
     cdef uint32_t field, wt
+    cdef pb_span sub
     cdef const char *M = "LTPC"
+    f.sc.has_ltpc = True
     while s.p < s.end:
         if pb_tag(&s, &field, &wt, e, M) < 0:
             return -1
@@ -99,8 +126,8 @@ cdef int upx_ltpc(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
         elif field == 4:
             if pb_expect(&s, field, wt, WT_FIXED64, e, M) < 0 or pb_double(&s, &f.sc.cp, e, M) < 0:
                 return -1
-        elif field == 5:  # iep (google.protobuf.DoubleValue): not kept
-            if pb_expect(&s, field, wt, WT_LEN, e, M) < 0 or pb_skip(&s, wt, e, M) < 0:
+        elif field == 5:  # iep (google.protobuf.DoubleValue): checked, not kept
+            if upx_sub(&s, field, wt, &sub, e, M) < 0 or upx_double_value(sub, e) < 0:
                 return -1
         elif pb_skip(&s, wt, e, M) < 0:
             return -1
@@ -138,6 +165,7 @@ cdef int upx_market_level(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
     cdef double p0, p1
     cdef int n
     cdef const char *M = "MarketLevel"
+    f.sc.has_levels = True
     while s.p < s.end:
         if pb_tag(&s, &field, &wt, e, M) < 0:
             return -1
@@ -239,13 +267,6 @@ cdef int upx_greeks(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
     return 0
 
 
-cdef inline int upx_sub(pb_span *s, uint32_t field, uint32_t wt, pb_span *sub, pb_error *e,
-                        const char *M) noexcept nogil:
-    if pb_expect(s, field, wt, WT_LEN, e, M) < 0:
-        return -1
-    return pb_len(s, sub, e, M)
-
-
 cdef int upx_market_full(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
     cdef uint32_t field, wt
     cdef pb_span sub
@@ -337,6 +358,7 @@ cdef int upx_first_level(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
         elif field == 2:
             if upx_sub(&s, field, wt, &sub, e, M) < 0:
                 return -1
+            f.sc.has_levels = True
             if f.sc.n_levels == 0:  # first occurrence; a repeated firstDepth merges
                 f.bid_q[0] = 0
                 f.bid_p[0] = 0.0
@@ -393,6 +415,7 @@ cdef int upx_feed_msg(pb_span s, upx_feed *f, pb_error *e) noexcept nogil:
         elif field == 4:
             if pb_expect(&s, field, wt, WT_VARINT, e, M) < 0 or pb_int64(&s, &f.sc.request_mode, e, M) < 0:
                 return -1
+            f.sc.request_mode = <int32_t>f.sc.request_mode  # enums are int32 on the wire
         elif pb_skip(&s, wt, e, M) < 0:
             return -1
     return 0
@@ -412,15 +435,20 @@ cdef inline int64_t upx_fixed(double x, double div, uint64_t *bad) noexcept nogi
 
 cdef void upx_apply(ff_slot *s, const upx_feed *f, int64_t current_ts, uint64_t *bad) noexcept nogil:
     cdef double div = <double>s.price_divisor
-    cdef uint32_t have = FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_LTT | FF_HAVE_CHANGE
+    cdef uint32_t have = 0
     cdef ff_ext *x = ff_slot_ext(s)
     cdef int kind = f.sc.kind
     cdef int i, n
     cdef ff_level *lv
-    s.last_price = upx_fixed(f.sc.ltp, div, bad)
-    s.last_trade_time = f.sc.ltt
-    s.last_quantity = f.sc.ltq
-    s.close = upx_fixed(f.sc.cp, div, bad)
+    # A sub-message the feed does not carry leaves its fields as they were
+    # (LTPC, depth, greeks, the 1d and I1 bars); the scalars of the payload
+    # message itself follow proto3 (absent = 0).
+    if f.sc.has_ltpc:
+        s.last_price = upx_fixed(f.sc.ltp, div, bad)
+        s.last_trade_time = f.sc.ltt
+        s.last_quantity = f.sc.ltq
+        s.close = upx_fixed(f.sc.cp, div, bad)
+        have |= FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_LTT | FF_HAVE_CHANGE
     if (kind == UPX_MARKET or kind == UPX_INDEX) and f.sc.has_day:
         s.open = upx_fixed(f.sc.day.open, div, bad)
         s.high = upx_fixed(f.sc.day.high, div, bad)
@@ -434,7 +462,7 @@ cdef void upx_apply(ff_slot *s, const upx_feed *f, int64_t current_ts, uint64_t 
         x.bar_volume = f.sc.minute.vol
         x.bar_ts = f.sc.minute.ts
         have |= FF_HAVE_BAR
-    if kind == UPX_MARKET or kind == UPX_FIRST_LEVEL:
+    if (kind == UPX_MARKET or kind == UPX_FIRST_LEVEL) and f.sc.has_levels:
         n = f.sc.n_levels if f.sc.n_levels <= s.depth_capacity else s.depth_capacity
         for i in range(n):
             lv = &s.depth[i]
@@ -445,10 +473,13 @@ cdef void upx_apply(ff_slot *s, const upx_feed *f, int64_t current_ts, uint64_t 
             lv.ask_price = upx_fixed(f.ask_p[i], div, bad)
             lv.ask_orders = 0
         s.depth_levels = <uint8_t>n
+        s.have &= ~(<uint32_t>FF_HAVE_DEPTH_ORDERS)
+        have |= FF_HAVE_DEPTH
+    if kind == UPX_MARKET or kind == UPX_FIRST_LEVEL:
         s.volume = f.sc.vtt
         s.oi = upx_fixed(f.sc.oi, 1.0, bad)
         x.iv = f.sc.iv
-        have |= FF_HAVE_DEPTH | FF_HAVE_VOLUME | FF_HAVE_OI
+        have |= FF_HAVE_VOLUME | FF_HAVE_OI
         if f.sc.has_greeks:
             x.delta = f.sc.delta
             x.theta = f.sc.theta
@@ -474,10 +505,41 @@ cdef void upx_apply(ff_slot *s, const upx_feed *f, int64_t current_ts, uint64_t 
     if current_ts != 0:
         s.exchange_timestamp = current_ts
         have |= FF_HAVE_EXCH_TS
-    if kind == UPX_MARKET or kind == UPX_FIRST_LEVEL:
-        s.have &= ~(<uint32_t>FF_HAVE_DEPTH_ORDERS)
     s.have |= have
-    kite_change(s)
+    if s.have & FF_HAVE_CHANGE:
+        kite_change(s)
+
+
+cdef int upx_status_entry(pb_span s, pb_error *e) noexcept nogil:
+    """A map<string, StatusInfo> entry of MarketInfo (fields 2, 3): checked."""
+    cdef uint32_t field, wt
+    cdef pb_span sub, info
+    cdef int64_t ignored
+    cdef const char *M = "MarketInfo status entry"
+    cdef const char *S = "StatusInfo"
+    while s.p < s.end:
+        if pb_tag(&s, &field, &wt, e, M) < 0:
+            return -1
+        if field == 1:
+            if upx_sub(&s, field, wt, &sub, e, M) < 0:
+                return -1
+        elif field == 2:
+            if upx_sub(&s, field, wt, &info, e, M) < 0:
+                return -1
+            while info.p < info.end:
+                if pb_tag(&info, &field, &wt, e, S) < 0:
+                    return -1
+                if field == 1:
+                    if upx_sub(&info, field, wt, &sub, e, S) < 0:
+                        return -1
+                elif field == 2:
+                    if pb_expect(&info, field, wt, WT_VARINT, e, S) < 0 or pb_int64(&info, &ignored, e, S) < 0:
+                        return -1
+                elif pb_skip(&info, wt, e, S) < 0:
+                    return -1
+        elif pb_skip(&s, wt, e, M) < 0:
+            return -1
+    return 0
 
 
 _MARKET_STATUS_NAMES = ("PRE_OPEN_START", "PRE_OPEN_END", "NORMAL_OPEN", "NORMAL_CLOSE",
@@ -551,7 +613,7 @@ cdef class UpstoxDecoder(FrameDecoder):
                 if pb_expect(&top, field, wt, WT_VARINT, &e, M) < 0 or pb_varint(&top, &v, &e, M) < 0:
                     return self._fail(&e, buf)
                 if field == 1:
-                    frame_type = <int64_t>v
+                    frame_type = <int32_t>v  # enums are int32 on the wire
                 else:
                     current_ts = <int64_t>v
             elif field == 2 or field == 4:
@@ -603,11 +665,11 @@ cdef class UpstoxDecoder(FrameDecoder):
             s.recv_ns = recv_ns
             state.mark_dirty(slot)
             applied += 1
+            self.feeds += 1  # counted as applied, even if a later feed is malformed
 
         if has_info:
             self._market_info(buf, size)
         self.frames += 1
-        self.feeds += <uint64_t>applied
         if current_ts != 0:
             self.last_current_ts = current_ts
         if frame_type == UPX_TYPE_LIVE:
@@ -637,6 +699,11 @@ cdef class UpstoxDecoder(FrameDecoder):
             while info.p < info.end:
                 if pb_tag(&info, &field, &wt, &e, "MarketInfo") < 0:
                     return self._fail(&e, buf)
+                if field == 2 or field == 3:  # map<string, StatusInfo>: checked, not kept
+                    if (upx_sub(&info, field, wt, &entry, &e, "MarketInfo") < 0
+                            or upx_status_entry(entry, &e) < 0):
+                        return self._fail(&e, buf)
+                    continue
                 if field != 1:
                     if pb_skip(&info, wt, &e, "MarketInfo") < 0:
                         return self._fail(&e, buf)
@@ -661,9 +728,9 @@ cdef class UpstoxDecoder(FrameDecoder):
                         return self._fail(&e, buf)
                 segment = PyBytes_FromStringAndSize(<const char *>key.p, key.end - key.p).decode(
                     "utf-8", "replace")
+                code = <int32_t>status  # enums are int32 on the wire
                 self._market_status[segment] = (
-                    _MARKET_STATUS_NAMES[status] if status < <uint64_t>len(_MARKET_STATUS_NAMES)
-                    else int(status))
+                    _MARKET_STATUS_NAMES[code] if 0 <= code < len(_MARKET_STATUS_NAMES) else code)
         return 0
 
     cdef int _fail(self, const pb_error *e, const unsigned char *buf) except -1:

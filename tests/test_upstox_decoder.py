@@ -4,6 +4,7 @@ frames, and a differential test against the official generated classes."""
 from __future__ import annotations
 
 import math
+import os
 import types
 from typing import Any
 
@@ -181,11 +182,6 @@ def test_protobuf_merge_and_oneof_rules(hp: types.ModuleType, upstox_instruments
     assert state.tick(RELIANCE)["last_price"] == 3.5
 
 
-def test_state_needs_upstox_instruments(hp: types.ModuleType, instruments: Any) -> None:
-    with pytest.raises(ValueError, match="Upstox"):
-        hp.UpstoxDecoder(hp.MarketState(instruments))
-
-
 def test_upstox_state_rejects_int_keys(hp: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
     state, _ = make(hp, upstox_instruments)
     with pytest.raises(KeyError, match="instrument_key"):
@@ -237,15 +233,101 @@ def test_malformed_nested_feed_applies_earlier_feeds_only(
     assert state.tick(OPT)["mode"] is None and state.tick(RELIANCE)["mode"] is None
 
 
-def test_every_truncation_raises_or_applies_a_prefix(hp: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
-    frame = uw.feed_response([(OPT, full_feed()), (INFY, uw.feed(ltpc=uw.ltpc(1_550.5)))], current_ts=5)
+def test_every_truncation_leaves_each_instrument_whole(
+    hp: types.ModuleType, upstox_instruments: UpstoxInstruments
+) -> None:
+    """Cut a frame anywhere: each instrument is either untouched or exactly as
+    the complete frame leaves it (never half-updated). A cut that drops only
+    the trailing currentTs is a valid frame without exchange_timestamp."""
+    frame = uw.feed_response([(OPT, full_feed()), (INFY, uw.feed(ltpc=uw.ltpc(1_550.5)))], current_ts=5_000)
+    whole, dec = make(hp, upstox_instruments)
+    dec.feed(frame, 1)
+    complete = {k: whole.tick(k) for k in (OPT, INFY)}
+    for tick in complete.values():
+        del tick["exchange_timestamp"]
+    outcomes = set()
     for cut in range(len(frame)):
         state, dec = make(hp, upstox_instruments)
         try:
-            dec.feed(frame[:cut])
+            dec.feed(frame[:cut], 1)
+            outcomes.add("decoded")
         except FrameError as exc:
             assert 0 <= exc.offset <= cut
-        assert state.dirty_count <= 2
+            outcomes.add("error")
+        for key in (OPT, INFY):
+            tick = state.tick(key)
+            tick.pop("exchange_timestamp", None)
+            assert tick["mode"] is None or tick == complete[key]
+    assert outcomes == {"decoded", "error"}
+
+
+def test_absent_sub_messages_leave_fields_as_they_were(
+    hp: types.ModuleType, upstox_instruments: UpstoxInstruments
+) -> None:
+    state, dec = make(hp, upstox_instruments)
+    dec.feed(uw.feed_response([(OPT, full_feed())]), 1)
+    before = state.tick(OPT)
+    dec.feed(uw.feed_response([(OPT, uw.feed(full_market=uw.market_full_feed(atp=99.5, vtt=5)))]), 2)
+    after = state.tick(OPT)
+    assert after["average_traded_price"] == 99.5 and after["volume_traded"] == 5  # proto3 scalars
+    assert after["oi"] == 0 and after["total_buy_quantity"] == 0
+    for key in ("last_price", "change", "last_trade_time", "ohlc", "depth", "greeks"):
+        assert after[key] == before[key], key  # LTPC, MarketLevel, greeks, 1d bar: not in the feed
+    assert after["seq"] == 2
+
+
+def test_skipped_sub_messages_are_checked(hp: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
+    """LTPC.iep and MarketInfo's status maps are not kept, but malformed ones are refused."""
+    _, dec = make(hp, upstox_instruments)
+    good_iep = uw.feed_response([(INFY, uw.feed(ltpc=uw.ltpc(1.0, iep=2.0)))])
+    assert dec.feed(good_iep) == 1
+    bad_iep = uw.feed_response([(INFY, uw.feed(ltpc=uw.ltpc(1.0) + uw.length_delimited(5, b"\x09\x00\x00")))])
+    with pytest.raises(FrameError, match="DoubleValue"):
+        dec.feed(bad_iep)
+    good_info = uw.feed_response([], type=uw.MARKET_INFO, market_info=uw.market_info(
+        {"NSE_EQ": 2}, cas_market_status={"NSE_EQ": uw.status_info("OPEN", 5)}))
+    assert dec.feed(good_info) == 0
+    bad_info = uw.message_field(4, uw.length_delimited(2, b"\x0a\x05ab"))
+    with pytest.raises(FrameError, match="MarketInfo status entry"):
+        dec.feed(bad_info)
+
+
+def test_counters_after_a_mid_frame_error(hp: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
+    state, dec = make(hp, upstox_instruments)
+    good = uw.feed_response([(INFY, uw.feed(ltpc=uw.ltpc(1_550.5)))])
+    bad = uw.map_field(2, OPT, uw.message_field(2, uw.message_field(1, b"\x19\x01")))  # LTPC.ltq, fixed64 cut
+    with pytest.raises(FrameError):
+        dec.feed(good + bad)
+    stats = dec.stats()
+    assert (stats["feeds"], stats["frames"], stats["frame_errors"]) == (1, 0, 1)
+    assert state.tick(INFY)["seq"] == 1
+
+
+def test_enums_are_int32(hp: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
+    """Protobuf reads enum varints as int32: 2**32 + 3 is 3 (full_d30), and a
+    negative status stays negative."""
+    state, dec = make(hp, upstox_instruments)
+    feed = uw.feed(full_market=uw.market_full_feed(ltpc=uw.ltpc(1.0))) + uw.int64_field(4, 2**32 + 3)
+    dec.feed(uw.feed_response([(OPT, feed)]))
+    assert state.tick(OPT)["mode"] == "full_d30"
+    dec.feed(uw.feed_response([], type=uw.MARKET_INFO, market_info=uw.market_info({"NSE_EQ": -1})))
+    assert dec.market_status == {"NSE_EQ": -1}
+
+
+def test_decoders_check_the_broker_of_their_state(
+    hp: types.ModuleType, upstox_instruments: UpstoxInstruments, instruments: Any
+) -> None:
+    with pytest.raises(ValueError, match="Kite"):
+        hp.KiteDecoder(hp.MarketState(upstox_instruments))
+    with pytest.raises(ValueError, match="Upstox"):
+        hp.UpstoxDecoder(hp.MarketState(instruments))
+
+
+def test_frame_decoder_is_the_shared_base(compiled: types.ModuleType) -> None:
+    assert issubclass(compiled.KiteDecoder, compiled.FrameDecoder)
+    assert issubclass(compiled.UpstoxDecoder, compiled.FrameDecoder)
+    with pytest.raises(TypeError, match="abstract"):
+        compiled.FrameDecoder()
 
 
 def test_no_python_object_per_feed(compiled: types.ModuleType, upstox_instruments: UpstoxInstruments) -> None:
@@ -321,7 +403,8 @@ def upstox_frame(draw: st.DrawFn, pb: Any) -> bytes:
                 g = f1.optionGreeks
                 g.delta, g.theta, g.gamma, g.vega, g.rho = (draw(REAL) for _ in range(5))
             f1.vtt, f1.oi, f1.iv = draw(QTY), draw(WHOLE), draw(REAL)
-        lt.ltp, lt.ltt, lt.ltq, lt.cp = draw(GRID), draw(TS), draw(QTY), draw(GRID)
+        if kind == "ltpc" or draw(st.integers(0, 5)):  # now and then a payload without LTPC
+            lt.ltp, lt.ltt, lt.ltq, lt.cp = draw(GRID), draw(TS), draw(QTY), draw(GRID)
         feed.requestMode = draw(st.sampled_from([0, 1, 2, 3]))
     return bytes(fr.SerializeToString(deterministic=True))
 
@@ -331,20 +414,23 @@ def change(ltp: float, cp: float) -> float:
 
 
 def expected_tick(fr: Any, key: str, feed: Any) -> dict[str, Any]:
-    """The tick the official classes' values imply (docs/state.md)."""
+    """The tick the official classes' values imply (docs/state.md): a
+    sub-message the feed does not carry adds no keys (fresh state here)."""
     payload = feed.WhichOneof("FeedUnion")
     t: dict[str, Any] = {}
+    has_ltpc = True
     if payload == "ltpc":
         lt, mode = feed.ltpc, "ltpc"
     elif payload == "fullFeed" and feed.fullFeed.WhichOneof("FullFeedUnion") == "marketFF":
         m = feed.fullFeed.marketFF
-        lt = m.ltpc
+        lt, has_ltpc = m.ltpc, m.HasField("ltpc")
         levels = list(m.marketLevel.bidAskQuote)[:30]
         mode = "full_d30" if feed.requestMode == 3 or len(m.marketLevel.bidAskQuote) > 5 else "full"
         t.update(average_traded_price=m.atp, volume_traded=m.vtt, total_buy_quantity=int(m.tbq),
                  total_sell_quantity=int(m.tsq), oi=int(m.oi))
-        t["depth"] = {"buy": [{"quantity": q.bidQ, "price": q.bidP} for q in levels],
-                      "sell": [{"quantity": q.askQ, "price": q.askP} for q in levels]}
+        if m.HasField("marketLevel"):
+            t["depth"] = {"buy": [{"quantity": q.bidQ, "price": q.bidP} for q in levels],
+                          "sell": [{"quantity": q.askQ, "price": q.askP} for q in levels]}
         day = [o for o in m.marketOHLC.ohlc if o.interval == "1d"]
         if day:
             t["ohlc"] = {"open": day[-1].open, "high": day[-1].high, "low": day[-1].low, "close": lt.cp}
@@ -355,25 +441,27 @@ def expected_tick(fr: Any, key: str, feed: Any) -> dict[str, Any]:
             t["iv"] = m.iv
     elif payload == "fullFeed":
         ix = feed.fullFeed.indexFF
-        lt, mode = ix.ltpc, "full"
+        lt, mode, has_ltpc = ix.ltpc, "full", ix.HasField("ltpc")
         day = [o for o in ix.marketOHLC.ohlc if o.interval == "1d"]
         if day:
             t["ohlc"] = {"open": day[-1].open, "high": day[-1].high, "low": day[-1].low, "close": lt.cp}
     else:
         f1 = feed.firstLevelWithGreeks
-        lt, mode = f1.ltpc, "option_greeks"
-        d = f1.firstDepth
-        depth = [d] if f1.HasField("firstDepth") else []
-        t["depth"] = {"buy": [{"quantity": q.bidQ, "price": q.bidP} for q in depth],
-                      "sell": [{"quantity": q.askQ, "price": q.askP} for q in depth]}
+        lt, mode, has_ltpc = f1.ltpc, "option_greeks", f1.HasField("ltpc")
+        if f1.HasField("firstDepth"):
+            d = f1.firstDepth
+            t["depth"] = {"buy": [{"quantity": d.bidQ, "price": d.bidP}],
+                          "sell": [{"quantity": d.askQ, "price": d.askP}]}
         t.update(volume_traded=f1.vtt, oi=int(f1.oi))
         if f1.HasField("optionGreeks"):
             g = f1.optionGreeks
             t["greeks"] = {"delta": g.delta, "theta": g.theta, "gamma": g.gamma, "vega": g.vega, "rho": g.rho}
         if f1.HasField("optionGreeks") or f1.iv != 0:
             t["iv"] = f1.iv
-    t.update(mode=mode, instrument_key=key, last_price=lt.ltp, last_traded_quantity=lt.ltq,
-             last_trade_time=lt.ltt // 1000, change=change(lt.ltp, lt.cp))
+    t.update(mode=mode, instrument_key=key)
+    if has_ltpc:
+        t.update(last_price=lt.ltp, last_traded_quantity=lt.ltq, last_trade_time=lt.ltt // 1000,
+                 change=change(lt.ltp, lt.cp))
     if fr.currentTs:
         t["exchange_timestamp"] = fr.currentTs // 1000
     return t
@@ -387,8 +475,10 @@ def test_ticks_equal_the_official_classes(
     frame = data.draw(upstox_frame(pb))
     fr = pb.FeedResponse.FromString(frame)
     state, dec = make(hp, upstox_instruments)
-    assert dec.feed(frame, 1) == len(fr.feeds)
-    for key, feed in fr.feeds.items():
+    carried = {key: feed for key, feed in fr.feeds.items() if feed.WhichOneof("FeedUnion")}
+    assert dec.feed(frame, 1) == len(carried)  # a Feed with no payload is counted, not applied
+    assert dec.stats()["empty_feeds"] == len(fr.feeds) - len(carried)
+    for key, feed in carried.items():
         ours = state.tick(key)
         expected = expected_tick(fr, key, feed)
         assert {k: v for k, v in ours.items() if k not in EXTRAS | {"tradable"}} == expected
@@ -422,7 +512,11 @@ def mutated_frame(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FASTFLOW_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def fuzz_check(hp: types.ModuleType, instruments: UpstoxInstruments, data: bytes) -> None:

@@ -187,6 +187,10 @@ class KiteDecoder:
                 f"Argument 'state' has incorrect type (expected {MarketState.__module__}.MarketState, "
                 f"got {type(state).__name__})"
             )
+        if state._key_index is not None:
+            raise ValueError(
+                "KiteDecoder needs a MarketState built from Kite instruments (Instruments.from_kite_csv)"
+            )
         self._state = state
         self._frames = 0
         self._packets = 0

@@ -116,6 +116,8 @@ class FeedRecord:
 
     kind: int = UPX_NONE
     request_mode: int = -1  # -1 when absent
+    has_ltpc: bool = False  # the payload carried an LTPC sub-message
+    has_levels: bool = False  # ... a MarketLevel (or a firstDepth)
     ltp: float = 0.0
     ltt: int = 0
     ltq: int = 0
@@ -146,8 +148,49 @@ class FeedRecord:
 # -- message decoders: each reads one (sub)message span into the record ----------------
 
 
+def to_int32(value: int) -> int:
+    """An enum value as protobuf reads it: the low 32 bits, signed."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def read_double_value(s: Span) -> None:
+    """google.protobuf.DoubleValue: checked, not kept."""
+    m = "DoubleValue"
+    while not s.at_end():
+        num, wt = s.tag(m)
+        if num == 1:
+            s.expect(num, wt, WT_FIXED64, m)
+            s.double(m)
+        else:
+            s.skip(wt, m)
+
+
+def read_status_entry(s: Span) -> None:
+    """A map<string, StatusInfo> entry of MarketInfo (fields 2, 3): checked."""
+    m = "MarketInfo status entry"
+    while not s.at_end():
+        num, wt = s.tag(m)
+        if num == 1:
+            s.field_span(num, wt, m)
+        elif num == 2:
+            info = s.field_span(num, wt, m)
+            while not info.at_end():
+                inum, iwt = info.tag("StatusInfo")
+                if inum == 1:
+                    info.field_span(inum, iwt, "StatusInfo")
+                elif inum == 2:
+                    info.expect(inum, iwt, WT_VARINT, "StatusInfo")
+                    info.int64("StatusInfo")
+                else:
+                    info.skip(iwt, "StatusInfo")
+        else:
+            s.skip(wt, m)
+
+
 def read_ltpc(s: Span, f: FeedRecord) -> None:
     m = "LTPC"
+    f.has_ltpc = True
     while not s.at_end():
         num, wt = s.tag(m)
         if num == 1:
@@ -162,9 +205,8 @@ def read_ltpc(s: Span, f: FeedRecord) -> None:
         elif num == 4:
             s.expect(num, wt, WT_FIXED64, m)
             f.cp = s.double(m)
-        elif num == 5:  # iep (google.protobuf.DoubleValue): not kept
-            s.expect(num, wt, WT_LEN, m)
-            s.skip(wt, m)
+        elif num == 5:  # iep (google.protobuf.DoubleValue): checked, not kept
+            read_double_value(s.field_span(num, wt, m))
         else:
             s.skip(wt, m)
 
@@ -191,6 +233,7 @@ def read_quote(s: Span, q: Quote) -> None:
 
 def read_market_level(s: Span, f: FeedRecord) -> None:
     m = "MarketLevel"
+    f.has_levels = True
     while not s.at_end():
         num, wt = s.tag(m)
         if num == 1:  # repeated Quote bidAskQuote: append
@@ -346,6 +389,7 @@ def read_first_level(s: Span, f: FeedRecord) -> None:
             read_ltpc(s.field_span(num, wt, m), f)
         elif num == 2:  # firstDepth: a singular Quote, merged when repeated
             sub = s.field_span(num, wt, m)
+            f.has_levels = True
             if not f.levels:
                 f.levels.append(Quote())
             read_quote(sub, f.levels[0])
@@ -390,7 +434,7 @@ def read_feed(s: Span, f: FeedRecord) -> None:
                 read_first_level(sub, f)
         elif num == 4:
             s.expect(num, wt, WT_VARINT, m)
-            f.request_mode = s.int64(m)
+            f.request_mode = to_int32(s.int64(m))  # enums are int32 on the wire
         else:
             s.skip(wt, m)
 
@@ -476,7 +520,7 @@ class UpstoxDecoder:
                 top.expect(num, wt, WT_VARINT, m)
                 value = to_int64(top.varint(m))
                 if num == 1:
-                    frame_type = value
+                    frame_type = to_int32(value)  # enums are int32 on the wire
                 else:
                     current_ts = value
             elif num in (2, 4):
@@ -498,11 +542,11 @@ class UpstoxDecoder:
                 continue
             if self._feed_entry(top.sub(m), current_ts, recv_ns):
                 applied += 1
+                self._feeds += 1  # counted as applied, even if a later feed is malformed
 
         if has_info:
             self._market_info(buf)
         self._frames += 1
-        self._feeds += applied
         if frame_type == UPX_TYPE_LIVE:
             self._live_frames += 1
         elif frame_type == UPX_TYPE_MARKET_INFO:
@@ -553,12 +597,15 @@ class UpstoxDecoder:
     def _apply(self, slot: int, f: FeedRecord, current_ts: int) -> None:
         s = self._state._slots
         div = float(int(s["price_divisor"][slot]))
-        have = FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_LTT | FF_HAVE_CHANGE
+        have = 0
         kind = f.kind
-        s["last_price"][slot] = self._fixed(f.ltp, div)
-        s["last_trade_time"][slot] = f.ltt
-        s["last_quantity"][slot] = f.ltq
-        s["close"][slot] = self._fixed(f.cp, div)
+        # A sub-message the feed does not carry leaves its fields as they were.
+        if f.has_ltpc:
+            s["last_price"][slot] = self._fixed(f.ltp, div)
+            s["last_trade_time"][slot] = f.ltt
+            s["last_quantity"][slot] = f.ltq
+            s["close"][slot] = self._fixed(f.cp, div)
+            have |= FF_HAVE_LTP | FF_HAVE_LTQ | FF_HAVE_LTT | FF_HAVE_CHANGE
         if kind in (UPX_MARKET, UPX_INDEX) and f.day is not None:
             s["open"][slot] = self._fixed(f.day.open, div)
             s["high"][slot] = self._fixed(f.day.high, div)
@@ -572,7 +619,7 @@ class UpstoxDecoder:
             s["bar_volume"][slot] = f.minute.vol
             s["bar_ts"][slot] = f.minute.ts
             have |= FF_HAVE_BAR
-        if kind in (UPX_MARKET, UPX_FIRST_LEVEL):
+        if kind in (UPX_MARKET, UPX_FIRST_LEVEL) and f.has_levels:
             levels = f.levels[: int(s["depth_capacity"][slot])]
             depth = s["depth"][slot]
             for i, q in enumerate(levels):  # deeper levels of earlier updates stay, unused
@@ -580,10 +627,13 @@ class UpstoxDecoder:
                 ask_price = self._fixed(q.ask_p, div)
                 depth[i] = (q.bid_q, bid_price, 0, q.ask_q, ask_price, 0)
             s["depth_levels"][slot] = len(levels)
+            s["have"][slot] = int(s["have"][slot]) & ~FF_HAVE_DEPTH_ORDERS
+            have |= FF_HAVE_DEPTH
+        if kind in (UPX_MARKET, UPX_FIRST_LEVEL):
             s["volume"][slot] = f.vtt
             s["oi"][slot] = self._fixed(f.oi, 1.0)
             s["iv"][slot] = f.iv
-            have |= FF_HAVE_DEPTH | FF_HAVE_VOLUME | FF_HAVE_OI
+            have |= FF_HAVE_VOLUME | FF_HAVE_OI
             if f.has_greeks:
                 s["delta"][slot] = f.delta
                 s["theta"][slot] = f.theta
@@ -609,13 +659,11 @@ class UpstoxDecoder:
         if current_ts != 0:
             s["exchange_timestamp"][slot] = current_ts
             have |= FF_HAVE_EXCH_TS
-        old = int(s["have"][slot])
-        if kind in (UPX_MARKET, UPX_FIRST_LEVEL):
-            old &= ~FF_HAVE_DEPTH_ORDERS
-        s["have"][slot] = old | have
-        s["change"][slot] = kite_change(
-            int(s["last_price"][slot]), int(s["close"][slot]), int(s["price_divisor"][slot])
-        )
+        s["have"][slot] = int(s["have"][slot]) | have
+        if int(s["have"][slot]) & FF_HAVE_CHANGE:
+            s["change"][slot] = kite_change(
+                int(s["last_price"][slot]), int(s["close"][slot]), int(s["price_divisor"][slot])
+            )
 
     def _market_info(self, buf: bytes) -> None:
         """MarketInfo.segmentStatus of every top-level marketInfo -> market_status."""
@@ -629,6 +677,9 @@ class UpstoxDecoder:
             m = "MarketInfo"
             while not info.at_end():
                 num, wt = info.tag(m)
+                if num in (2, 3):  # map<string, StatusInfo>: checked, not kept
+                    read_status_entry(info.field_span(num, wt, m))
+                    continue
                 if num != 1:
                     info.skip(wt, m)
                     continue
@@ -647,8 +698,9 @@ class UpstoxDecoder:
                     else:
                         entry.skip(wt, e)
                 name = segment.decode("utf-8", "replace")
+                code = to_int32(status)  # enums are int32 on the wire
                 self._market_status[name] = (
-                    MARKET_STATUS_NAMES[status] if status < len(MARKET_STATUS_NAMES) else status
+                    MARKET_STATUS_NAMES[code] if 0 <= code < len(MARKET_STATUS_NAMES) else code
                 )
 
     def _fail(self, e: PbError) -> NoReturn:
