@@ -32,6 +32,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
+    from fastflow.sim.market import KiteMarket
+    from fastflow.sim.universe import kite_universe, write_kite_csv
+
+    if args.broker != "kite":
+        print("fastflow sim: the Upstox simulator is not built yet (only --broker kite)", file=sys.stderr)
+        return 2
+    rows = kite_universe()
+    if args.instruments_out:
+        write_kite_csv(rows, args.instruments_out)
+    config = KiteSimConfig(api_key=args.api_key, access_token=args.access_token, rate=args.rate, seed=args.seed)
+    simulator = KiteSimulator(KiteMarket.from_rows(rows, seed=args.seed), config)
+
+    async def main() -> None:
+        await simulator.start(args.host, args.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        url = f"ws://{args.host}:{simulator.port}/?api_key={args.api_key}&access_token={args.access_token}"
+        print(f"fastflow sim: Kite ticker on {url} ({len(rows)} instruments, {args.rate:,.0f} packets/s)",
+              flush=True)
+        with contextlib.suppress(TimeoutError):  # --duration elapsed
+            await asyncio.wait_for(stop.wait(), args.duration)
+        await simulator.stop()
+        print(f"fastflow sim: stopped; {simulator.stats}", flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
 def _cmd_universe(args: argparse.Namespace) -> int:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
@@ -83,6 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", default="", help="comma-separated symbols, e.g. 'NSE:INFY,NSE:NIFTY 50'")
     p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "sim",
+        help="run a local broker that speaks the real wire protocol",
+        description="A local broker for demos and tests: Kite's ticker WebSocket (403 on bad credentials, "
+        "subscribe/unsubscribe/mode, binary frames, heartbeats, limits) over the synthetic market.",
+    )
+    p.add_argument("--broker", choices=["kite", "upstox"], default="kite", help="wire protocol (default kite)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="listen port (default: a free port, printed)")
+    p.add_argument("--api-key", default="fastflow", help="api_key the clients must present")
+    p.add_argument("--access-token", default="sim-token", help="access_token the clients must present")
+    p.add_argument("--instruments-out", default="", help="write the instrument dump here (.csv or .csv.gz)")
+    p.add_argument("--rate", type=_positive, default=10_000.0, help="packets per second, all connections")
+    p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser(
         "universe",

@@ -219,6 +219,7 @@ class KiteMarket:
         self._clock = _check_time(_default_start_time() if start_time is None else start_time)
         n = tok.size
         self._size = n
+        self._positions: dict[int, int] | None = None
         self._tokens = tok
         segment = (tok & 0xFF).astype(np.int64)
         self._div: IntArray = _DIVISOR_BY_SEGMENT[segment]
@@ -382,6 +383,24 @@ class KiteMarket:
             raise ValueError("a Kite message holds at most 65535 packets")
         self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
         idx = self._rng.choice(self._size, size=n, replace=False).astype(np.int64)
+        self._advance(idx)
+        return self._encode(idx, mode)
+
+    def step_tokens(self, tokens: Iterable[int], mode: str = "full", now: int | None = None) -> bytes:
+        """Advance the given instruments (distinct tokens of this universe) and
+        return them as one binary message, like :meth:`step`. Raises ``KeyError``
+        for a token outside the universe."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if self._positions is None:
+            self._positions = {int(t): i for i, t in enumerate(self._tokens)}
+        positions = self._positions
+        idx = np.fromiter((positions[int(t)] for t in tokens), dtype=np.int64)
+        if idx.size > 0xFFFF:
+            raise ValueError("a Kite message holds at most 65535 packets")
+        if np.unique(idx).size != idx.size:
+            raise ValueError("tokens must be distinct")
+        self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
         self._advance(idx)
         return self._encode(idx, mode)
 
