@@ -18,6 +18,13 @@
   choice). Unknown tokens are accepted and never stream, as on Kite;
 * the rate is a total packet budget per second shared by the connections.
 
+Fault injection (for tests and demos; the ``fastflow sim --fault`` switches call
+the same methods): :meth:`KiteSimulator.drop` aborts every connection without a
+close frame; :meth:`KiteSimulator.silence` keeps sockets open but sends nothing,
+not even heartbeats (a half-open peer); :meth:`KiteSimulator.send_garbage`
+sends a malformed binary frame; :meth:`KiteSimulator.expire_token` makes the
+current access token invalid, so reconnects get 403.
+
 Cold code: one asyncio server, no per-tick Python in the hot path of any
 consumer (the market model builds whole messages with numpy).
 """
@@ -75,6 +82,8 @@ class KiteSimulator:
         self._known = {int(t) for t in market.tokens}
         self._clients: set[_Client] = set()
         self._rng = random.Random(self.config.seed)
+        self._silent_until = 0.0
+        self._credit = 0.0  # packets earned but not sent yet: rates below 1 per interval trickle
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "packets": 0, "heartbeats": 0, "errors": 0}
 
     # -- handshake ---------------------------------------------------------------
@@ -156,16 +165,47 @@ class KiteSimulator:
 
     # -- the market loop -------------------------------------------------------------
 
+    # -- fault injection -------------------------------------------------------------
+
+    def drop(self) -> int:
+        """Abort every connection (TCP reset, no close frame); returns how many."""
+        clients = list(self._clients)
+        for client in clients:
+            transport = client.connection.transport
+            if transport is not None:
+                transport.abort()
+        return len(clients)
+
+    def silence(self, seconds: float) -> None:
+        """Send nothing at all (no data, no heartbeat) for ``seconds``; sockets stay open."""
+        self._silent_until = time.monotonic() + seconds
+
+    async def send_garbage(self) -> None:
+        """Send every connection a binary frame that is not valid Kite framing."""
+        for client in list(self._clients):
+            await self._send(client, b"\x00\x02\x00\x08garbage", 0)
+
+    def expire_token(self, new_token: str = "rotated") -> None:
+        """The current access token stops working (new upgrades get 403)."""
+        self.config.access_token = new_token
+
+    # -- the market loop -------------------------------------------------------------
+
     async def _pump(self) -> None:
         """Every interval: split the packet budget over the connections, send
         one message per mode group, and heartbeats to idle connections."""
         cfg = self.config
         while True:
             started = time.monotonic()
+            if started < self._silent_until:
+                await asyncio.sleep(cfg.interval)
+                continue
             clients = [c for c in self._clients if c.modes]
-            budget = max(1, int(cfg.rate * cfg.interval))
-            share = max(1, budget // max(1, len(clients)))
-            for client in clients:
+            self._credit = min(self._credit + cfg.rate * cfg.interval, cfg.rate + 1.0)
+            budget = int(self._credit) if clients else 0
+            self._credit -= budget
+            share = max(1, budget // len(clients)) if budget else 0
+            for client in clients[:budget]:
                 streaming = [t for t in client.modes if t in self._known]
                 chosen = streaming if len(streaming) <= share else self._rng.sample(streaming, share)
                 by_mode: dict[str, list[int]] = {}

@@ -1,0 +1,1 @@
+"""Broker connections: each WebSocket message goes whole into the hot path."""

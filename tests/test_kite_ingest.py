@@ -1,0 +1,136 @@
+"""KiteSession against the simulator over real sockets: every injected fault
+ends in a reconnect with all subscriptions restored and ticks flowing again,
+or, for an expired token, in an open circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastflow.hotpath import KiteDecoder, MarketState, TickBatch
+from fastflow.ingest.kite_session import KiteSession
+from fastflow.instruments import Instruments
+from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
+from fastflow.sim.market import KiteMarket
+from fastflow.sim.universe import kite_universe
+
+INFY, RELIANCE, NIFTY50 = 408065, 738561, 256265
+SUBSCRIPTIONS = {INFY: "full", RELIANCE: "quote", NIFTY50: "ltp"}
+DEADLINE = 10.0
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail after DEADLINE seconds."""
+    async with asyncio.timeout(DEADLINE):
+        while not condition():
+            await asyncio.sleep(0.01)
+    assert condition(), what
+
+
+def run(test: Callable[[KiteSimulator, KiteSession, MarketState, list[TickBatch]], Awaitable[None]],
+        **session_options: Any) -> None:
+    async def main() -> None:
+        rows = kite_universe()
+        sim = KiteSimulator(KiteMarket.from_rows(rows, seed=2), KiteSimConfig(rate=3_000, heartbeat=0.2))
+        await sim.start("127.0.0.1", 0)
+        state = MarketState(Instruments.from_kite_rows(rows))
+        batches: list[TickBatch] = []
+        options = {"watchdog": 1.0, "backoff_base": 0.01, "backoff_cap": 0.05, **session_options}
+        session = KiteSession(
+            KiteDecoder(state), api_key="fastflow", access_token="sim-token", subscriptions=SUBSCRIPTIONS,
+            url=f"ws://127.0.0.1:{sim.port}/", on_flush=batches.append, rng=random.Random(7), **options,
+        )
+        task = asyncio.create_task(session.run())
+        try:
+            await until(lambda: session.state == "streaming", "streaming")
+            await test(sim, session, state, batches)
+        finally:
+            session.stop()
+            await asyncio.wait_for(task, DEADLINE)
+            await sim.stop()
+        assert session.state in ("stopped", "auth_failed")
+
+    asyncio.run(main())
+
+
+def subscribed_everything(sim: KiteSimulator) -> bool:
+    return any(client.modes == SUBSCRIPTIONS for client in sim._clients)
+
+
+def ticks_flow_again(state: MarketState) -> Callable[[], bool]:
+    seqs = {t: state.tick(t)["seq"] for t in SUBSCRIPTIONS}
+    return lambda: all(state.tick(t)["seq"] > seqs[t] for t in SUBSCRIPTIONS)
+
+
+def test_streams_every_mode_into_the_state() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: all(state.tick(t)["mode"] == m for t, m in SUBSCRIPTIONS.items()), "modes")
+        await until(lambda: len(batches) > 3, "flushes")
+        assert session.health()["state"] == "streaming" and session.health()["last_frame_age_s"] < DEADLINE
+
+    run(test)
+
+
+def test_abrupt_drop_reconnects_and_resubscribes() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: subscribed_everything(sim), "subscribed")
+        assert sim.drop() == 1
+        await until(lambda: session.counters["connects"] == 2 and session.state == "streaming", "reconnected")
+        await until(lambda: subscribed_everything(sim), "resubscribed")
+        await until(ticks_flow_again(state), "ticks flow again")
+        assert session.counters["disconnects"] == 1
+
+    run(test)
+
+
+def test_half_open_silence_is_detected_by_the_watchdog() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.silence(3.0)  # open socket, nothing sent, not even heartbeats
+        await until(lambda: session.counters["watchdog_timeouts"] >= 1, "watchdog fired")
+        await until(lambda: session.counters["connects"] >= 2, "reconnected")
+        await until(lambda: subscribed_everything(sim), "resubscribed")
+        await until(ticks_flow_again(state), "ticks flow again")
+
+    run(test, watchdog=0.5)
+
+
+def test_heartbeats_keep_an_idle_connection_alive() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.config.rate = 1e-9  # no data: only the 0.2 s heartbeats
+        await until(lambda: session.counters["heartbeats"] >= 5, "heartbeats")
+        assert session.counters["watchdog_timeouts"] == 0 and session.counters["connects"] == 1
+
+    run(test, watchdog=0.5)
+
+
+def test_garbage_frame_is_counted_and_the_stream_goes_on() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await sim.send_garbage()
+        await until(lambda: session.counters["frame_errors"] == 1, "frame error counted")
+        assert session.last_bad_frame.endswith(b"garbage") and "truncated" in str(session.last_frame_error)
+        await until(ticks_flow_again(state), "ticks flow on")
+        assert session.counters["connects"] == 1
+
+    run(test)
+
+
+def test_expired_token_opens_the_circuit_breaker() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.expire_token()
+        sim.drop()
+        await until(lambda: session.state == "auth_failed", "breaker open")
+        assert session.counters["auth_failures"] == 3 and sim.stats["refused"] == 3
+
+    run(test)
+
+
+def test_bad_session_configuration_is_refused() -> None:
+    import pytest
+
+    state = MarketState(Instruments.from_kite_rows(kite_universe()))
+    with pytest.raises(ValueError, match="mode"):
+        KiteSession(KiteDecoder(state), api_key="k", access_token="t", subscriptions={INFY: "fast"})
+    with pytest.raises(ValueError, match="3000"):
+        KiteSession(KiteDecoder(state), api_key="k", access_token="t", subscriptions=dict.fromkeys(range(3001), "ltp"))
