@@ -11,7 +11,7 @@ import pytest
 
 from fastflow.cli import main
 
-SUBCOMMANDS = ["run", "sim", "universe", "instruments"]
+SUBCOMMANDS = ["run", "sim", "record", "replay", "universe", "instruments"]
 
 
 def fastflow(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

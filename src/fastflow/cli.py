@@ -68,6 +68,70 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import signal
+
+    from fastflow.hotpath import KiteDecoder, MarketState
+    from fastflow.ingest.capture import CaptureWriter
+    from fastflow.ingest.kite_session import KiteSession
+    from fastflow.ingest.replay import load_instruments
+
+    instruments = load_instruments("kite", args.instruments)
+    try:
+        tokens = [instruments.token_of(s.strip()) for s in args.symbols.split(",") if s.strip()]
+    except KeyError as exc:
+        print(f"fastflow record: {exc.args[0]}", file=sys.stderr)
+        return 2
+    state = MarketState(instruments)
+    with CaptureWriter(args.out, broker="kite", instruments=args.instruments or "synthetic") as writer:
+        session = KiteSession(
+            KiteDecoder(state), api_key=args.api_key, access_token=args.access_token, url=args.url,
+            subscriptions=dict.fromkeys(tokens, args.mode), on_frame=writer.append,
+        )
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, session.stop)
+            task = asyncio.create_task(session.run())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), args.duration)
+            session.stop()
+            await task
+
+        asyncio.run(main())
+        print(f"fastflow record: {writer.records} frames to {args.out}; session {session.health()}")
+    return 0 if session.state != "auth_failed" else 1
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from fastflow.hotpath import MarketState
+    from fastflow.ingest.capture import CaptureError, CaptureReader
+    from fastflow.ingest.replay import load_instruments, replay
+
+    try:
+        reader = CaptureReader(args.path)
+        source = args.instruments or str(reader.header.get("instruments", ""))
+        state = MarketState(load_instruments(reader.broker, source))
+        speed = None if args.speed == "max" else float(args.speed)
+        result = replay(args.path, state, speed=speed)
+    except (CaptureError, OSError, ValueError) as exc:
+        print(f"fastflow replay: {exc}", file=sys.stderr)
+        return 1
+    rate = result.updates / result.seconds if result.seconds else 0.0
+    summary = (f"replayed {result.frames:,} frames, {result.updates:,} updates in {result.seconds:.3f} s "
+               f"({rate:,.0f} updates/s); frame errors {result.frame_errors}")
+    if result.torn_tail is not None:
+        summary += f"; torn tail at byte {result.torn_tail} (ignored)"
+    print(summary)
+    for symbol in (s.strip() for s in args.watch.split(",") if s.strip()):
+        tick = state.tick(symbol)
+        print(f"{symbol}: last_price {tick.get('last_price')} seq {tick['seq']} mode {tick['mode']}")
+    return 0
+
+
 def _cmd_universe(args: argparse.Namespace) -> int:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
@@ -136,6 +200,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.set_defaults(func=_cmd_sim)
+
+    p = sub.add_parser(
+        "record",
+        help="capture a Kite feed's raw frames to a file",
+        description="Connect to a Kite ticker (the real one or `fastflow sim`), subscribe, and append every "
+        "raw frame with its receive time to a capture file (format: fastflow/ingest/capture.py).",
+    )
+    p.add_argument("--out", required=True, help="capture file (appended to if it exists)")
+    p.add_argument("--url", default="wss://ws.kite.trade", help="ticker URL (e.g. ws://127.0.0.1:PORT/)")
+    p.add_argument("--api-key", default="fastflow", help="api_key")
+    p.add_argument("--access-token", default="sim-token", help="access_token")
+    p.add_argument("--symbols", default="NSE:INFY,NSE:RELIANCE,NSE:NIFTY 50", help="comma-separated symbols")
+    p.add_argument("--mode", choices=["ltp", "quote", "full"], default="full", help="subscription mode")
+    p.add_argument("--instruments", default="", help="Kite instruments dump (default: the synthetic universe)")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="drive the hot path from a capture file",
+        description="Decode a capture file's frames into a fresh state with their recorded receive times; "
+        "--speed max measures throughput without a network.",
+    )
+    p.add_argument("path", help="capture file")
+    p.add_argument("--speed", default="max", help="max (default), or a factor such as 1 or 10")
+    p.add_argument("--instruments", default="", help="instrument master (default: the one the capture names)")
+    p.add_argument("--watch", default="", help="comma-separated symbols to print at the end")
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser(
         "universe",

@@ -66,6 +66,7 @@ class KiteSession:
         auth_failures_to_open: int = 3,
         open_timeout: float = 10.0,
         on_flush: Callable[[TickBatch], None] | None = None,
+        on_frame: Callable[[int, bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if len(subscriptions) > MAX_TOKENS_PER_CONNECTION:
@@ -89,6 +90,7 @@ class KiteSession:
         self.auth_failures_to_open = auth_failures_to_open
         self.open_timeout = open_timeout
         self.on_flush = on_flush
+        self.on_frame = on_frame  # (receive time ns, raw binary message): recording
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()
         self.state = "idle"
@@ -192,6 +194,8 @@ class KiteSession:
         if isinstance(message, str):
             self._on_text(message)
             return
+        if self.on_frame is not None:
+            self.on_frame(now, message)
         if len(message) == 1:
             self.counters["heartbeats"] += 1
         try:
