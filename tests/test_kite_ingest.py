@@ -134,3 +134,48 @@ def test_bad_session_configuration_is_refused() -> None:
         KiteSession(KiteDecoder(state), api_key="k", access_token="t", subscriptions={INFY: "fast"})
     with pytest.raises(ValueError, match="3000"):
         KiteSession(KiteDecoder(state), api_key="k", access_token="t", subscriptions=dict.fromkeys(range(3001), "ltp"))
+
+
+def test_ingest_splits_tokens_over_connections_and_recovers() -> None:
+    from fastflow.ingest.kite_session import KiteIngest
+
+    async def main() -> None:
+        rows = kite_universe()
+        sim = KiteSimulator(KiteMarket.from_rows(rows, seed=4),
+                            KiteSimConfig(rate=3_000, heartbeat=0.2, max_tokens=5, max_connections=3))
+        await sim.start("127.0.0.1", 0)
+        state = MarketState(Instruments.from_kite_rows(rows))
+        tokens = [int(t) for t in state.instruments.token[:12]]
+        ingest = KiteIngest(
+            KiteDecoder(state), subscriptions=dict.fromkeys(tokens, "quote"), tokens_per_connection=5,
+            api_key="fastflow", access_token="sim-token", url=f"ws://127.0.0.1:{sim.port}/",
+            watchdog=1.0, backoff_base=0.01, backoff_cap=0.05, rng=random.Random(3),
+        )
+        assert [len(s.subscriptions) for s in ingest.sessions] == [5, 5, 2]
+        task = asyncio.create_task(ingest.run())
+        try:
+            await until(lambda: ingest.health()["state"] == "streaming", "all streaming")
+            await until(lambda: all(state.tick(t)["seq"] > 0 for t in tokens), "every token ticks")
+            assert sorted(len(c.modes) for c in sim._clients) == [2, 5, 5]
+            assert sim.stats["errors"] == 0  # no connection went over the broker's limit
+            seqs = {t: state.tick(t)["seq"] for t in tokens}
+            assert sim.drop() == 3
+            await until(lambda: sum(s.counters["connects"] for s in ingest.sessions) == 6, "all reconnected")
+            await until(lambda: all(state.tick(t)["seq"] > seqs[t] for t in tokens), "every token ticks again")
+        finally:
+            ingest.stop()
+            await asyncio.wait_for(task, DEADLINE)
+            await sim.stop()
+
+    asyncio.run(main())
+
+
+def test_ingest_refuses_more_than_three_connections_worth() -> None:
+    import pytest
+
+    from fastflow.ingest.kite_session import KiteIngest
+
+    state = MarketState(Instruments.from_kite_rows(kite_universe()))
+    with pytest.raises(ValueError, match="at most 3"):
+        KiteIngest(KiteDecoder(state), subscriptions=dict.fromkeys(range(1, 17), "ltp"), tokens_per_connection=5,
+                   api_key="k", access_token="t")

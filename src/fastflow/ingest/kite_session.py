@@ -218,3 +218,50 @@ class KiteSession:
             self.counters["server_errors"] += 1
             self.last_server_error = str(payload.get("data", ""))
             logger.error("kite: server error: %s", self.last_server_error)
+
+
+class KiteIngest:
+    """All the Kite connections of one api_key: the instrument list split into
+    chunks of at most ``tokens_per_connection`` (3000) over at most
+    ``max_connections`` (3) :class:`KiteSession`\\ s, all feeding one decoder.
+    Each session reconnects and resubscribes on its own."""
+
+    def __init__(
+        self,
+        decoder: KiteDecoder,
+        *,
+        subscriptions: Mapping[int, str],
+        max_connections: int = 3,
+        tokens_per_connection: int = MAX_TOKENS_PER_CONNECTION,
+        **session_options: Any,
+    ) -> None:
+        if not 1 <= tokens_per_connection <= MAX_TOKENS_PER_CONNECTION:
+            raise ValueError(f"tokens_per_connection must be 1..{MAX_TOKENS_PER_CONNECTION}")
+        items = list(subscriptions.items())
+        chunks = max(1, -(-len(items) // tokens_per_connection))
+        if chunks > max_connections:
+            raise ValueError(
+                f"{len(items)} tokens need {chunks} connections; an api_key gets at most {max_connections} "
+                f"x {tokens_per_connection} tokens: run another plant with another key for the rest"
+            )
+        self.sessions = [
+            KiteSession(decoder, subscriptions=dict(items[i * tokens_per_connection : (i + 1) * tokens_per_connection]),
+                        **session_options)
+            for i in range(chunks)
+        ]
+
+    async def run(self) -> None:
+        """Run every session until :meth:`stop` (or until all their breakers open)."""
+        await asyncio.gather(*(session.run() for session in self.sessions))
+
+    def stop(self) -> None:
+        for session in self.sessions:
+            session.stop()
+
+    def health(self) -> dict[str, Any]:
+        """Per-connection health and the overall state: ``streaming`` only when
+        every connection streams."""
+        states = {session.state for session in self.sessions}
+        overall = "streaming" if states == {"streaming"} else ("auth_failed" if "auth_failed" in states else
+                                                                 "degraded")
+        return {"state": overall, "connections": [session.health() for session in self.sessions]}
