@@ -198,3 +198,52 @@ def test_market_steps_chosen_tokens() -> None:
         market.step_tokens([INFY, INFY], "full")
     with pytest.raises(ValueError, match="mode"):
         market.step_tokens([INFY], "fast")
+
+
+def test_fault_switch_parsing() -> None:
+    from fastflow.sim.kite_server import Fault
+
+    assert Fault.parse("drop@10") == Fault("drop", 10.0, 0.0)
+    assert Fault.parse("silence@2.5:7") == Fault("silence", 2.5, 7.0)
+    assert Fault.parse("silence@1") == Fault("silence", 1.0, 5.0)
+    for bad in ("explode@1", "drop", "drop@soon", "silence@1:-2"):
+        with pytest.raises(ValueError, match="fault"):
+            Fault.parse(bad)
+
+
+def test_sim_command_injects_scheduled_faults() -> None:
+    """`fastflow sim --fault drop@0.5`: a connected client is cut off, a reconnect is accepted."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "fastflow", "sim", "--duration", "20", "--fault", "drop@1", "--fault", "expire@2"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert sim.stdout is not None
+        port = int(sim.stdout.readline().split("ws://127.0.0.1:")[1].split("/")[0])
+
+        async def client() -> int:
+            from websockets.exceptions import ConnectionClosed
+
+            async with connect(url(f"ws://127.0.0.1:{port}")) as ws:
+                with pytest.raises(ConnectionClosed):
+                    async with asyncio.timeout(DEADLINE):
+                        while True:
+                            await ws.recv()
+            async with asyncio.timeout(DEADLINE):  # after expire@2, upgrades get 403
+                while True:
+                    try:
+                        async with connect(url(f"ws://127.0.0.1:{port}")):
+                            await asyncio.sleep(0.05)
+                    except InvalidStatus as exc:
+                        return exc.response.status_code
+
+        assert asyncio.run(client()) == 403
+        assert "fault: dropped 1 connection(s)" in sim.stdout.readline()
+        assert "fault: access token expired" in sim.stdout.readline()
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    bad = subprocess.run([sys.executable, "-m", "fastflow", "sim", "--fault", "boom@1"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "expected NAME@SECONDS" in bad.stderr

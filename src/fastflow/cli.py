@@ -37,12 +37,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
-    from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
+    from fastflow.sim.kite_server import Fault, KiteSimConfig, KiteSimulator, run_faults
     from fastflow.sim.market import KiteMarket
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
     if args.broker != "kite":
         print("fastflow sim: the Upstox simulator is not built yet (only --broker kite)", file=sys.stderr)
+        return 2
+    try:
+        faults = [Fault.parse(text) for text in args.fault]
+    except ValueError as exc:
+        print(f"fastflow sim: {exc}", file=sys.stderr)
         return 2
     rows = kite_universe()
     if args.instruments_out:
@@ -59,8 +64,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         url = f"ws://{args.host}:{simulator.port}/?api_key={args.api_key}&access_token={args.access_token}"
         print(f"fastflow sim: Kite ticker on {url} ({len(rows)} instruments, {args.rate:,.0f} packets/s)",
               flush=True)
+        faulting = asyncio.create_task(run_faults(simulator, faults, lambda m: print(f"fastflow sim: {m}", flush=True)))
         with contextlib.suppress(TimeoutError):  # --duration elapsed
             await asyncio.wait_for(stop.wait(), args.duration)
+        faulting.cancel()
         await simulator.stop()
         print(f"fastflow sim: stopped; {simulator.stats}", flush=True)
 
@@ -199,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_positive, default=10_000.0, help="packets per second, all connections")
     p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME@SECONDS[:DURATION]",
+                   help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
+                   "garbage@3 (malformed frame), expire@30 (403 on reconnect); repeatable")
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser(

@@ -254,6 +254,52 @@ class KiteSimulator:
         await self._server.wait_closed()
 
 
+FAULTS = ("drop", "silence", "garbage", "expire")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """A scheduled fault: ``name@at[:seconds]`` on the command line."""
+
+    name: str
+    at: float
+    seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``drop@10``, ``silence@20:5`` (5 s of silence), ``garbage@3``, ``expire@30``."""
+        name, sep, when = text.partition("@")
+        if name not in FAULTS or not sep:
+            raise ValueError(f"fault {text!r}: expected NAME@SECONDS[:DURATION] with NAME in {', '.join(FAULTS)}")
+        at_text, _, seconds_text = when.partition(":")
+        try:
+            at = float(at_text)
+            seconds = float(seconds_text) if seconds_text else (5.0 if name == "silence" else 0.0)
+        except ValueError:
+            raise ValueError(f"fault {text!r}: times must be numbers of seconds") from None
+        if at < 0 or seconds < 0:
+            raise ValueError(f"fault {text!r}: times must not be negative")
+        return cls(name, at, seconds)
+
+
+async def run_faults(simulator: KiteSimulator, faults: list[Fault], report: Any = print) -> None:
+    """Inject ``faults`` at their times (seconds from now)."""
+    started = time.monotonic()
+    for fault in sorted(faults, key=lambda f: f.at):
+        await asyncio.sleep(max(0.0, fault.at - (time.monotonic() - started)))
+        if fault.name == "drop":
+            report(f"fault: dropped {simulator.drop()} connection(s)")
+        elif fault.name == "silence":
+            simulator.silence(fault.seconds)
+            report(f"fault: silent for {fault.seconds:g} s")
+        elif fault.name == "garbage":
+            await simulator.send_garbage()
+            report("fault: sent a garbage frame")
+        else:
+            simulator.expire_token()
+            report("fault: access token expired (new upgrades get 403)")
+
+
 def _tokens(value: Any) -> list[int] | None:
     if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
         return None
