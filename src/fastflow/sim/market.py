@@ -392,17 +392,60 @@ class KiteMarket:
         for a token outside the universe."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        idx = self.positions(tokens)
+        if idx.size > 0xFFFF:
+            raise ValueError("a Kite message holds at most 65535 packets")
+        self.advance(idx, now)
+        return self._encode(idx, mode)
+
+    def positions(self, tokens: Iterable[int]) -> IntArray:
+        """Row positions of distinct ``tokens`` (``KeyError`` for one outside the universe)."""
         if self._positions is None:
             self._positions = {int(t): i for i, t in enumerate(self._tokens)}
         positions = self._positions
         idx = np.fromiter((positions[int(t)] for t in tokens), dtype=np.int64)
-        if idx.size > 0xFFFF:
-            raise ValueError("a Kite message holds at most 65535 packets")
         if np.unique(idx).size != idx.size:
             raise ValueError("tokens must be distinct")
+        return idx
+
+    def advance(self, idx: IntArray, now: int | None = None) -> None:
+        """Move the clock (like :meth:`step`) and advance the instruments at
+        positions ``idx`` without encoding them (other encoders read
+        :meth:`columns` afterwards)."""
         self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
         self._advance(idx)
-        return self._encode(idx, mode)
+
+    def columns(self, idx: IntArray) -> dict[str, IntArray]:
+        """Raw state of positions ``idx`` as arrays (prices x ``divisor``): the
+        scalar fields named like :class:`RawSnapshot`, ``divisor``, ``lot``,
+        ``is_index`` (0/1), and the book as ``bid_px``/``bid_qty``/``bid_ord``/
+        ``ask_px``/``ask_qty``/``ask_ord`` of shape ``(len(idx), 5)``."""
+        return {
+            "divisor": self._div[idx],
+            "lot": self._lot[idx],
+            "is_index": self._is_index[idx].astype(np.int64),
+            "last_price": self._ltp[idx],
+            "last_traded_quantity": self._ltq[idx],
+            "average_traded_price": self._atp[idx],
+            "volume_traded": self._volume[idx],
+            "total_buy_quantity": self._tbq[idx],
+            "total_sell_quantity": self._tsq[idx],
+            "open": self._open[idx],
+            "high": self._high[idx],
+            "low": self._low[idx],
+            "close": self._close[idx],
+            "last_trade_time": self._ltt[idx],
+            "oi": self._oi[idx],
+            "oi_day_high": self._oi_high[idx],
+            "oi_day_low": self._oi_low[idx],
+            "exchange_timestamp": self._ts[idx],
+            "bid_px": self._bid_px[idx],
+            "bid_qty": self._bid_qty[idx],
+            "bid_ord": self._bid_ord[idx],
+            "ask_px": self._ask_px[idx],
+            "ask_qty": self._ask_qty[idx],
+            "ask_ord": self._ask_ord[idx],
+        }
 
     def messages(self, count: int, n: int, mode: str = "full") -> list[bytes]:
         """``count`` consecutive :meth:`step` messages of ``n`` packets each (for benchmarks)."""
