@@ -1,47 +1,34 @@
-"""One Kite ticker connection that survives real broker failures.
+"""Zerodha Kite ticker connections that survive real broker failures.
 
-:class:`KiteSession` connects to ``{url}?api_key=...&access_token=...``,
-subscribes its tokens grouped by mode, and feeds every binary message whole
-into a :class:`~fastflow.hotpath.KiteDecoder`, stamped with its receive time
-(ns). It then flushes the state once per message and hands the
-:class:`~fastflow.hotpath.TickBatch` to ``on_flush``.
+:class:`KiteSession` is one connection to ``{url}?api_key=...&access_token=...``:
+it subscribes its tokens grouped by mode and feeds every binary message whole
+into a :class:`~fastflow.hotpath.KiteDecoder`. Reconnect, backoff, watchdog,
+breaker and the hand-off to the hot path come from
+:class:`~fastflow.ingest.session.FeedSession`; what is Kite's own:
 
-Failure handling (docs/ingest.md):
+* any frame resets the watchdog, Kite's 1-byte heartbeat (sent about every
+  second when nothing else is) included, so 5 s of nothing means a dead socket;
+* a fresh subscription is in quote mode, so other modes take a ``mode`` request;
+* ``{"type": "error"}`` text frames are counted and kept (``last_server_error``);
+* an expired daily access token shows as HTTP 403 at the upgrade (breaker).
 
-* **liveness watchdog**: any frame, Kite's 1-byte heartbeat included, resets
-  it; ``watchdog`` seconds (default 5) without one means the socket is dead
-  (half-open), so the session drops it and reconnects;
-* **reconnect** with capped exponential backoff and full jitter: the n-th
-  retry waits ``uniform(0, min(backoff_cap, backoff_base * 2**n))``; a
-  connection that reached streaming resets the count;
-* **resubscribe** every token in its mode after each reconnect (Kite keeps no
-  subscriptions across connections);
-* **circuit breaker**: ``auth_failures_to_open`` consecutive 401/403
-  upgrades (an expired daily token) stop the session in state
-  ``"auth_failed"`` instead of hammering the broker;
-* **malformed frames** are counted (``frame_errors``) and kept (the last
-  one, for diagnosis); the connection carries on;
-* TLS certificates are verified (``wss://`` uses the default SSL context).
+:class:`KiteIngest` runs every connection of one api_key: up to 3 of up to
+3000 tokens each.
 
-Cold code: one ``await`` per WebSocket message, never per packet.
+Cold code: one Python call per WebSocket message, never per packet.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-
-from fastflow.errors import FrameError
-from fastflow.hotpath import KiteDecoder, TickBatch
+from fastflow.hotpath import KiteDecoder
+from fastflow.ingest.session import FeedSession, LivenessConnection, open_websocket
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +36,10 @@ MODES = ("ltp", "quote", "full")
 MAX_TOKENS_PER_CONNECTION = 3000
 
 
-class KiteSession:
+class KiteSession(FeedSession):
     """Connect, subscribe, read into the hot path, and recover from failures."""
+
+    broker = "kite"
 
     def __init__(
         self,
@@ -60,14 +49,7 @@ class KiteSession:
         access_token: str,
         subscriptions: Mapping[int, str],
         url: str = "wss://ws.kite.trade",
-        watchdog: float = 5.0,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
-        auth_failures_to_open: int = 3,
-        open_timeout: float = 10.0,
-        on_flush: Callable[[TickBatch], None] | None = None,
-        on_frame: Callable[[int, bytes], None] | None = None,
-        rng: random.Random | None = None,
+        **options: Any,
     ) -> None:
         if len(subscriptions) > MAX_TOKENS_PER_CONNECTION:
             raise ValueError(
@@ -76,109 +58,18 @@ class KiteSession:
         bad = {m for m in subscriptions.values() if m not in MODES}
         if bad:
             raise ValueError(f"unknown mode(s) {sorted(bad)}; expected one of {MODES}")
-        if watchdog <= 0 or backoff_base <= 0 or backoff_cap < backoff_base or auth_failures_to_open < 1:
-            raise ValueError("watchdog and backoff_base must be > 0, backoff_cap >= backoff_base, "
-                             "auth_failures_to_open >= 1")
-        self.decoder = decoder
+        super().__init__(decoder, **options)
         self.api_key = api_key
         self.access_token = access_token
         self.subscriptions = dict(subscriptions)
         self.url = url
-        self.watchdog = watchdog
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.auth_failures_to_open = auth_failures_to_open
-        self.open_timeout = open_timeout
-        self.on_flush = on_flush
-        self.on_frame = on_frame  # (receive time ns, raw binary message): recording
-        self._rng = rng or random.Random()
-        self._stop = asyncio.Event()
-        self.state = "idle"
-        self.last_frame_error: FrameError | None = None
-        self.last_bad_frame: bytes = b""
-        self.last_server_error = ""
-        self.last_frame_ns = 0
-        self.counters = {
-            "connects": 0, "reconnects": 0, "frames": 0, "heartbeats": 0, "frame_errors": 0,
-            "server_errors": 0, "watchdog_timeouts": 0, "disconnects": 0, "auth_failures": 0,
-        }
+        self.counters["heartbeats"] = 0
 
-    # -- public -------------------------------------------------------------------
+    async def _open(self) -> AbstractAsyncContextManager[LivenessConnection]:
+        return open_websocket(f"{self.url}?api_key={self.api_key}&access_token={self.access_token}",
+                              self.open_timeout)
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to return (it closes the connection)."""
-        self._stop.set()
-
-    def health(self) -> dict[str, Any]:
-        """State, counters and the age of the last frame (for /healthz and metrics)."""
-        age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
-        return {"state": self.state, "last_frame_age_s": age, **self.counters}
-
-    async def run(self) -> None:
-        """Stream until :meth:`stop`, or until the circuit breaker opens."""
-        attempt = 0
-        auth_failures = 0
-        while not self._stop.is_set():
-            self.state = "connecting"
-            try:
-                streamed = await self._connect_and_stream()
-                auth_failures = 0
-                if streamed:
-                    attempt = 0
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    auth_failures += 1
-                    self.counters["auth_failures"] += 1
-                    if auth_failures >= self.auth_failures_to_open:
-                        self.state = "auth_failed"
-                        logger.error("kite: %d consecutive auth failures (HTTP %d): circuit breaker open; "
-                                     "renew the access token", auth_failures, status)
-                        return
-                logger.warning("kite: upgrade refused with HTTP %d", status)
-            except TimeoutError:
-                self.counters["watchdog_timeouts"] += 1
-                logger.warning("kite: no frame for %.1f s: reconnecting", self.watchdog)
-            except (ConnectionClosed, InvalidHandshake, OSError) as exc:
-                self.counters["disconnects"] += 1
-                logger.warning("kite: connection lost (%s): reconnecting", exc)
-            if self._stop.is_set():
-                break
-            self.state = "backoff"
-            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-            attempt += 1
-            self.counters["reconnects"] += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-        self.state = "stopped"
-
-    # -- one connection ------------------------------------------------------------
-
-    async def _connect_and_stream(self) -> bool:
-        """Returns True if the connection reached streaming before it ended."""
-        url = f"{self.url}?api_key={self.api_key}&access_token={self.access_token}"
-        async with connect(url, open_timeout=self.open_timeout, ping_interval=None, max_size=2**22) as ws:
-            self.counters["connects"] += 1
-            self.state = "subscribing"
-            await self._subscribe(ws)
-            self.state = "streaming"
-            stop = asyncio.ensure_future(self._stop.wait())
-            try:
-                while True:
-                    receive = asyncio.ensure_future(ws.recv())
-                    done, _ = await asyncio.wait({receive, stop}, timeout=self.watchdog,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if stop in done:
-                        receive.cancel()
-                        return True
-                    if not done:
-                        receive.cancel()
-                        raise TimeoutError
-                    self._on_message(receive.result())
-            finally:
-                stop.cancel()
-
-    async def _subscribe(self, ws: Any) -> None:
+    async def _subscribe(self, ws: LivenessConnection) -> None:
         by_mode: dict[str, list[int]] = {}
         for token, mode in self.subscriptions.items():
             by_mode.setdefault(mode, []).append(token)
@@ -187,27 +78,9 @@ class KiteSession:
             if mode != "quote":  # a fresh subscription is in quote mode
                 await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
 
-    def _on_message(self, message: bytes | str) -> None:
-        now = time.time_ns()
-        self.last_frame_ns = now
-        self.counters["frames"] += 1
-        if isinstance(message, str):
-            self._on_text(message)
-            return
-        if self.on_frame is not None:
-            self.on_frame(now, message)
+    def _on_binary(self, message: bytes) -> None:
         if len(message) == 1:
             self.counters["heartbeats"] += 1
-        try:
-            self.decoder.feed(message, now)
-        except FrameError as exc:
-            self.counters["frame_errors"] += 1
-            self.last_frame_error = exc
-            self.last_bad_frame = bytes(message[:4096])
-            logger.warning("kite: malformed frame skipped: %s", exc)
-            return
-        if self.on_flush is not None and self.decoder.state.dirty_count:
-            self.on_flush(self.decoder.state.flush())
 
     def _on_text(self, message: str) -> None:
         try:
@@ -218,6 +91,13 @@ class KiteSession:
             self.counters["server_errors"] += 1
             self.last_server_error = str(payload.get("data", ""))
             logger.error("kite: server error: %s", self.last_server_error)
+
+
+def overall_state(states: set[str]) -> str:
+    """One state for several connections: ``streaming`` only when all stream."""
+    if states == {"streaming"}:
+        return "streaming"
+    return "auth_failed" if "auth_failed" in states else "degraded"
 
 
 class KiteIngest:
@@ -261,7 +141,5 @@ class KiteIngest:
     def health(self) -> dict[str, Any]:
         """Per-connection health and the overall state: ``streaming`` only when
         every connection streams."""
-        states = {session.state for session in self.sessions}
-        overall = "streaming" if states == {"streaming"} else ("auth_failed" if "auth_failed" in states else
-                                                                 "degraded")
-        return {"state": overall, "connections": [session.health() for session in self.sessions]}
+        return {"state": overall_state({s.state for s in self.sessions}),
+                "connections": [session.health() for session in self.sessions]}

@@ -1,0 +1,283 @@
+"""What every broker connection shares: the reconnect loop, the liveness
+watchdog, the circuit breaker, and the hand-off of each message to the hot path.
+
+:class:`FeedSession` is the base of :class:`~fastflow.ingest.kite_session.KiteSession`
+and :class:`~fastflow.ingest.upstox_session.UpstoxSession`. A subclass says how
+to open a connection (:meth:`FeedSession._open`), how to subscribe
+(:meth:`FeedSession._subscribe`) and what its text frames mean; the base does
+the rest (docs/ingest.md):
+
+* **each binary message** goes whole into ``decoder.feed(message, recv_ns)``,
+  stamped with ``time.time_ns()`` on arrival, then one ``state.flush()`` hands
+  a :class:`~fastflow.hotpath.TickBatch` to ``on_flush``. One Python call per
+  message, never per packet;
+* **liveness watchdog**: any frame resets it, data, heartbeat or WebSocket
+  ping alike (the connection class stamps every frame it parses). ``watchdog``
+  seconds without one means a dead (half-open) socket: it is aborted and the
+  session reconnects. When :meth:`FeedSession._quiet_market` says the market
+  is closed, silence is expected, so the watchdog first probes with a ping
+  and gives up only if no pong comes within ``watchdog`` more seconds;
+* **reconnect** with capped exponential backoff and full jitter: the n-th
+  retry waits ``uniform(0, min(backoff_cap, backoff_base * 2**n))``; a
+  connection that reached streaming resets n;
+* **resubscribe** everything after each reconnect (brokers keep no
+  subscriptions across connections);
+* **circuit breaker**: ``auth_failures_to_open`` authentication failures in a
+  row (HTTP 401/403, an expired daily token) stop the session in state
+  ``auth_failed`` instead of hammering the broker;
+* **malformed frames** are counted and the last one kept for diagnosis; the
+  connection carries on;
+* TLS: ``wss://`` and ``https://`` use Python's default SSL context, which
+  verifies certificates. Nothing here turns verification off.
+
+States: ``idle`` -> ``connecting`` -> ``subscribing`` -> ``streaming`` ->
+(``backoff`` -> ``connecting`` ...) -> ``stopped`` | ``auth_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
+
+from fastflow.errors import FrameError
+from fastflow.hotpath import KiteDecoder, TickBatch, UpstoxDecoder
+
+logger = logging.getLogger(__name__)
+
+#: Largest WebSocket message accepted (an Upstox snapshot of 2000 full_d30 keys is ~3 MB).
+MAX_MESSAGE = 2**24
+
+Decoder = KiteDecoder | UpstoxDecoder
+
+
+class AuthFailed(Exception):
+    """The broker refused the credentials (HTTP ``status``): counts towards the breaker."""
+
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"HTTP {status}" + (f": {detail}" if detail else ""))
+        self.status = status
+
+
+class LivenessConnection(ClientConnection):
+    """A client connection that stamps the arrival of every frame, control
+    frames included, so that server pings count as signs of life."""
+
+    last_activity = 0.0  # time.monotonic() of the last frame (or of the handshake)
+    pings = 0
+
+    def process_event(self, event: Any) -> None:
+        self.last_activity = time.monotonic()
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.pings += 1
+        super().process_event(event)
+
+
+def open_websocket(url: str, open_timeout: float, **options: Any) -> AbstractAsyncContextManager[LivenessConnection]:
+    """A client connection with the settings every session uses: no client
+    pings (the watchdog decides liveness), no compression (the feeds are
+    binary and compressing them costs more than it saves on loopback or a LAN),
+    large messages, a short close handshake."""
+    manager: AbstractAsyncContextManager[LivenessConnection] = connect(  # type: ignore[assignment]
+        url, create_connection=LivenessConnection, open_timeout=open_timeout, ping_interval=None,
+        compression=None, max_size=MAX_MESSAGE, close_timeout=1.0, **options,
+    )
+    return manager
+
+
+class FeedSession:
+    """One broker connection that survives failures (see the module docstring)."""
+
+    broker = "broker"
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        *,
+        watchdog: float = 5.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        auth_failures_to_open: int = 3,
+        open_timeout: float = 10.0,
+        on_flush: Callable[[TickBatch], None] | None = None,
+        on_frame: Callable[[int, bytes], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if watchdog <= 0 or backoff_base <= 0 or backoff_cap < backoff_base or auth_failures_to_open < 1:
+            raise ValueError("watchdog and backoff_base must be > 0, backoff_cap >= backoff_base, "
+                             "auth_failures_to_open >= 1")
+        self.decoder = decoder
+        self.watchdog = watchdog
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.auth_failures_to_open = auth_failures_to_open
+        self.open_timeout = open_timeout
+        self.on_flush = on_flush
+        self.on_frame = on_frame  # (receive time ns, raw binary message): recording
+        self._rng = rng or random.Random()
+        self._stop = asyncio.Event()
+        self._timed_out = False
+        self.state = "idle"
+        self.last_frame_error: FrameError | None = None
+        self.last_bad_frame: bytes = b""
+        self.last_server_error = ""
+        self.last_frame_ns = 0
+        self.counters = {
+            "connects": 0, "reconnects": 0, "frames": 0, "frame_errors": 0, "server_errors": 0,
+            "watchdog_timeouts": 0, "probes": 0, "disconnects": 0, "auth_failures": 0,
+        }
+
+    # -- what a broker defines --------------------------------------------------------
+
+    async def _open(self) -> AbstractAsyncContextManager[LivenessConnection]:
+        """A connection to open (raise :class:`AuthFailed` for refused credentials)."""
+        raise NotImplementedError
+
+    async def _subscribe(self, ws: LivenessConnection) -> None:
+        raise NotImplementedError
+
+    def _on_text(self, message: str) -> None:
+        """A text frame from the broker (errors, notices)."""
+
+    def _on_binary(self, message: bytes) -> None:
+        """Called for each binary message before it is decoded (e.g. to count heartbeats)."""
+
+    def _quiet_market(self) -> bool:
+        """True when silence is expected (the market is closed): probe before giving up."""
+        return False
+
+    # -- public -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (it closes the connection)."""
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        """State, counters and the age of the last frame (for /healthz and metrics)."""
+        age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
+        return {"broker": self.broker, "state": self.state, "last_frame_age_s": age, **self.counters}
+
+    async def run(self) -> None:
+        """Stream until :meth:`stop`, or until the circuit breaker opens."""
+        attempt = 0
+        auth_failures = 0
+        while not self._stop.is_set():
+            self.state = "connecting"
+            try:
+                streamed = await self._connect_and_stream()
+                auth_failures = 0
+                if streamed:
+                    attempt = 0
+            except (InvalidStatus, AuthFailed) as exc:
+                status = exc.response.status_code if isinstance(exc, InvalidStatus) else exc.status
+                if status in (401, 403):
+                    auth_failures += 1
+                    self.counters["auth_failures"] += 1
+                    if auth_failures >= self.auth_failures_to_open:
+                        self.state = "auth_failed"
+                        logger.error("%s: %d consecutive auth failures (HTTP %d): circuit breaker open; "
+                                     "renew the access token", self.broker, auth_failures, status)
+                        return
+                logger.warning("%s: refused with HTTP %d", self.broker, status)
+            except TimeoutError:
+                self.counters["watchdog_timeouts"] += 1
+                logger.warning("%s: no frame for %.1f s: reconnecting", self.broker, self.watchdog)
+            except (ConnectionClosed, InvalidHandshake, OSError) as exc:
+                self.counters["disconnects"] += 1
+                logger.warning("%s: connection lost (%s): reconnecting", self.broker, exc)
+            if self._stop.is_set():
+                break
+            self.state = "backoff"
+            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+            attempt += 1
+            self.counters["reconnects"] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        self.state = "stopped"
+
+    # -- one connection ------------------------------------------------------------
+
+    async def _connect_and_stream(self) -> bool:
+        """Returns True if the connection reached streaming before it ended.
+        Raises TimeoutError when the watchdog killed it, ConnectionClosed when
+        the broker or the network did."""
+        async with await self._open() as ws:
+            self.counters["connects"] += 1
+            self.state = "subscribing"
+            await self._subscribe(ws)
+            self.state = "streaming"
+            self._timed_out = False
+            watch = asyncio.create_task(self._watch(ws))
+            try:
+                async for message in ws:
+                    self._on_message(message)
+            except ConnectionClosed:
+                if not self._timed_out:
+                    raise
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+            if self._timed_out:
+                raise TimeoutError
+            if not self._stop.is_set():  # the broker closed the connection cleanly
+                raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+            return True
+
+    async def _watch(self, ws: LivenessConnection) -> None:
+        """Abort ``ws`` after ``watchdog`` seconds without a frame (after a
+        probe that got no answer, in a quiet market); close it on stop."""
+        probe_at: float | None = None  # when the unanswered probe went out
+        while True:
+            if probe_at is not None and ws.last_activity >= probe_at:
+                probe_at = None  # a pong (or anything) came back
+            deadline = (ws.last_activity if probe_at is None else probe_at) + self.watchdog
+            wait = deadline - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+                if self._stop.is_set():
+                    await ws.close()
+                    return
+                continue
+            if probe_at is None and self._quiet_market():
+                probe_at = time.monotonic()  # a closed market is quiet: ask before declaring it dead
+                self.counters["probes"] += 1
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.ping()
+                continue
+            self._timed_out = True
+            if ws.transport is not None:
+                ws.transport.abort()
+            return
+
+    def _on_message(self, message: bytes | str) -> None:
+        now = time.time_ns()
+        self.last_frame_ns = now
+        self.counters["frames"] += 1
+        if isinstance(message, str):
+            self._on_text(message)
+            return
+        if self.on_frame is not None:
+            self.on_frame(now, message)
+        self._on_binary(message)
+        decoder = self.decoder
+        try:
+            decoder.feed(message, now)
+        except FrameError as exc:
+            self.counters["frame_errors"] += 1
+            self.last_frame_error = exc
+            self.last_bad_frame = bytes(message[:4096])
+            logger.warning("%s: malformed frame skipped: %s", self.broker, exc)
+            return
+        if self.on_flush is not None and decoder.state.dirty_count:
+            self.on_flush(decoder.state.flush())
