@@ -25,31 +25,84 @@ the same bytes):
   ask, best bid < best ask, strictly descending bids and ascending asks on the
   tick grid, positive quantities (multiples of the lot) and 1 <= orders <= qty.
 
+Linked indices. An index (segment 9) may be *linked* to constituents
+(``indices=`` of the constructor; :meth:`KiteMarket.from_rows` links NIFTY
+50, NIFTY BANK and SENSEX by ``tradingsymbol`` through
+:data:`fastflow.sim.universe.INDEX_CONSTITUENTS`). Whenever a linked index is
+stepped, its level is recomputed from the constituents' *current* last
+prices (whether or not they were in the same step)::
+
+    level = index_close * sum(w_i * ltp_i / close_i)      (sum(w_i) = 1)
+
+rounded to the index's tick grid and clipped into its price band; high and
+low follow, and the open is the same formula over the constituents' opens.
+An index that is not stepped keeps its last published level (like a feed
+that has not sent it). Unlinked indices random-walk as before.
+
+Injected events. Unless ``events=False``, every step (each :meth:`step`,
+:meth:`step_tokens` or :meth:`advance` call) independently draws, among the
+instruments it steps:
+
+* a **block** order (:data:`BLOCK_PROBABILITY`): one tradable instrument
+  trades ``lot x`` :data:`BLOCK_LOTS` (far above the normal ``lot x 1..19``)
+  at its touch (the best ask of the book before the step for a buy, the best
+  bid for a sell, clipped into the band);
+* a **sweep** (:data:`SWEEP_PROBABILITY`): an aggressive buy (sell) takes
+  out ask (bid) levels ``1..k`` (``k`` in :data:`SWEEP_LEVELS`, fewer if the
+  deeper levels lie outside the band; no sweep if fewer than 2 remain) of the
+  book before the step: the traded quantity is the sum of those levels'
+  quantities and the last price becomes level ``k``'s price;
+* a **burst** (:data:`BURST_PROBABILITY`): :data:`BURST_LEGS` options of
+  one chain (same exchange, underlying ``name`` and ``expiry``; ``chains=``
+  of the constructor) each trade ``lot x`` :data:`BURST_LOTS` at their touch,
+  all on one side. :meth:`step` puts the legs into its message (replacing
+  random picks); :meth:`step_tokens` / :meth:`advance` use only chosen
+  positions of one chain, and only if at least :data:`BURST_MIN_LEGS` of it
+  are chosen.
+
+An event trade replaces the instrument's random move of that step (its book
+is rebuilt around the new price as usual, so it never crosses) and is logged
+in :attr:`KiteMarket.events`, a deque of the latest :data:`EVENT_LOG_SIZE`
+:class:`MarketEvent` records (kind, market clock, tokens, quantities, raw
+prices, side, swept levels). ``last_traded_quantity`` of an event instrument
+is the event quantity (unless the u32 volume saturates) and its volume grows
+by it.
+
 At construction the day opens with a small Gaussian gap from the close and a
 pre-open auction trade (volume > 0, ATP = open); derivatives start with some
 open interest, equities and indices have none. The index packets' ``change``
 field carries ``LTP - close`` (raw, signed).
 
-Invariants: low <= open, LTP, ATP <= high; volume never decreases (it
-saturates at 2**32 - 1); every price is a positive raw int below 2**31; the
-close (previous day's close) never changes.
+Invariants (events included): low <= open, LTP, ATP <= high; LTP, open,
+high and low stay inside the band; volume never decreases (it saturates at
+2**32 - 1); every price, book levels included, is a positive raw int below
+2**31; open interest of derivatives is positive and within its day range;
+the close (previous day's close) never changes.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
+from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TypedDict
+from dataclasses import dataclass
+from typing import Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 from fastflow.sim import kite_wire
+from fastflow.sim.universe import INDEX_CONSTITUENTS
 
 __all__ = [
+    "BLOCK_PROBABILITY",
+    "BURST_PROBABILITY",
     "DEFAULT_PRICE",
     "MODES",
+    "SWEEP_PROBABILITY",
     "KiteMarket",
+    "MarketEvent",
     "RawSnapshot",
 ]
 
@@ -76,6 +129,28 @@ PRICE_BAND = 0.2
 MIN_CLOSE_TICKS = 20
 #: Most ticks a book level can sit away from the LTP (spread 3 + 4 gaps of 2).
 _MAX_BOOK_TICKS = 11
+
+#: Per-step probability of a block order (one instrument, see the module docstring).
+BLOCK_PROBABILITY = 0.02
+#: Per-step probability of a sweep through several levels of one book.
+SWEEP_PROBABILITY = 0.03
+#: Per-step probability of a burst of trades across the strikes of one option chain.
+BURST_PROBABILITY = 0.01
+#: A block trades ``lot x`` this many lots (inclusive range).
+BLOCK_LOTS = (500, 5000)
+#: A sweep takes out this many book levels (inclusive range, before the band limit).
+SWEEP_LEVELS = (2, 5)
+#: A burst in :meth:`KiteMarket.step` has this many legs (inclusive range, capped by the chain and ``n``).
+BURST_LEGS = (5, 20)
+#: Fewest legs of a burst (the chain's chosen positions in ``step_tokens``/``advance``).
+BURST_MIN_LEGS = 3
+#: Each burst leg trades ``lot x`` this many lots (inclusive range).
+BURST_LOTS = (40, 400)
+#: Length of the :attr:`KiteMarket.events` log (older events are dropped).
+EVENT_LOG_SIZE = 10_000
+
+#: Kite segment ids of cash equities (NSE, BSE): the index constituents.
+_CASH_SEGMENTS = (1, 4)
 
 _INT32_MAX = 2**31 - 1
 _UINT32_MAX = 2**32 - 1
@@ -131,6 +206,31 @@ assert _QUOTE_DT.itemsize == 2 + kite_wire.QUOTE_LEN
 assert _FULL_DT.itemsize == 2 + kite_wire.FULL_LEN
 
 DepthLevel = tuple[int, int, int]
+EventKind = Literal["block", "sweep", "burst"]
+Side = Literal["buy", "sell"]
+#: Which event kinds a step draws: (block, sweep, burst).
+_Roll = tuple[bool, bool, bool]
+_EMPTY: IntArray = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketEvent:
+    """One injected event (see the module docstring), as the market applied it.
+
+    ``time`` is the market clock (epoch seconds, the packets' exchange
+    timestamp); ``tokens``, ``quantities`` and ``prices`` (raw, x divisor) are
+    parallel, one entry per instrument that traded (one for a block or a
+    sweep, one per leg for a burst); ``side`` is the aggressor's side;
+    ``levels`` is the number of book levels a sweep took out (0 otherwise).
+    """
+
+    kind: EventKind
+    time: int
+    tokens: tuple[int, ...]
+    quantities: tuple[int, ...]
+    prices: tuple[int, ...]
+    side: Side
+    levels: int = 0
 
 
 class RawSnapshot(TypedDict):
@@ -181,6 +281,36 @@ def _default_start_time() -> int:
     return int(opening.timestamp())
 
 
+def _links_from_rows(
+    items: list[Mapping[str, object]], tokens: list[int]
+) -> tuple[dict[int, dict[int, float]], list[list[int]]]:
+    """The ``indices`` and ``chains`` arguments of :class:`KiteMarket` for dump rows."""
+    equities: dict[str, list[tuple[int, str]]] = {}
+    chains: dict[tuple[str, str, str], list[int]] = {}
+    for row, token in zip(items, tokens, strict=True):
+        exchange = str(row.get("exchange", ""))
+        if token & 0xFF in _CASH_SEGMENTS:
+            equities.setdefault(str(row.get("tradingsymbol", "")), []).append((token, exchange))
+        elif row.get("instrument_type") in ("CE", "PE"):
+            key = (exchange, str(row.get("name", "")), str(row.get("expiry", "")))
+            chains.setdefault(key, []).append(token)
+    indices: dict[int, dict[int, float]] = {}
+    for row, token in zip(items, tokens, strict=True):
+        table = INDEX_CONSTITUENTS.get(str(row.get("tradingsymbol", "")))
+        if token & 0xFF != kite_wire.SEGMENT_INDICES or table is None:
+            continue
+        exchange = str(row.get("exchange", ""))
+        links: dict[int, float] = {}
+        for symbol, weight in table:
+            listed = equities.get(symbol)
+            if listed:
+                chosen = next((t for t, e in listed if e == exchange), listed[0][0])
+                links[chosen] = weight
+        if links:
+            indices[token] = links
+    return indices, list(chains.values())
+
+
 class KiteMarket:
     """A seeded random-walk market over a fixed universe; see the module docstring.
 
@@ -190,9 +320,17 @@ class KiteMarket:
     optional ``lot_size`` (quantities are multiples of it; default 1).
     ``start_time`` (epoch seconds) defaults to 09:15 IST today.
 
+    Keyword-only: ``indices`` maps an index token (segment 9) to its
+    constituents ``{token: weight}`` (tradable tokens of this universe,
+    positive weights, normalised to sum 1): that index's level is derived from
+    them (module docstring); other indices random-walk. ``chains`` lists
+    option chains as groups of tradable tokens (each token in at most one
+    group), the candidates for bursts. ``events=False`` disables injected
+    events (and their random draws).
+
     Raises ``ValueError`` for mismatched or non-1-D arrays, duplicate tokens,
-    a price too large for a signed 32-bit raw value, or a ``start_time``
-    outside the u32 range.
+    a price too large for a signed 32-bit raw value, a ``start_time``
+    outside the u32 range, or invalid ``indices`` / ``chains``.
     """
 
     def __init__(
@@ -203,6 +341,10 @@ class KiteMarket:
         seed: int = 0,
         start_time: int | None = None,
         lot_size: npt.ArrayLike | None = None,
+        *,
+        indices: Mapping[int, Mapping[int, float]] | None = None,
+        chains: Iterable[Iterable[int]] | None = None,
+        events: bool = True,
     ) -> None:
         tok = np.asarray(tokens, dtype=np.uint32)
         price = np.asarray(last_price, dtype=np.float64)
@@ -244,9 +386,16 @@ class KiteMarket:
             bad = [int(t) for t in tok[too_big][:5]]
             raise ValueError(f"price too large for a 32-bit raw value: tokens {bad}")
 
+        self._events_on = bool(events)
+        self._events: deque[MarketEvent] = deque(maxlen=EVENT_LOG_SIZE)
+        self._link_indices(indices or {})
+        self._link_chains(chains or ())
+
         rng = self._rng
         gap = np.rint(rng.standard_normal(n) * OPEN_GAP_VOLATILITY * close_ticks).astype(np.int64)
         opening = np.clip(self._close + gap * self._tick, self._lo_band, self._hi_band)
+        if self._link_pos.size:
+            opening[self._link_pos] = self._linked_levels(opening)
         self._open: IntArray = opening
         self._ltp: IntArray = opening.copy()
         self._high: IntArray = opening.copy()
@@ -274,6 +423,90 @@ class KiteMarket:
         self._ask_ord: IntArray = np.zeros((n, 5), np.int64)
         self._rebuild_book(np.arange(n, dtype=np.int64))
 
+    def _position_map(self) -> dict[int, int]:
+        if self._positions is None:
+            self._positions = {int(t): i for i, t in enumerate(self._tokens)}
+        return self._positions
+
+    def _position(self, token: int, what: str) -> int:
+        position = self._position_map().get(int(token))
+        if position is None:
+            raise ValueError(f"{what} {token!r} is not in the universe")
+        return position
+
+    def _link_indices(self, indices: Mapping[int, Mapping[int, float]]) -> None:
+        """Validate ``indices`` and store them as flat arrays (one entry per constituent).
+
+        ``_link_pos[g]`` is the position of linked index ``g``; constituent
+        ``e`` belongs to index ``_link_group[e]``, sits at ``_link_member[e]``
+        and contributes ``_link_coef[e] * ltp`` (``index_close * w / close``)
+        to its level; ``_link_group_of`` maps a position to its index group
+        (-1: not a linked index).
+        """
+        link_pos: list[int] = []
+        group: list[int] = []
+        member: list[int] = []
+        coef: list[float] = []
+        for index_token, weights in indices.items():
+            p = self._position(index_token, "index token")
+            if not self._is_index[p]:
+                raise ValueError(f"index token {index_token!r} is not an index (segment 9)")
+            if p in link_pos:
+                raise ValueError(f"index token {index_token!r} given twice")
+            parts = [(self._position(t, "constituent token"), float(w)) for t, w in weights.items()]
+            if not parts:
+                raise ValueError(f"index token {index_token!r} has no constituents")
+            for (c, w), token in zip(parts, weights, strict=True):
+                if self._is_index[c]:
+                    raise ValueError(f"constituent {token!r} of {index_token!r} is an index")
+                if not (math.isfinite(w) and w > 0):
+                    raise ValueError(f"weight of {token!r} in {index_token!r} must be positive, got {w!r}")
+            total = sum(w for _, w in parts)
+            close = float(self._close[p])
+            for c, w in parts:
+                group.append(len(link_pos))
+                member.append(c)
+                coef.append(close * (w / total) / float(self._close[c]))
+            link_pos.append(p)
+        self._link_pos: IntArray = np.array(link_pos, np.int64)
+        self._link_group: IntArray = np.array(group, np.int64)
+        self._link_member: IntArray = np.array(member, np.int64)
+        self._link_coef: FloatArray = np.array(coef, np.float64)
+        self._link_group_of: IntArray = np.full(self._size, -1, np.int64)
+        self._link_group_of[self._link_pos] = np.arange(len(link_pos), dtype=np.int64)
+
+    def _link_chains(self, chains: Iterable[Iterable[int]]) -> None:
+        """Validate ``chains``: ``_chain_of`` maps a position to its chain (-1: none);
+        ``_burst_chains`` holds the positions of every chain with at least
+        :data:`BURST_MIN_LEGS` legs."""
+        self._chain_of: IntArray = np.full(self._size, -1, np.int64)
+        self._burst_chains: list[IntArray] = []
+        count = 0
+        for chain in chains:
+            legs = [self._position(t, "chain token") for t in chain]
+            if not legs:
+                continue
+            pos = np.array(legs, np.int64)
+            if np.any(self._is_index[pos]):
+                raise ValueError("chains must hold tradable tokens, not indices")
+            if np.unique(pos).size != pos.size or np.any(self._chain_of[pos] >= 0):
+                raise ValueError("a token belongs to at most one chain, once")
+            self._chain_of[pos] = count
+            count += 1
+            if pos.size >= BURST_MIN_LEGS:
+                self._burst_chains.append(np.sort(pos))
+
+    def _linked_levels(self, prices: IntArray) -> IntArray:
+        """Levels of every linked index (``_link_pos`` order) from ``prices`` of
+        the whole universe: on the index tick grid, clipped into the band."""
+        k = self._link_pos.size
+        sums = np.bincount(self._link_group, weights=self._link_coef * prices[self._link_member], minlength=k)
+        pos = self._link_pos
+        tick = self._tick[pos]
+        level = np.rint(sums / tick).astype(np.int64) * tick
+        clipped: IntArray = np.clip(level, self._lo_band[pos], self._hi_band[pos])
+        return clipped
+
     # ------------------------------------------------------------------ creation
 
     @classmethod
@@ -282,13 +515,24 @@ class KiteMarket:
         rows: Iterable[Mapping[str, object]],
         seed: int = 0,
         start_time: int | None = None,
+        *,
+        events: bool = True,
     ) -> KiteMarket:
-        """A market over instruments-dump rows (e.g. :func:`fastflow.sim.universe.kite_universe`)."""
+        """A market over instruments-dump rows (e.g. :func:`fastflow.sim.universe.kite_universe`).
+
+        Index rows (segment 9) named in
+        :data:`fastflow.sim.universe.INDEX_CONSTITUENTS` are linked to the
+        cash-equity rows (NSE/BSE) with the constituents' ``tradingsymbol``
+        (preferring the index's ``exchange``), their weights renormalised over
+        the constituents present; CE/PE rows are grouped into option chains
+        by ``(exchange, name, expiry)``. ``events`` as in the constructor.
+        """
         items = list(rows)
         tokens = [int(_number(r["instrument_token"], "instrument_token")) for r in items]
         prices = [_number(r["last_price"], "last_price") for r in items]
         ticks = [_number(r["tick_size"], "tick_size") for r in items]
         lots = [int(_number(r["lot_size"], "lot_size")) for r in items]
+        indices, chains = _links_from_rows(items, tokens)
         return cls(
             np.array(tokens, dtype=np.uint32),
             np.array(prices, dtype=np.float64),
@@ -296,6 +540,9 @@ class KiteMarket:
             seed=seed,
             start_time=start_time,
             lot_size=np.array(lots, dtype=np.int64),
+            indices=indices,
+            chains=chains,
+            events=events,
         )
 
     # ---------------------------------------------------------------- inspection
@@ -316,6 +563,12 @@ class KiteMarket:
     def clock(self) -> int:
         """The simulated exchange clock (epoch seconds) of the latest step."""
         return self._clock
+
+    @property
+    def events(self) -> deque[MarketEvent]:
+        """The log of injected events, oldest first: the latest :data:`EVENT_LOG_SIZE`
+        (the deque itself; consumers may pop or clear it)."""
+        return self._events
 
     def divisor(self, token: int) -> int:
         """The raw-price divisor of ``token``."""
@@ -373,7 +626,9 @@ class KiteMarket:
 
         Raises ``ValueError`` for an unknown mode or when ``n`` is negative,
         larger than the universe, or larger than 65535 (the u16 packet count):
-        one message never holds the same instrument twice.
+        one message never holds the same instrument twice. A burst event
+        (module docstring) puts its legs into the message in place of some
+        random picks.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -382,8 +637,21 @@ class KiteMarket:
         if n > 0xFFFF:
             raise ValueError("a Kite message holds at most 65535 packets")
         self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
-        idx = self._rng.choice(self._size, size=n, replace=False).astype(np.int64)
-        self._advance(idx)
+        rng = self._rng
+        roll = self._roll()
+        legs: IntArray | None = None
+        if roll is not None and roll[2] and self._burst_chains:
+            chain = self._burst_chains[int(rng.integers(len(self._burst_chains)))]
+            count = min(int(rng.integers(BURST_LEGS[0], BURST_LEGS[1] + 1)), chain.size, n)
+            if count >= BURST_MIN_LEGS:
+                legs = rng.choice(chain, size=count, replace=False).astype(np.int64)
+        idx = rng.choice(self._size, size=n, replace=False).astype(np.int64)
+        burst_rows: IntArray | None = None
+        if legs is not None:
+            rest = idx[~np.isin(idx, legs)][: n - legs.size]
+            idx = np.concatenate((rest, legs))
+            burst_rows = np.arange(rest.size, n, dtype=np.int64)
+        self._advance(idx, roll, burst_rows)
         return self._encode(idx, mode)
 
     def step_tokens(self, tokens: Iterable[int], mode: str = "full", now: int | None = None) -> bytes:
@@ -400,9 +668,7 @@ class KiteMarket:
 
     def positions(self, tokens: Iterable[int]) -> IntArray:
         """Row positions of distinct ``tokens`` (``KeyError`` for one outside the universe)."""
-        if self._positions is None:
-            self._positions = {int(t): i for i, t in enumerate(self._tokens)}
-        positions = self._positions
+        positions = self._position_map()
         idx = np.fromiter((positions[int(t)] for t in tokens), dtype=np.int64)
         if np.unique(idx).size != idx.size:
             raise ValueError("tokens must be distinct")
@@ -411,9 +677,9 @@ class KiteMarket:
     def advance(self, idx: IntArray, now: int | None = None) -> None:
         """Move the clock (like :meth:`step`) and advance the instruments at
         positions ``idx`` without encoding them (other encoders read
-        :meth:`columns` afterwards)."""
+        :meth:`columns` afterwards). Events involve only positions of ``idx``."""
         self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
-        self._advance(idx)
+        self._advance(idx, self._roll(), None)
 
     def columns(self, idx: IntArray) -> dict[str, IntArray]:
         """Raw state of positions ``idx`` as arrays (prices x ``divisor``): the
@@ -451,8 +717,23 @@ class KiteMarket:
         """``count`` consecutive :meth:`step` messages of ``n`` packets each (for benchmarks)."""
         return [self.step(n, mode) for _ in range(count)]
 
-    def _advance(self, idx: IntArray) -> None:
+    def _roll(self) -> _Roll | None:
+        """Which event kinds this step injects (``None``: none, or events are off)."""
+        if not self._events_on:
+            return None
+        u = self._rng.random(3)
+        roll = (bool(u[0] < BLOCK_PROBABILITY), bool(u[1] < SWEEP_PROBABILITY), bool(u[2] < BURST_PROBABILITY))
+        return roll if any(roll) else None
+
+    def _advance(self, idx: IntArray, roll: _Roll | None, burst_rows: IntArray | None) -> None:
+        """Step positions ``idx``: events of ``roll`` first (their trades, from
+        the books before the step, replace the random ones; ``burst_rows`` are
+        the rows of ``idx`` a :meth:`step` burst trades), then the random walk
+        of the others, then the levels of linked indices."""
         rng = self._rng
+        ev_rows, ev_price, ev_qty = _EMPTY, _EMPTY, _EMPTY
+        if roll is not None:
+            ev_rows, ev_price, ev_qty = self._plan_events(idx, roll, burst_rows)
         m = idx.size
         clock = self._clock
         tick = self._tick[idx]
@@ -461,18 +742,30 @@ class KiteMarket:
         traded = is_index | (rng.random(m) < TRADE_PROBABILITY)
         z = rng.standard_normal((3, m))
 
-        # Price: a Gaussian move on the tick grid, clipped into the band.
+        # Price: a Gaussian move on the tick grid, clipped into the band; event
+        # trades print their own price; linked indices follow their constituents.
         moves = np.rint(z[0] * STEP_VOLATILITY * (ltp / tick)).astype(np.int64) * tick
         new = np.clip(ltp + np.where(traded, moves, 0), self._lo_band[idx], self._hi_band[idx])
+        if ev_rows.size:
+            new[ev_rows] = ev_price
+        self._ltp[idx] = new
+        if self._link_pos.size:
+            group = self._link_group_of[idx]
+            linked = np.flatnonzero(group >= 0)
+            if linked.size:
+                new[linked] = self._linked_levels(self._ltp)[group[linked]]
+                self._ltp[idx[linked]] = new[linked]
         high = np.maximum(self._high[idx], new)
         low = np.minimum(self._low[idx], new)
-        self._ltp[idx] = new
         self._high[idx] = high
         self._low[idx] = low
 
         # Trade quantity, volume (saturating u32), ATP and last trade qty/time.
         lot = self._lot[idx]
         qty = np.where(traded, lot * rng.integers(1, 20, m), 0)
+        if ev_rows.size:
+            qty[ev_rows] = ev_qty
+            traded[ev_rows] = True
         volume = self._volume[idx]
         new_volume = np.minimum(volume + qty, _UINT32_MAX)
         filled = new_volume - volume
@@ -503,6 +796,114 @@ class KiteMarket:
             walked = np.rint(total[idx] * np.exp(0.03 * shock)).astype(np.int64)
             floor = side_qty[idx].sum(axis=1)
             total[idx] = np.where(tradable, np.clip(walked, floor, _INT32_MAX), 0)
+
+    def _plan_events(
+        self, idx: IntArray, roll: _Roll, burst_rows: IntArray | None
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        """Choose and log the events of ``roll`` among positions ``idx``.
+
+        Returns the rows of ``idx`` that print an event trade, with their raw
+        prices and quantities. Prices come from the books before the step
+        (the touch, or the swept level), always inside the band. Loops run
+        per event, never per instrument.
+        """
+        rng = self._rng
+        rows: list[IntArray] = []
+        prices: list[IntArray] = []
+        quantities: list[IntArray] = []
+        taken = _EMPTY
+        block, sweep, burst = roll
+        if burst:
+            legs = self._chosen_legs(idx) if burst_rows is None else burst_rows
+            if legs.size >= BURST_MIN_LEGS:
+                pos = idx[legs]
+                buy = bool(rng.random() < 0.5)
+                price = self._touch(pos, buy)
+                qty = self._lot[pos] * rng.integers(BURST_LOTS[0], BURST_LOTS[1] + 1, legs.size)
+                self._log("burst", pos, qty, price, buy)
+                rows.append(legs)
+                prices.append(price)
+                quantities.append(qty)
+                taken = legs
+        if block or sweep:
+            candidates = np.flatnonzero(~self._is_index[idx])
+            if taken.size:
+                candidates = np.setdiff1d(candidates, taken, assume_unique=True)
+            if sweep and candidates.size:
+                pick = int(rng.integers(candidates.size))
+                row = int(candidates[pick])
+                candidates = np.delete(candidates, pick)
+                p = int(idx[row])
+                buy = bool(rng.random() < 0.5)
+                wanted = int(rng.integers(SWEEP_LEVELS[0], SWEEP_LEVELS[1] + 1))
+                if buy:
+                    level_px, level_qty = self._ask_px[p], self._ask_qty[p]
+                    inside = int(np.count_nonzero(level_px <= self._hi_band[p]))
+                else:
+                    level_px, level_qty = self._bid_px[p], self._bid_qty[p]
+                    inside = int(np.count_nonzero(level_px >= self._lo_band[p]))
+                levels = min(wanted, inside)  # the levels are monotone: the inside ones lead
+                if levels >= 2:
+                    price = level_px[levels - 1 : levels].copy()
+                    qty = np.array([level_qty[:levels].sum()], np.int64)
+                    self._log("sweep", idx[row : row + 1], qty, price, buy, levels)
+                    rows.append(np.array([row], np.int64))
+                    prices.append(price)
+                    quantities.append(qty)
+            if block and candidates.size:
+                row = int(candidates[int(rng.integers(candidates.size))])
+                pos = idx[row : row + 1]
+                buy = bool(rng.random() < 0.5)
+                price = self._touch(pos, buy)
+                qty = self._lot[pos] * rng.integers(BLOCK_LOTS[0], BLOCK_LOTS[1] + 1, 1)
+                self._log("block", pos, qty, price, buy)
+                rows.append(np.array([row], np.int64))
+                prices.append(price)
+                quantities.append(qty)
+        if not rows:
+            return _EMPTY, _EMPTY, _EMPTY
+        return np.concatenate(rows), np.concatenate(prices), np.concatenate(quantities)
+
+    def _chosen_legs(self, idx: IntArray) -> IntArray:
+        """Rows of ``idx`` for a burst: :data:`BURST_LEGS` (capped) chosen
+        positions of one random chain among those with at least
+        :data:`BURST_MIN_LEGS` chosen positions (empty if there is none)."""
+        if not self._burst_chains:
+            return _EMPTY
+        chain = self._chain_of[idx]
+        members = np.flatnonzero(chain >= 0)
+        if members.size < BURST_MIN_LEGS:
+            return _EMPTY
+        ids, counts = np.unique(chain[members], return_counts=True)
+        eligible = ids[counts >= BURST_MIN_LEGS]
+        if eligible.size == 0:
+            return _EMPTY
+        chosen = eligible[int(self._rng.integers(eligible.size))]
+        rows = members[chain[members] == chosen]
+        count = min(int(self._rng.integers(BURST_LEGS[0], BURST_LEGS[1] + 1)), rows.size)
+        picked: IntArray = np.sort(self._rng.choice(rows, size=count, replace=False)).astype(np.int64)
+        return picked
+
+    def _touch(self, pos: IntArray, buy: bool) -> IntArray:
+        """The best ask (``buy``) or bid of positions ``pos``, clipped into the band."""
+        touch = self._ask_px[pos, 0] if buy else self._bid_px[pos, 0]
+        clipped: IntArray = np.clip(touch, self._lo_band[pos], self._hi_band[pos])
+        return clipped
+
+    def _log(
+        self, kind: EventKind, pos: IntArray, qty: IntArray, price: IntArray, buy: bool, levels: int = 0
+    ) -> None:
+        self._events.append(
+            MarketEvent(
+                kind=kind,
+                time=self._clock,
+                tokens=tuple(int(t) for t in self._tokens[pos]),
+                quantities=tuple(int(q) for q in qty),
+                prices=tuple(int(p) for p in price),
+                side="buy" if buy else "sell",
+                levels=levels,
+            )
+        )
 
     def _rebuild_book(self, idx: IntArray) -> None:
         """Fresh 5+5 levels around the LTP of ``idx`` (see the module docstring)."""

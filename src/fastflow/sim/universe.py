@@ -6,7 +6,9 @@ constituents on NSE, the NIFTY 50 / NIFTY BANK / SENSEX indices, NIFTY and
 BANKNIFTY futures and options on NFO, and a handful of currency (CDS, BCD) and
 commodity (NCO, MCX) futures and options so that every price-divisor rule of
 the binary feed is exercised. :func:`write_kite_csv` writes the rows as the
-(optionally gzipped) CSV that Kite serves.
+(optionally gzipped) CSV that Kite serves. :data:`INDEX_CONSTITUENTS` lists
+each index's constituents with approximate weights, which
+:class:`fastflow.sim.market.KiteMarket` uses to derive index levels.
 
 Conventions (as in Kite's dump):
 
@@ -63,6 +65,7 @@ from fastflow.instruments import KITE_COLUMNS
 
 __all__ = [
     "COLUMNS",
+    "INDEX_CONSTITUENTS",
     "isin_check_digit",
     "kite_universe",
     "upstox_universe",
@@ -157,6 +160,122 @@ NIFTY50: tuple[tuple[str, str, float], ...] = (
     ("ULTRACEMCO", "ULTRATECH CEMENT", 11900.0),
     ("WIPRO", "WIPRO", 246.4),
 )
+
+def _normalised(percent: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """``(symbol, percent)`` pairs as ``(symbol, weight)`` with the weights summing to 1."""
+    total = sum(weight for _, weight in percent)
+    return tuple((symbol, weight / total) for symbol, weight in percent)
+
+
+#: Index tradingsymbol -> ``(constituent tradingsymbol, weight)`` pairs, the
+#: weights summing to 1. They are APPROXIMATE free-float market-cap weights
+#: (rounded, late 2025) for a synthetic market, not the official ones, and
+#: only the constituents listed in :data:`NIFTY50` appear: NIFTY 50 is the
+#: whole table; NIFTY BANK keeps the five NIFTY 50 banks (its smaller
+#: constituents such as INDUSINDBK or BANKBARODA are not in the universe),
+#: re-weighted over them; SENSEX is its 30 BSE constituents, all of which
+#: are NIFTY 50 stocks. :meth:`fastflow.sim.market.KiteMarket.from_rows`
+#: links each index row to these constituents by ``tradingsymbol``.
+INDEX_CONSTITUENTS: dict[str, tuple[tuple[str, float], ...]] = {
+    "NIFTY 50": _normalised(
+        (
+            ("HDFCBANK", 12.9),
+            ("ICICIBANK", 8.6),
+            ("RELIANCE", 8.4),
+            ("INFY", 4.9),
+            ("BHARTIARTL", 4.7),
+            ("LT", 3.9),
+            ("ITC", 3.4),
+            ("SBIN", 3.2),
+            ("AXISBANK", 3.0),
+            ("TCS", 2.8),
+            ("KOTAKBANK", 2.7),
+            ("M&M", 2.5),
+            ("BAJFINANCE", 2.3),
+            ("HINDUNILVR", 1.9),
+            ("MARUTI", 1.8),
+            ("SUNPHARMA", 1.6),
+            ("HCLTECH", 1.6),
+            ("ETERNAL", 1.5),
+            ("NTPC", 1.4),
+            ("TITAN", 1.3),
+            ("ULTRACEMCO", 1.2),
+            ("TATASTEEL", 1.2),
+            ("BEL", 1.2),
+            ("POWERGRID", 1.1),
+            ("INDIGO", 1.0),
+            ("TRENT", 0.9),
+            ("ONGC", 0.9),
+            ("ASIANPAINT", 0.9),
+            ("BAJAJFINSV", 0.9),
+            ("ADANIPORTS", 0.9),
+            ("JSWSTEEL", 0.9),
+            ("HINDALCO", 0.9),
+            ("TMPV", 0.8),
+            ("GRASIM", 0.8),
+            ("TECHM", 0.8),
+            ("SHRIRAMFIN", 0.8),
+            ("BAJAJ-AUTO", 0.8),
+            ("EICHERMOT", 0.8),
+            ("JIOFIN", 0.8),
+            ("COALINDIA", 0.7),
+            ("CIPLA", 0.7),
+            ("SBILIFE", 0.7),
+            ("HDFCLIFE", 0.7),
+            ("NESTLEIND", 0.7),
+            ("TATACONSUM", 0.6),
+            ("DRREDDY", 0.6),
+            ("APOLLOHOSP", 0.6),
+            ("MAXHEALTH", 0.6),
+            ("WIPRO", 0.6),
+            ("ADANIENT", 0.5),
+        )
+    ),
+    "NIFTY BANK": _normalised(
+        (
+            ("HDFCBANK", 28.5),
+            ("ICICIBANK", 24.5),
+            ("SBIN", 9.5),
+            ("KOTAKBANK", 8.5),
+            ("AXISBANK", 8.5),
+        )
+    ),
+    "SENSEX": _normalised(
+        (
+            ("HDFCBANK", 15.5),
+            ("ICICIBANK", 10.5),
+            ("RELIANCE", 10.0),
+            ("INFY", 5.5),
+            ("BHARTIARTL", 5.5),
+            ("LT", 4.5),
+            ("ITC", 4.0),
+            ("SBIN", 3.7),
+            ("AXISBANK", 3.5),
+            ("TCS", 3.3),
+            ("KOTAKBANK", 3.2),
+            ("M&M", 3.0),
+            ("BAJFINANCE", 2.7),
+            ("HINDUNILVR", 2.2),
+            ("MARUTI", 2.1),
+            ("SUNPHARMA", 1.9),
+            ("HCLTECH", 1.9),
+            ("ETERNAL", 1.7),
+            ("NTPC", 1.6),
+            ("TITAN", 1.5),
+            ("ULTRACEMCO", 1.4),
+            ("TATASTEEL", 1.4),
+            ("BEL", 1.4),
+            ("POWERGRID", 1.3),
+            ("ASIANPAINT", 1.1),
+            ("TRENT", 1.0),
+            ("BAJAJFINSV", 1.0),
+            ("ADANIPORTS", 1.0),
+            ("TMPV", 0.9),
+            ("TECHM", 0.9),
+        )
+    ),
+}
+
 
 #: Real exchange tokens (instrument_token = exchange_token * 256 + segment).
 _REAL_EQ_TOKENS = {"INFY": 1594, "RELIANCE": 2885}
