@@ -32,8 +32,9 @@
 * a WebSocket ping goes out after ``ping_interval`` seconds without data.
 
 Fault switches (:class:`fastflow.sim.faults.FaultTarget`): ``drop``,
-``silence`` (no data, no pings, and requests and pongs go unread: a half-open
-peer), ``send_garbage`` (a truncated protobuf frame), ``expire_token``
+``silence`` (the connections open at the time send nothing, no pings either,
+and read nothing, so pongs never come: a half-open path; reconnects get a
+working one), ``send_garbage`` (a truncated protobuf frame), ``expire_token``
 (authorize answers 401, outstanding codes die), ``slow`` and ``burst``.
 """
 
@@ -87,6 +88,7 @@ class _Client:
     modes: dict[str, str] = dataclasses.field(default_factory=dict)  # instrument_key -> mode
     last_sent: float = dataclasses.field(default_factory=time.monotonic)
     held: list[bytes] = dataclasses.field(default_factory=list)  # frames held back by a burst
+    silent_until: float = 0.0  # half-open until then: nothing sent, nothing read
 
 
 class UpstoxSimulator:
@@ -99,8 +101,6 @@ class UpstoxSimulator:
         self._codes: dict[str, float] = {}  # unused code -> expiry (monotonic)
         self._clients: list[_Client] = []
         self._rng = random.Random(self.config.seed)
-        self._silent_until = 0.0
-        self._paused: list[ServerConnection] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._slow_until = 0.0
         self._slow_factor = 1.0
@@ -165,7 +165,7 @@ class UpstoxSimulator:
         while len(self._clients) >= self.config.max_connections:
             old = self._clients.pop(0)
             self.stats["replaced"] += 1
-            if old.connection in self._paused and old.connection.transport is not None:
+            if old.silent_until > time.monotonic() and old.connection.transport is not None:
                 old.connection.transport.abort()  # a half-open peer would never answer the close
             else:  # the close handshake runs in the background: it must not delay the new connection
                 task = asyncio.create_task(old.connection.close(1000, "replaced by a new connection"))
@@ -240,15 +240,13 @@ class UpstoxSimulator:
         cfg = self.config
         while True:
             started = time.monotonic()
-            if started < self._silent_until:
-                await asyncio.sleep(cfg.interval)
-                continue
-            for connection in self._paused:
-                if connection.transport is not None:
-                    connection.transport.resume_reading()
-            self._paused.clear()
+            for client in self._clients:
+                if client.silent_until and started >= client.silent_until:
+                    client.silent_until = 0.0
+                    if client.connection.transport is not None:
+                        client.connection.transport.resume_reading()
             rate = cfg.rate / (self._slow_factor if started < self._slow_until else 1.0)
-            clients = [c for c in self._clients if c.modes]
+            clients = [c for c in self._clients if c.modes and not c.silent_until]
             self._credit = min(self._credit + rate * cfg.interval, rate + 1.0)
             budget = int(self._credit) if clients else 0
             self._credit -= budget
@@ -267,10 +265,11 @@ class UpstoxSimulator:
                 await self._send(client, frame, len(chosen))
             if not holding:
                 for client in list(self._clients):
-                    await self._release(client)
+                    if not client.silent_until:
+                        await self._release(client)
             now = time.monotonic()
             for client in list(self._clients):
-                if now - client.last_sent >= cfg.ping_interval:
+                if not client.silent_until and now - client.last_sent >= cfg.ping_interval:
                     self.stats["pings"] += 1
                     client.last_sent = now
                     with contextlib.suppress(ConnectionClosed):
@@ -311,13 +310,14 @@ class UpstoxSimulator:
         return len(clients)
 
     def silence(self, seconds: float) -> None:
-        """For ``seconds``: send nothing (no data, no pings) and read nothing
-        (no pongs, no requests), as a half-open peer; sockets stay open."""
-        self._silent_until = time.monotonic() + seconds
+        """The connections open now go half-open for ``seconds``: nothing sent
+        (no data, no pings) and nothing read (no pongs, no requests); sockets
+        stay open. New connections are not affected (a fresh path works)."""
+        until = time.monotonic() + seconds
         for client in self._clients:
+            client.silent_until = until
             if client.connection.transport is not None:
                 client.connection.transport.pause_reading()
-                self._paused.append(client.connection)
 
     async def send_garbage(self) -> None:
         """Send every connection a truncated protobuf frame."""
@@ -362,6 +362,9 @@ class UpstoxSimulator:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
+        for client in self._clients:  # a half-open connection would never finish a close handshake
+            if client.silent_until and client.connection.transport is not None:
+                client.connection.transport.abort()
         self._pump_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump_task
