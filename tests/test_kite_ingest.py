@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -77,6 +78,19 @@ def test_abrupt_drop_reconnects_and_resubscribes() -> None:
     async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
         await until(lambda: subscribed_everything(sim), "subscribed")
         assert sim.drop() == 1
+        await until(lambda: session.counters["connects"] == 2 and session.state == "streaming", "reconnected")
+        await until(lambda: subscribed_everything(sim), "resubscribed")
+        await until(ticks_flow_again(state), "ticks flow again")
+        assert session.counters["disconnects"] == 1
+
+    run(test)
+
+
+def test_a_clean_close_by_the_broker_reconnects() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: subscribed_everything(sim), "subscribed")
+        for client in list(sim._clients):
+            await client.connection.close(1001, "going away")  # a broker restart closes cleanly
         await until(lambda: session.counters["connects"] == 2 and session.state == "streaming", "reconnected")
         await until(lambda: subscribed_everything(sim), "resubscribed")
         await until(ticks_flow_again(state), "ticks flow again")
@@ -179,3 +193,127 @@ def test_ingest_refuses_more_than_three_connections_worth() -> None:
     with pytest.raises(ValueError, match="at most 3"):
         KiteIngest(KiteDecoder(state), subscriptions=dict.fromkeys(range(1, 17), "ltp"), tokens_per_connection=5,
                    api_key="k", access_token="t")
+
+
+def test_burst_holds_data_keeps_heartbeats_and_loses_nothing() -> None:
+    """A burst longer than the watchdog: heartbeats keep the connection, then
+    every held message arrives; the session saw exactly what the simulator sent."""
+
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: subscribed_everything(sim), "subscribed")
+        beats = session.counters["heartbeats"]
+        sim.burst(1.5)  # longer than the 1 s watchdog
+        await until(lambda: sim.stats["held"] > 100, "data held back")
+        await until(lambda: session.counters["heartbeats"] >= beats + 2, "heartbeats during the burst")
+        await until(lambda: not sim.holding, "held data released")
+        await until(ticks_flow_again(state), "ticks flow after the burst")
+        sim.config.rate = 1e-9  # quiesce, then compare what was sent with what arrived
+        decoder = session.decoder
+
+        def everything_arrived() -> bool:
+            data_frames = session.counters["frames"] - session.counters["heartbeats"]
+            return data_frames == sim.stats["messages"] and decoder.stats()["packets"] == sim.stats["packets"]
+
+        await until(everything_arrived, "every message sent arrived")
+        assert sum(state.tick(t)["seq"] for t in SUBSCRIPTIONS) == sim.stats["packets"]  # no gap in any sequence
+        for token in (INFY, RELIANCE):  # the last volume the market made is the one in the state
+            assert state.tick(token)["volume_traded"] == sim.market.snapshot(token)["volume_traded"]
+        assert session.counters["connects"] == 1 and session.counters["watchdog_timeouts"] == 0
+        assert session.state == "streaming" and subscribed_everything(sim)
+
+    run(test)
+
+
+def test_slow_sending_keeps_the_session_and_recovers() -> None:
+    async def test(sim: KiteSimulator, session: KiteSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: subscribed_everything(sim), "subscribed")
+        beats = session.counters["heartbeats"]
+        sim.slow(1.0, 1e6)  # a trickle: idle long enough for heartbeats
+        await until(lambda: session.counters["heartbeats"] >= beats + 2, "heartbeats while slow")
+        await until(lambda: time.monotonic() > sim._slow_until, "slow period over")
+        await until(ticks_flow_again(state), "ticks flow at the full rate again")
+        assert session.state == "streaming" and subscribed_everything(sim)
+        assert session.counters["connects"] == 1 and session.counters["watchdog_timeouts"] == 0
+
+    run(test)
+
+
+def test_simulator_sends_several_messages_per_interval_within_message_limits() -> None:
+    """A budget larger than the subscription is sent as several whole messages
+    per interval, none over 3000 packets, none with a token twice."""
+    from fastflow.sim.kite_server import MAX_PACKETS_PER_MESSAGE
+
+    async def main() -> None:
+        rows = kite_universe()
+        sim = KiteSimulator(KiteMarket.from_rows(rows, seed=6), KiteSimConfig(rate=200_000, max_tokens=5000))
+        await sim.start("127.0.0.1", 0)
+        state = MarketState(Instruments.from_kite_rows(rows))
+        tokens = [int(t) for t in state.instruments.token]
+        sizes: list[int] = []
+        decoder = KiteDecoder(state)
+
+        def on_frame(recv_ns: int, message: bytes) -> None:
+            if len(message) > 1:
+                sizes.append(int.from_bytes(message[:2], "big"))
+
+        session = KiteSession(decoder, api_key="fastflow", access_token="sim-token", url=f"ws://127.0.0.1:{sim.port}/",
+                              subscriptions=dict.fromkeys(tokens, "ltp"), on_frame=on_frame)
+        task = asyncio.create_task(session.run())
+        try:
+            await until(lambda: decoder.stats()["packets"] >= 20 * len(tokens), "many rounds of the subscription")
+        finally:
+            session.stop()
+            await asyncio.wait_for(task, DEADLINE)
+            await sim.stop()
+        assert max(sizes) <= min(len(tokens), MAX_PACKETS_PER_MESSAGE)
+        assert sizes.count(len(tokens)) >= 10  # whole rounds
+        assert decoder.stats()["frame_errors"] == 0
+
+    asyncio.run(main())
+
+
+def test_new_fault_switches_parse() -> None:
+    import pytest
+
+    from fastflow.sim.faults import Fault
+
+    assert Fault.parse("slow@5") == Fault("slow", 5.0, 5.0, 10.0)
+    assert Fault.parse("slow@5:2:4") == Fault("slow", 5.0, 2.0, 4.0)
+    assert Fault.parse("burst@3") == Fault("burst", 3.0, 2.0)
+    assert Fault.parse("burst@3:1.5") == Fault("burst", 3.0, 1.5)
+    for bad in ("burst@1:2:3", "slow@1:2:0.5", "slow@x"):
+        with pytest.raises(ValueError, match="fault"):
+            Fault.parse(bad)
+
+
+def test_run_faults_drives_any_fault_target() -> None:
+    from fastflow.sim.faults import FAULTS, Fault, run_faults
+
+    calls: list[tuple[str, tuple[float, ...]]] = []
+
+    class Target:
+        def drop(self) -> int:
+            calls.append(("drop", ()))
+            return 2
+
+        def silence(self, seconds: float) -> None:
+            calls.append(("silence", (seconds,)))
+
+        async def send_garbage(self) -> None:
+            calls.append(("garbage", ()))
+
+        def expire_token(self) -> None:
+            calls.append(("expire", ()))
+
+        def slow(self, seconds: float, factor: float) -> None:
+            calls.append(("slow", (seconds, factor)))
+
+        def burst(self, seconds: float) -> None:
+            calls.append(("burst", (seconds,)))
+
+    reports: list[str] = []
+    faults = [Fault.parse(f"{name}@0") for name in FAULTS]
+    asyncio.run(run_faults(Target(), faults, reports.append))
+    assert [name for name, _ in calls] == list(FAULTS)
+    assert ("slow", (5.0, 10.0)) in calls and ("burst", (2.0,)) in calls
+    assert len(reports) == len(FAULTS) and "dropped 2 connection(s)" in reports[0]

@@ -101,6 +101,18 @@ def test_abrupt_drop_reauthorizes_reconnects_and_resubscribes() -> None:
     run(test)
 
 
+def test_a_clean_close_by_the_broker_reconnects() -> None:
+    async def test(sim: UpstoxSimulator, session: UpstoxSession, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: subscribed_everything(sim), "subscribed")
+        await sim._clients[0].connection.close(1001, "going away")
+        await until(lambda: session.counters["connects"] == 2 and session.state == "streaming", "reconnected")
+        await until(lambda: subscribed_everything(sim), "resubscribed")
+        await until(ticks_flow_again(state), "ticks flow again")
+        assert session.counters["disconnects"] == 1
+
+    run(test)
+
+
 def test_half_open_silence_is_detected_by_the_watchdog() -> None:
     async def test(sim: UpstoxSimulator, session: UpstoxSession, state: MarketState, batches: list[TickBatch]) -> None:
         sim.silence(2.0)  # nothing sent, nothing read: no data, no pings, no pongs

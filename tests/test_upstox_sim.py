@@ -224,3 +224,42 @@ def test_pings_when_idle_and_market_status_changes_are_sent(pb: Any) -> None:
             assert status["NSE_EQ"] == pb.NORMAL_CLOSE and status["NSE_FO"] == pb.NORMAL_OPEN
 
     serve(test, ping_interval=0.05)
+
+
+def test_fastflow_sim_upstox_command(tmp_path: Any, pb: Any) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    dump = tmp_path / "NSE.json.gz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastflow", "sim", "--broker", "upstox", "--port", "0", "--duration", "60",
+         "--instruments-out", str(dump), "--rate", "500"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", banner)
+        assert match, banner
+        assert len(Instruments.from_upstox(dump)) == len(upstox_pairs()[1])
+
+        async def client() -> None:
+            status, body = await asyncio.to_thread(
+                _get, f"http://127.0.0.1:{match.group(1)}{AUTHORIZE_PATH}")
+            assert status == 200
+            async with connect(body["data"]["authorized_redirect_uri"]) as ws:
+                assert (await frames(ws, pb, 1))[0].type == pb.market_info
+                await request(ws, "sub", [INFY], "full")
+                assert (await frames(ws, pb, 1))[0].type == pb.initial_feed
+                assert (await frames(ws, pb, 1))[0].type == pb.live_feed
+
+        asyncio.run(client())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from fastflow import __version__
 
@@ -37,39 +38,59 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
-    from fastflow.sim.kite_server import Fault, KiteSimConfig, KiteSimulator, run_faults
-    from fastflow.sim.market import KiteMarket
-    from fastflow.sim.universe import kite_universe, write_kite_csv
+    from fastflow.sim.faults import Fault, FaultTarget, run_faults
 
-    if args.broker != "kite":
-        print("fastflow sim: the Upstox simulator is not built yet (only --broker kite)", file=sys.stderr)
-        return 2
     try:
         faults = [Fault.parse(text) for text in args.fault]
     except ValueError as exc:
         print(f"fastflow sim: {exc}", file=sys.stderr)
         return 2
-    rows = kite_universe()
-    if args.instruments_out:
-        write_kite_csv(rows, args.instruments_out)
-    config = KiteSimConfig(api_key=args.api_key, access_token=args.access_token, rate=args.rate, seed=args.seed)
-    simulator = KiteSimulator(KiteMarket.from_rows(rows, seed=args.seed), config)
+    simulator: FaultTarget
+    if args.broker == "kite":
+        from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
+        from fastflow.sim.market import KiteMarket
+        from fastflow.sim.universe import kite_universe, write_kite_csv
+
+        rows = kite_universe()
+        if args.instruments_out:
+            write_kite_csv(rows, args.instruments_out)
+        kite = KiteSimulator(KiteMarket.from_rows(rows, seed=args.seed), KiteSimConfig(
+            api_key=args.api_key, access_token=args.access_token, rate=args.rate, seed=args.seed))
+        simulator, size = kite, len(rows)
+    else:
+        from fastflow.sim.universe import write_upstox_json
+        from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
+        from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
+
+        kite_rows, records = upstox_pairs()
+        if args.instruments_out:
+            write_upstox_json(records, args.instruments_out)
+        upstox = UpstoxSimulator(UpstoxMarket(kite_rows, records, seed=args.seed), UpstoxSimConfig(
+            access_token=args.access_token, rate=args.rate, seed=args.seed))
+        simulator, size = upstox, len(records)
 
     async def main() -> None:
-        await simulator.start(args.host, args.port)
+        if args.broker == "kite":
+            await kite.start(args.host, args.port)
+            port = kite.port
+            where = f"Kite ticker on ws://{args.host}:{port}/?api_key={args.api_key}&access_token={args.access_token}"
+        else:
+            await upstox.start(args.host, args.port)
+            port = upstox.port
+            where = (f"Upstox feed on http://{args.host}:{port} (authorize: GET /v3/feed/market-data-feed/authorize "
+                     f"with Authorization: Bearer {args.access_token})")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        url = f"ws://{args.host}:{simulator.port}/?api_key={args.api_key}&access_token={args.access_token}"
-        print(f"fastflow sim: Kite ticker on {url} ({len(rows)} instruments, {args.rate:,.0f} packets/s)",
-              flush=True)
+        print(f"fastflow sim: {where} ({size} instruments, {args.rate:,.0f} packets/s)", flush=True)
         faulting = asyncio.create_task(run_faults(simulator, faults, lambda m: print(f"fastflow sim: {m}", flush=True)))
         with contextlib.suppress(TimeoutError):  # --duration elapsed
             await asyncio.wait_for(stop.wait(), args.duration)
         faulting.cancel()
-        await simulator.stop()
-        print(f"fastflow sim: stopped; {simulator.stats}", flush=True)
+        await (kite.stop() if args.broker == "kite" else upstox.stop())
+        stats = kite.stats if args.broker == "kite" else upstox.stats
+        print(f"fastflow sim: stopped; {stats}", flush=True)
 
     asyncio.run(main())
     return 0
@@ -139,6 +160,85 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plant(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fastflow.ingest.capture import CaptureError, CaptureReader
+    from fastflow.ingest.replay import load_instruments
+    from fastflow.instruments import InstrumentError
+    from fastflow.plant import Plant, resolve_subscriptions, serve_plant
+
+    def fail(message: str) -> int:
+        print(f"fastflow plant: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        speed = None if args.speed == "max" else float(args.speed)
+    except ValueError:
+        return fail(f"--speed takes max or a number, not {args.speed!r}")
+    if speed is not None and not speed > 0:
+        return fail("--speed must be > 0")
+    subscriptions: dict[Any, str] = {}
+    try:
+        if args.replay:
+            reader = CaptureReader(args.replay)
+            broker = reader.broker
+            if args.broker not in (None, broker):
+                return fail(f"{args.replay} is a {broker} capture, not {args.broker}")
+            instruments = load_instruments(broker, args.instruments or str(reader.header.get("instruments", "")))
+        else:
+            broker = args.broker or "kite"
+            modes = ("ltpc", "full", "option_greeks", "full_d30") if broker == "upstox" else ("ltp", "quote", "full")
+            if args.mode not in modes:
+                return fail(f"--mode {args.mode} is not a {broker} mode; expected one of {', '.join(modes)}")
+            if not args.symbols and not args.all:
+                return fail("say what to subscribe: --symbols NSE:INFY,... or --all")
+            instruments = load_instruments(broker, args.instruments)
+            symbols = None if args.all else [s.strip() for s in args.symbols.split(",") if s.strip()]
+            subscriptions, note = resolve_subscriptions(instruments, symbols, args.mode)
+            if note:
+                print(f"fastflow plant: {note}", file=sys.stderr, flush=True)
+    except KeyError as exc:
+        return fail(str(exc.args[0]))
+    except (CaptureError, InstrumentError, OSError, ValueError) as exc:
+        return fail(str(exc))
+    options: dict[str, Any]
+    if broker == "upstox":
+        url = args.url or "https://api.upstox.com"
+        options = {"access_token": args.access_token, "api_url": url, "watchdog": args.watchdog}
+    else:
+        url = args.url or "wss://ws.kite.trade"
+        options = {"api_key": args.api_key, "access_token": args.access_token, "url": url,
+                   "watchdog": args.watchdog}
+    try:
+        plant = Plant(broker, instruments, subscriptions, ingest_options=options,
+                      replay=args.replay or None, speed=speed)
+    except (NotImplementedError, ValueError) as exc:
+        return fail(str(exc))
+
+    def report(message: str) -> None:
+        print(f"fastflow plant: {message}", flush=True)
+
+    if args.replay:
+        report(f"replaying {args.replay} ({broker}, speed {args.speed}) into {len(instruments)} instruments")
+    else:
+        connections = len(plant.ingest.health()["connections"])
+        report(f"{broker}: {len(subscriptions)} instruments in {args.mode} mode from {url} "
+               f"over {connections} connection(s)")
+    asyncio.run(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
+                            duration=args.duration, status_every=args.status_every, report=report,
+                            handle_signals=True))
+    health = plant.health()
+    states = ", ".join(str(c.get("state")) for c in health["ingest"]["connections"])
+    report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
+           f"connections {states}; decoder {health['decoder']}")
+    if health["state"] == "auth_failed":
+        print("fastflow plant: the broker refused the access token (circuit breaker open): renew it",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_universe(args: argparse.Namespace) -> int:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
@@ -194,21 +294,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sim",
         help="run a local broker that speaks the real wire protocol",
-        description="A local broker for demos and tests: Kite's ticker WebSocket (403 on bad credentials, "
-        "subscribe/unsubscribe/mode, binary frames, heartbeats, limits) over the synthetic market.",
+        description="A local broker for demos and tests over the synthetic market. Kite: the ticker WebSocket "
+        "(403 on bad credentials, subscribe/unsubscribe/mode, binary frames, heartbeats, limits). Upstox: the V3 "
+        "authorize endpoint (single-use URLs, 401 on a bad token) and feed (sub/change_mode/unsub, market_info, "
+        "initial_feed then live_feed protobuf frames, pings, per-mode limits).",
     )
     p.add_argument("--broker", choices=["kite", "upstox"], default="kite", help="wire protocol (default kite)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="listen port (default: a free port, printed)")
-    p.add_argument("--api-key", default="fastflow", help="api_key the clients must present")
+    p.add_argument("--api-key", default="fastflow", help="api_key the clients must present (Kite)")
     p.add_argument("--access-token", default="sim-token", help="access_token the clients must present")
-    p.add_argument("--instruments-out", default="", help="write the instrument dump here (.csv or .csv.gz)")
-    p.add_argument("--rate", type=_positive, default=10_000.0, help="packets per second, all connections")
+    p.add_argument("--instruments-out", default="", help="write the instrument dump here (Kite: .csv[.gz]; Upstox: .json[.gz])")
+    p.add_argument("--rate", type=_positive, default=10_000.0, help="packets (Upstox: feeds) per second, all connections")
     p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--fault", action="append", default=[], metavar="NAME@SECONDS[:DURATION]",
                    help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
-                   "garbage@3 (malformed frame), expire@30 (403 on reconnect); repeatable")
+                   "garbage@3 (malformed frame), expire@30 (auth refused on reconnect), slow@5:10[:F] (rate / F "
+                   "for 10 s), burst@8:3 (data held 3 s, then sent at once); repeatable")
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser(
@@ -222,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default="fastflow", help="api_key")
     p.add_argument("--access-token", default="sim-token", help="access_token")
     p.add_argument("--symbols", default="NSE:INFY,NSE:RELIANCE,NSE:NIFTY 50", help="comma-separated symbols")
-    p.add_argument("--mode", choices=["ltp", "quote", "full"], default="full", help="subscription mode")
+    p.add_argument("--mode", choices=["ltp", "quote", "full", "ltpc", "option_greeks", "full_d30"], default="full",
+                   help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30 "
+                   "(default full)")
     p.add_argument("--instruments", default="", help="Kite instruments dump (default: the synthetic universe)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.set_defaults(func=_cmd_record)
@@ -238,6 +343,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instruments", default="", help="instrument master (default: the one the capture names)")
     p.add_argument("--watch", default="", help="comma-separated symbols to print at the end")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser(
+        "plant",
+        help="run the plant: broker ingest -> hot path, with /healthz",
+        description="Connect to the broker (every connection of one api_key), decode every message into the "
+        "C state, flush once per message, and serve GET /healthz (200 while streaming, 503 otherwise). "
+        "With --replay, a capture file drives the state instead. Stops cleanly on SIGINT/SIGTERM.",
+    )
+    p.add_argument("--broker", choices=["kite", "upstox"], default=None,
+                   help="broker (default kite; with --replay, the capture's)")
+    p.add_argument("--url", default=None,
+                   help="Kite: the ticker URL (default wss://ws.kite.trade; the simulator: ws://127.0.0.1:PORT/); "
+                   "Upstox: the API base the feed is authorized at (default https://api.upstox.com; the "
+                   "simulator: http://127.0.0.1:PORT)")
+    p.add_argument("--api-key", default="fastflow", help="api_key (default: the simulator's)")
+    p.add_argument("--access-token", default="sim-token", help="access_token (default: the simulator's)")
+    p.add_argument("--instruments", default="",
+                   help="instrument master: a Kite CSV or an Upstox JSON[.gz] (default: the synthetic universe "
+                   "`fastflow sim` serves)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--symbols", default="", help="comma-separated EXCHANGE:TRADINGSYMBOLs or tokens")
+    what.add_argument("--all", action="store_true",
+                      help="every instrument of the master, up to what one plant may subscribe (Kite: 9000 "
+                   "tokens per api_key; Upstox: the connection's cap for the mode)")
+    p.add_argument("--mode", choices=["ltp", "quote", "full", "ltpc", "option_greeks", "full_d30"], default="full",
+                   help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30 "
+                   "(default full)")
+    p.add_argument("--watchdog", type=_positive, default=5.0,
+                   help="seconds without a frame before a connection counts as dead (default 5)")
+    p.add_argument("--health-host", default="127.0.0.1", help="/healthz listen address (default 127.0.0.1)")
+    p.add_argument("--health-port", type=int, default=0, help="/healthz port (default 0: a free port, printed)")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.add_argument("--status-every", type=_positive, default=5.0, help="seconds between status lines")
+    p.add_argument("--replay", default="", metavar="FILE",
+                   help="drive the state from this capture instead of a connection (--url, --symbols ignored)")
+    p.add_argument("--speed", default="max", help="with --replay: max (default), or a factor such as 1 or 10")
+    p.set_defaults(func=_cmd_plant)
 
     p = sub.add_parser(
         "universe",

@@ -230,7 +230,8 @@ class FeedSession:
             if self._timed_out:
                 raise TimeoutError
             if not self._stop.is_set():  # the broker closed the connection cleanly
-                raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
+                raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent,
+                                       ws.protocol.close_rcvd_then_sent)
             return True
 
     async def _watch(self, ws: LivenessConnection) -> None:

@@ -75,6 +75,8 @@ class UpstoxSession(FeedSession):
         error = limit_error(subscriptions, INDIVIDUAL_LIMITS, COMBINED_LIMITS)
         if error is not None:
             raise ValueError(f"an Upstox connection cannot take this subscription: {error}")
+        if not api_url.startswith(("https://", "http://")):
+            raise ValueError(f"api_url {api_url!r}: the feed is authorized over HTTP(S), e.g. https://api.upstox.com")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         super().__init__(decoder, **options)

@@ -7,8 +7,9 @@
   **HTTP 403**, as Kite answers an expired token;
 * client requests are JSON text frames ``{"a": "subscribe"|"unsubscribe"|"mode", "v": ...}``;
   a fresh subscription is in **quote** mode;
-* market data goes out as binary messages in the exact Kite layout, one per
-  mode group per send interval, built by :class:`~fastflow.sim.market.KiteMarket`;
+* market data goes out as binary messages in the exact Kite layout, built by
+  :class:`~fastflow.sim.market.KiteMarket`; one message never holds a token
+  twice nor more than 3000 packets;
 * a 1-byte binary heartbeat goes out after ``heartbeat`` seconds without data;
 * limits: ``max_tokens`` (3000) per connection and ``max_connections`` (3) per
   api_key. Over the token limit the server answers with an error text frame
@@ -16,42 +17,66 @@
   over the connection limit is refused with **HTTP 429** at the upgrade (the
   real server's behaviour there is not documented; this is the simulator's
   choice). Unknown tokens are accepted and never stream, as on Kite;
-* the rate is a total packet budget per second shared by the connections.
+* no permessage-deflate: the official ``KiteTicker`` (autobahn) never offers it,
+  and compressing would cost the simulator most of its time.
+
+Rate: ``rate`` is a total packet budget per second shared by the connections.
+Every ``interval`` the budget earned since the last one is split over the
+subscribed connections and scheduled for each: whole rounds of its
+subscription (one message per mode, at most 3000 packets each) while the share
+exceeds it, then a random subset for the remainder; at most ``max_messages``
+per connection per interval. Each connection has its own sender task, so a slow
+or closing client never holds the others back: a client more than one
+interval's share behind gets no new share (the market pauses for it, as TCP
+backpressure would). Messages are built by numpy over market positions cached
+per subscription: no Python work per packet. The market clock moves one second
+per interval.
 
 Fault injection (for tests and demos; the ``fastflow sim --fault`` switches call
-the same methods): :meth:`KiteSimulator.drop` aborts every connection without a
-close frame; :meth:`KiteSimulator.silence` keeps sockets open but sends nothing,
-not even heartbeats (a half-open peer); :meth:`KiteSimulator.send_garbage`
-sends a malformed binary frame; :meth:`KiteSimulator.expire_token` makes the
-current access token invalid, so reconnects get 403.
-
-Cold code: one asyncio server, no per-tick Python in the hot path of any
-consumer (the market model builds whole messages with numpy).
+the same methods, see :mod:`fastflow.sim.faults`, whose names are re-exported
+here): :meth:`KiteSimulator.drop` aborts every connection without a close
+frame; :meth:`KiteSimulator.silence` keeps sockets open but sends nothing, not
+even heartbeats (a half-open peer); :meth:`KiteSimulator.send_garbage` sends a
+malformed binary frame; :meth:`KiteSimulator.expire_token` makes the current
+access token invalid, so reconnects get 403; :meth:`KiteSimulator.slow` divides
+the rate for a while; :meth:`KiteSimulator.burst` holds data back for a while
+and then releases every held message at once, in order. Heartbeats go on
+during a burst: the broker is alive and its data is late (a connection that
+goes entirely quiet is ``silence``), so a client's watchdog does not fire and
+nothing held is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
 import logging
-import random
 import time
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import numpy.typing as npt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from fastflow.sim import kite_wire
+from fastflow.sim.faults import FAULTS, Fault, FaultTarget, run_faults
 from fastflow.sim.market import KiteMarket
+
+__all__ = ["FAULTS", "Fault", "FaultTarget", "KiteSimConfig", "KiteSimulator", "run_faults"]
 
 logger = logging.getLogger(__name__)
 
 MODES = ("ltp", "quote", "full")
+MAX_PACKETS_PER_MESSAGE = 3000
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclasses.dataclass
@@ -59,11 +84,22 @@ class KiteSimConfig:
     api_key: str = "fastflow"
     access_token: str = "sim-token"
     rate: float = 10_000.0  # packets per second, all connections together
-    interval: float = 0.05  # seconds between sends
+    interval: float = 0.05  # seconds between schedules
     heartbeat: float = 1.0  # seconds of silence before a 1-byte heartbeat
     max_tokens: int = 3000
     max_connections: int = 3
     seed: int = 0
+    max_messages: int = 1000  # data messages per connection per interval (a tiny subscription at a huge rate)
+    max_held_bytes: int = 64 * 2**20  # per connection in a burst; past it the market pauses for that client
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A client's streaming subscription as market positions (rebuilt when it changes)."""
+
+    positions: IntArray  # every streaming token's market position
+    codes: npt.NDArray[np.int8]  # its mode, as an index into MODES
+    groups: list[tuple[str, IntArray]]  # per mode, in chunks of at most MAX_PACKETS_PER_MESSAGE
 
 
 @dataclasses.dataclass(eq=False)  # identity: clients live in a set
@@ -71,6 +107,19 @@ class _Client:
     connection: ServerConnection
     modes: dict[int, str] = dataclasses.field(default_factory=dict)  # token -> mode
     last_sent: float = dataclasses.field(default_factory=time.monotonic)
+    plan: _Plan | None = None  # None: modes changed since it was built
+    # Scheduled messages, as (mode, market positions); encoded when the sender gets to them.
+    pending: collections.deque[tuple[str, IntArray]] = dataclasses.field(default_factory=collections.deque)
+    pending_packets: int = 0
+    held: list[tuple[bytes, int]] = dataclasses.field(default_factory=list)  # (message, packets) in a burst
+    held_bytes: int = 0
+    wakeup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def changed(self) -> None:
+        """The subscription changed: forget the plan and what was scheduled with it."""
+        self.plan = None
+        self.pending.clear()
+        self.pending_packets = 0
 
 
 class KiteSimulator:
@@ -81,10 +130,16 @@ class KiteSimulator:
         self.config = config or KiteSimConfig()
         self._known = {int(t) for t in market.tokens}
         self._clients: set[_Client] = set()
-        self._rng = random.Random(self.config.seed)
+        self._rng = np.random.default_rng(self.config.seed)
         self._silent_until = 0.0
-        self._credit = 0.0  # packets earned but not sent yet: rates below 1 per interval trickle
-        self.stats = {"connections": 0, "refused": 0, "messages": 0, "packets": 0, "heartbeats": 0, "errors": 0}
+        self._slow_until = 0.0
+        self._slow_factor = 1.0
+        self._burst_until = 0.0
+        self._credit = 0.0  # packets earned but not scheduled yet: rates below 1 per interval trickle
+        self._turn = 0  # which client gets the remainder of an uneven split
+        self._clock = market.clock  # the market clock's target: one second per interval
+        self.stats = {"connections": 0, "refused": 0, "messages": 0, "packets": 0, "heartbeats": 0, "errors": 0,
+                      "held": 0}
 
     # -- handshake ---------------------------------------------------------------
 
@@ -109,6 +164,7 @@ class KiteSimulator:
         client = _Client(connection)
         self._clients.add(client)
         self.stats["connections"] += 1
+        sender = asyncio.create_task(self._sender(client))
         try:
             async for message in connection:
                 if isinstance(message, str):
@@ -117,6 +173,9 @@ class KiteSimulator:
             pass
         finally:
             self._clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
 
     async def _error(self, client: _Client, text: str) -> None:
         self.stats["errors"] += 1
@@ -142,6 +201,7 @@ class KiteSimulator:
                 return
             for t in fresh:
                 client.modes[t] = "quote"
+            client.changed()
         elif action == "unsubscribe":
             tokens = _tokens(value)
             if tokens is None:
@@ -149,6 +209,7 @@ class KiteSimulator:
                 return
             for t in tokens:
                 client.modes.pop(t, None)
+            client.changed()
         elif action == "mode":
             if not (isinstance(value, list) and len(value) == 2 and value[0] in MODES):
                 await self._error(client, 'mode takes ["ltp"|"quote"|"full", [tokens]]')
@@ -160,12 +221,11 @@ class KiteSimulator:
             for t in tokens:
                 if t in client.modes:
                     client.modes[t] = value[0]
+            client.changed()
         else:
             await self._error(client, f"Unknown action {action!r}")
 
-    # -- the market loop -------------------------------------------------------------
-
-    # -- fault injection -------------------------------------------------------------
+    # -- fault injection (fastflow.sim.faults.FaultTarget) -----------------------------
 
     def drop(self) -> int:
         """Abort every connection (TCP reset, no close frame); returns how many."""
@@ -189,52 +249,162 @@ class KiteSimulator:
         """The current access token stops working (new upgrades get 403)."""
         self.config.access_token = new_token
 
+    def slow(self, seconds: float, factor: float) -> None:
+        """For ``seconds``, send data at ``rate / factor``. Heartbeats as usual: a
+        connection that gets no data for ``heartbeat`` seconds gets one."""
+        if not factor >= 1:
+            raise ValueError(f"the slow-down factor must be >= 1, got {factor}")
+        self._slow_until = time.monotonic() + seconds
+        self._slow_factor = factor
+
+    def burst(self, seconds: float) -> None:
+        """For ``seconds``, hold every data message back, then send them all at
+        once, in order. The market keeps moving at the usual rate meanwhile;
+        heartbeats go on (the broker is alive, its data is late), so a client's
+        watchdog does not fire and no held message is lost. At most
+        ``max_held_bytes`` are held per connection; past that the market pauses
+        for it until the release."""
+        self._burst_until = time.monotonic() + seconds
+
+    @property
+    def holding(self) -> bool:
+        """True while a burst holds data back or held messages still wait to go out."""
+        return time.monotonic() < self._burst_until or any(c.held for c in self._clients)
+
     # -- the market loop -------------------------------------------------------------
 
     async def _pump(self) -> None:
-        """Every interval: split the packet budget over the connections, send
-        one message per mode group, and heartbeats to idle connections."""
+        """Every interval: split the packet budget earned since the last one over
+        the subscribed connections and schedule each its share."""
         cfg = self.config
+        last = time.monotonic()
         while True:
             started = time.monotonic()
-            if started < self._silent_until:
-                await asyncio.sleep(cfg.interval)
-                continue
+            elapsed, last = started - last, started
             clients = [c for c in self._clients if c.modes]
-            self._credit = min(self._credit + cfg.rate * cfg.interval, cfg.rate + 1.0)
-            budget = int(self._credit) if clients else 0
-            self._credit -= budget
-            share = max(1, budget // len(clients)) if budget else 0
-            for client in clients[:budget]:
-                streaming = [t for t in client.modes if t in self._known]
-                chosen = streaming if len(streaming) <= share else self._rng.sample(streaming, share)
-                by_mode: dict[str, list[int]] = {}
-                for t in chosen:
-                    by_mode.setdefault(client.modes[t], []).append(t)
-                for mode, tokens in by_mode.items():
-                    message = self.market.step_tokens(tokens, mode)
-                    await self._send(client, message, len(tokens))
-            now = time.monotonic()
-            for client in list(self._clients):
-                if now - client.last_sent >= cfg.heartbeat:
-                    self.stats["heartbeats"] += 1
-                    await self._send(client, kite_wire.HEARTBEAT, 0)
+            if started >= self._silent_until and clients:
+                self._clock += 1
+                rate = cfg.rate / self._slow_factor if started < self._slow_until else cfg.rate
+                span = 4 * cfg.interval  # a stalled loop catches up at most this much
+                self._credit = min(self._credit + rate * min(elapsed, span), rate * span + 1.0)
+                budget = int(self._credit)
+                self._credit -= budget
+                base, extra = divmod(budget, len(clients))
+                first = self._turn % len(clients)
+                self._turn += 1
+                for i, client in enumerate(clients):
+                    share = base + (1 if (i - first) % len(clients) < extra else 0)
+                    if share and client.pending_packets < share:  # else it is behind: skip
+                        self._schedule(client, share)
             await asyncio.sleep(max(0.0, cfg.interval - (time.monotonic() - started)))
 
-    async def _send(self, client: _Client, message: bytes, packets: int) -> None:
-        with contextlib.suppress(ConnectionClosed):
+    def _plan(self, client: _Client) -> _Plan:
+        if client.plan is None:
+            by_mode: dict[str, list[int]] = {mode: [] for mode in MODES}
+            for token, mode in client.modes.items():
+                if token in self._known:  # unknown tokens are accepted and never stream, as on Kite
+                    by_mode[mode].append(token)
+            positions, codes, groups = [], [], []
+            for code, mode in enumerate(MODES):
+                if by_mode[mode]:
+                    idx = self.market.positions(by_mode[mode])
+                    positions.append(idx)
+                    codes.append(np.full(idx.size, code, np.int8))
+                    groups += _chunks(mode, idx)
+            client.plan = _Plan(
+                np.concatenate(positions) if positions else np.empty(0, np.int64),
+                np.concatenate(codes) if codes else np.empty(0, np.int8),
+                groups,
+            )
+        return client.plan
+
+    def _schedule(self, client: _Client, share: int) -> None:
+        """Queue ``share`` packets for ``client``: whole rounds of its
+        subscription, then a random subset of it."""
+        plan = self._plan(client)
+        total = int(plan.positions.size)
+        if not total:
+            return
+        rounds, rest = divmod(share, total)
+        messages: list[tuple[str, IntArray]] = []
+        for _ in range(min(rounds, self.config.max_messages)):
+            messages += plan.groups
+        if rest and len(messages) < self.config.max_messages:
+            chosen = self._rng.choice(total, rest, replace=False)
+            codes = plan.codes[chosen]
+            for code, mode in enumerate(MODES):
+                messages += _chunks(mode, plan.positions[chosen[codes == code]])
+        for mode, idx in messages[: self.config.max_messages]:
+            client.pending.append((mode, idx))
+            client.pending_packets += int(idx.size)
+        client.wakeup.set()
+
+    async def _sender(self, client: _Client) -> None:
+        """One connection's output: its scheduled messages (held back in a
+        burst), and heartbeats when it had nothing for ``heartbeat`` seconds."""
+        cfg = self.config
+        while True:
+            now = time.monotonic()
+            if now < self._silent_until:
+                await asyncio.sleep(min(self._silent_until - now, cfg.interval))
+                continue
+            hold = now < self._burst_until
+            if client.held and not hold:
+                if not await self._release(client):
+                    return
+                continue
+            if client.pending and not (hold and client.held_bytes >= cfg.max_held_bytes):
+                mode, idx = client.pending.popleft()
+                client.pending_packets -= int(idx.size)
+                # market.step_tokens without its per-token lookup: the positions are cached.
+                self.market.advance(idx, self._clock)
+                message = self.market._encode(idx, mode)
+                if hold:
+                    client.held.append((message, int(idx.size)))
+                    client.held_bytes += len(message)
+                    self.stats["held"] += 1
+                elif not await self._send(client, message, int(idx.size)):
+                    return  # the connection is gone
+                continue
+            due = cfg.heartbeat - (now - client.last_sent)
+            if due <= 0:
+                self.stats["heartbeats"] += 1
+                if not await self._send(client, kite_wire.HEARTBEAT, 0):
+                    return
+                continue
+            if hold:
+                due = min(due, self._burst_until - now)
+            client.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.wakeup.wait(), due)
+
+    async def _release(self, client: _Client) -> bool:
+        """Send every message held in a burst, in order; False if the connection is gone."""
+        held, client.held, client.held_bytes = client.held, [], 0
+        for message, packets in held:
+            if not await self._send(client, message, packets):
+                return False
+        return True
+
+    async def _send(self, client: _Client, message: bytes, packets: int) -> bool:
+        """False if the connection is closed (then nothing was sent)."""
+        try:
             await client.connection.send(message)
-            client.last_sent = time.monotonic()
-            if packets:
-                self.stats["messages"] += 1
-                self.stats["packets"] += packets
+        except ConnectionClosed:
+            return False
+        client.last_sent = time.monotonic()
+        if packets:
+            self.stats["messages"] += 1
+            self.stats["packets"] += packets
+        return True
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Server:
         """Start listening (port 0: a free port) and the market loop."""
         server: Server = await serve(
-            self._handler, host, port, process_request=self._process_request, max_size=2**20
+            self._handler, host, port, process_request=self._process_request, max_size=2**20,
+            compression=None,
         )
         self._pump_task = asyncio.create_task(self._pump())
         self._server = server
@@ -254,50 +424,12 @@ class KiteSimulator:
         await self._server.wait_closed()
 
 
-FAULTS = ("drop", "silence", "garbage", "expire")
+def _chunks(mode: str, idx: IntArray) -> list[tuple[str, IntArray]]:
+    return [(mode, idx[i : i + MAX_PACKETS_PER_MESSAGE]) for i in range(0, idx.size, MAX_PACKETS_PER_MESSAGE)]
 
 
-@dataclasses.dataclass(frozen=True)
-class Fault:
-    """A scheduled fault: ``name@at[:seconds]`` on the command line."""
-
-    name: str
-    at: float
-    seconds: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> Fault:
-        """``drop@10``, ``silence@20:5`` (5 s of silence), ``garbage@3``, ``expire@30``."""
-        name, sep, when = text.partition("@")
-        if name not in FAULTS or not sep:
-            raise ValueError(f"fault {text!r}: expected NAME@SECONDS[:DURATION] with NAME in {', '.join(FAULTS)}")
-        at_text, _, seconds_text = when.partition(":")
-        try:
-            at = float(at_text)
-            seconds = float(seconds_text) if seconds_text else (5.0 if name == "silence" else 0.0)
-        except ValueError:
-            raise ValueError(f"fault {text!r}: times must be numbers of seconds") from None
-        if at < 0 or seconds < 0:
-            raise ValueError(f"fault {text!r}: times must not be negative")
-        return cls(name, at, seconds)
-
-
-async def run_faults(simulator: KiteSimulator, faults: list[Fault], report: Any = print) -> None:
-    """Inject ``faults`` at their times (seconds from now)."""
-    started = time.monotonic()
-    for fault in sorted(faults, key=lambda f: f.at):
-        await asyncio.sleep(max(0.0, fault.at - (time.monotonic() - started)))
-        if fault.name == "drop":
-            report(f"fault: dropped {simulator.drop()} connection(s)")
-        elif fault.name == "silence":
-            simulator.silence(fault.seconds)
-            report(f"fault: silent for {fault.seconds:g} s")
-        elif fault.name == "garbage":
-            await simulator.send_garbage()
-            report("fault: sent a garbage frame")
-        else:
-            simulator.expire_token()
-            report("fault: access token expired (new upgrades get 403)")
+def _implements_fault_target(simulator: KiteSimulator) -> FaultTarget:
+    return simulator  # mypy checks that KiteSimulator offers every fault switch
 
 
 def _tokens(value: Any) -> list[int] | None:
