@@ -3,6 +3,16 @@
 
 _SLOT_DTYPES = {}
 
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+cdef extern from "resp_writer.h" nogil:
+    size_t ff_resp_header_len(uint64_t v)
+    size_t ff_resp_bulk_len(size_t n)
+    char *ff_resp_put_header(char *p, const char *end, char type, uint64_t v)
+    char *ff_resp_put_raw(char *p, const char *end, const void *src, size_t n)
+    char *ff_resp_put_bulk(char *p, const char *end, const void *src, size_t n)
+
 
 cdef tuple _field_table(const ff_field *fields, size_t count, size_t base):
     names, formats, offsets = [], [], []
@@ -52,24 +62,32 @@ cdef class TickBatch:
 
     ``data`` holds the msgpack maps back to back; tick ``i`` is
     ``data[offsets[i]:offsets[i + 1]]`` and belongs to state slot ``slots[i]``.
-    :meth:`frame` turns the batch into one msgpack array without re-encoding.
+    :meth:`frame` turns the batch into one msgpack array without re-encoding;
+    :meth:`resp_hset` into one Redis ``HSET`` command.
     """
 
     cdef readonly bytes data
     cdef bytes _slots
     cdef bytes _offsets
+    # The state's symbol table (shared, immutable): every slot's symbol as a
+    # RESP bulk string, back to back, and the int64 offsets (slots + 1).
+    # Only bytes members: a TickBatch stays untracked by the cyclic GC.
+    cdef bytes _sym
+    cdef bytes _sym_off
     cdef Py_ssize_t n
 
     def __init__(self):
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @staticmethod
-    cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n):
+    cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n, bytes sym, bytes sym_off):
         cdef TickBatch batch = TickBatch.__new__(TickBatch)
         batch.data = data
         batch._slots = slots
         batch._offsets = offsets
         batch.n = n
+        batch._sym = sym
+        batch._sym_off = sym_off
         return batch
 
     def __len__(self):
@@ -115,6 +133,62 @@ cdef class TickBatch:
         finally:
             ff_buf_free(&head)
 
+    def resp_hset(self, bytes key not None):
+        """``HSET key symbol_1 blob_1 ... symbol_n blob_n`` as one RESP2
+        command (an array of bulk strings), ready to write to a Redis
+        connection; ``b""`` for an empty batch. A symbol is the instrument's
+        ``"EXCHANGE:TRADINGSYMBOL"`` (UTF-8), a blob its tick (``self[i]``).
+
+        Built in C in two passes over the batch: the exact size, then the
+        bytes, into one ``bytes`` object (no Python object per tick)."""
+        cdef Py_ssize_t i, n = self.n
+        if n == 0:
+            return b""
+        cdef const int64_t *offs = <const int64_t *>PyBytes_AS_STRING(self._offsets)
+        cdef const int32_t *slots = <const int32_t *>PyBytes_AS_STRING(self._slots)
+        cdef const int64_t *sym_off = <const int64_t *>PyBytes_AS_STRING(self._sym_off)
+        cdef const char *sym = PyBytes_AS_STRING(self._sym)
+        cdef const char *data = PyBytes_AS_STRING(self.data)
+        cdef size_t key_len = <size_t>PyBytes_GET_SIZE(key)
+        cdef int32_t s
+        # Pass 1: the exact size. Every term is bounded by bytes that already
+        # exist (the blobs, the symbol table, the key) plus 25 bytes of framing
+        # per element, so the sum cannot overflow size_t.
+        cdef size_t total = (ff_resp_header_len(<uint64_t>(2 + 2 * n)) + ff_resp_bulk_len(4)
+                             + ff_resp_bulk_len(key_len))
+        for i in range(n):
+            s = slots[i]
+            total += <size_t>(sym_off[s + 1] - sym_off[s])
+            total += ff_resp_bulk_len(<size_t>(offs[i + 1] - offs[i]))
+        if total > <size_t>PY_SSIZE_T_MAX:
+            raise MemoryError()
+        # Pass 2: write.
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        cdef char *p = PyBytes_AS_STRING(out)
+        cdef const char *end = p + total
+        p = ff_resp_put_header(p, end, b"*", <uint64_t>(2 + 2 * n))
+        p = ff_resp_put_bulk(p, end, b"HSET", 4)
+        p = ff_resp_put_bulk(p, end, PyBytes_AS_STRING(key), key_len)
+        for i in range(n):
+            s = slots[i]
+            p = ff_resp_put_raw(p, end, sym + sym_off[s], <size_t>(sym_off[s + 1] - sym_off[s]))
+            p = ff_resp_put_bulk(p, end, data + offs[i], <size_t>(offs[i + 1] - offs[i]))
+        if FASTFLOW_DEBUG:
+            if p != end:
+                raise AssertionError(f"resp_hset wrote {p - (end - total)} of {total} bytes")
+        return out
+
+    def symbols(self):
+        """The ``"EXCHANGE:TRADINGSYMBOL"`` of each tick, as a list (cold)."""
+        cdef const int32_t *slots = <const int32_t *>PyBytes_AS_STRING(self._slots)
+        cdef const int64_t *sym_off = <const int64_t *>PyBytes_AS_STRING(self._sym_off)
+        result = []
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            bulk = self._sym[sym_off[slots[i]]:sym_off[slots[i] + 1]]  # b"$<len>\r\n<symbol>\r\n"
+            result.append(bulk[bulk.index(b"\r\n") + 2:len(bulk) - 2].decode("utf-8"))
+        return result
+
     def __repr__(self):
         return f"<TickBatch ticks={self.n} bytes={len(self.data)}>"
 
@@ -148,6 +222,11 @@ cdef class MarketState:
     # (instrument_token/instrument_key and its value) then the symbol string.
     cdef unsigned char *sym_data
     cdef int64_t *sym_off          # 2 * n + 1 offsets
+    # The symbols again, as RESP bulk strings for TickBatch.resp_hset
+    # ("$<len>\r\n<utf-8>\r\n" per slot, back to back) and their n + 1 int64
+    # offsets: immutable bytes that every batch shares.
+    cdef bytes _resp_sym
+    cdef bytes _resp_sym_off
     cdef ff_buf out
     cdef uint64_t flushes
     cdef uint64_t flushed_ticks
@@ -227,6 +306,18 @@ cdef class MarketState:
         for i in range(2 * n):
             enc = encoded[i]
             memcpy(self.sym_data + self.sym_off[i], PyBytes_AS_STRING(enc), len(enc))
+        bulks = []
+        for sym in symbols:
+            raw = (<str>sym).encode("utf-8")
+            bulks.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
+        self._resp_sym = b"".join(bulks)
+        self._resp_sym_off = PyBytes_FromStringAndSize(NULL, (n + 1) * sizeof(int64_t))
+        cdef int64_t *resp_off = <int64_t *>PyBytes_AS_STRING(self._resp_sym_off)
+        total = 0
+        for i in range(n):
+            resp_off[i] = total
+            total += len(bulks[i])
+        resp_off[n] = total
         self._symbols = symbols
         self._keys = keys
         self.instruments = instruments
@@ -371,7 +462,39 @@ cdef class MarketState:
         self.n_dirty = 0
         self.flushes += 1
         self.flushed_ticks += <uint64_t>n
-        return TickBatch._create(data, slots_b, offsets_b, n)
+        return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off)
+
+    def snapshot(self):
+        """Every instrument that has had at least one update (``seq`` > 0), in
+        slot order, as a :class:`TickBatch` with the blobs :meth:`flush` would
+        emit. Leaves the dirty set and the flush counters alone (for rewriting
+        the full latest state, e.g. into a restarted Redis)."""
+        cdef Py_ssize_t i, k = 0, count = 0
+        for i in range(self.n):
+            if self.slot_ptr(i).seq:
+                count += 1
+        cdef bytes slots_b = PyBytes_FromStringAndSize(NULL, count * sizeof(int32_t))
+        cdef bytes offsets_b = PyBytes_FromStringAndSize(NULL, (count + 1) * sizeof(int64_t))
+        cdef int32_t *slots = <int32_t *>PyBytes_AS_STRING(slots_b)
+        cdef int64_t *offs = <int64_t *>PyBytes_AS_STRING(offsets_b)
+        # A buffer of its own: a snapshot of a large state must not leave the
+        # per-flush buffer that large for the rest of the session.
+        cdef ff_buf b
+        b.data = NULL
+        b.len = b.cap = 0
+        offs[0] = 0
+        try:
+            for i in range(self.n):
+                if not self.slot_ptr(i).seq:
+                    continue
+                slots[k] = <int32_t>i
+                self._encode_slot(&b, <int32_t>i)
+                k += 1
+                offs[k] = <int64_t>b.len
+            data = PyBytes_FromStringAndSize(<char *>b.data, <Py_ssize_t>b.len)
+        finally:
+            ff_buf_free(&b)
+        return TickBatch._create(data, slots_b, offsets_b, count, self._resp_sym, self._resp_sym_off)
 
     def clear(self):
         """Forget all market data (identity fields stay) and the dirty set."""

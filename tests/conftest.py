@@ -10,6 +10,8 @@ import pytest
 
 from fastflow.instruments import Instruments
 
+from .redis_servers import redis_cluster, redis_server  # noqa: F401
+
 IMPLEMENTATIONS = ("compiled", "reference")
 
 

@@ -46,6 +46,16 @@ Decoder = KiteDecoder | UpstoxDecoder
 FlushConsumer = Callable[[TickBatch], object]
 
 
+class Service(Protocol):
+    """Something the plant runs beside the ingest (the Redis writer)."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
 class Ingest(Protocol):
     """What the plant needs from a broker ingest (or a replay)."""
 
@@ -245,6 +255,7 @@ class Plant:
             self.ingest = build_ingest(broker, self.decoder, self.subscriptions, on_flush=self._on_flush,
                                        **dict(ingest_options or {}))
         self.shutdown_timeout = shutdown_timeout
+        self.store: Service | None = None
         self.flushes = 0
         self.ticks = 0
         self.last_tick_ns = 0
@@ -253,6 +264,12 @@ class Plant:
         self.started_ns = time.time_ns()
         self._started = time.monotonic()
         self._stop = asyncio.Event()
+
+    def attach_store(self, store: Service, on_flush: FlushConsumer) -> None:
+        """Run ``store`` (the Redis writer) beside the ingest and give it every flush;
+        its health shows under ``"redis"`` in /healthz."""
+        self.store = store
+        self.add_consumer(on_flush)
 
     def add_consumer(self, consumer: FlushConsumer) -> None:
         """Call ``consumer(batch)`` after every flush (the Redis writer, next)."""
@@ -281,6 +298,7 @@ class Plant:
         return within ``shutdown_timeout`` of stop() is cancelled."""
         ingest = asyncio.create_task(self.ingest.run())
         stop = asyncio.create_task(self._stop.wait())
+        store = asyncio.create_task(self.store.run()) if self.store is not None else None
         try:
             await asyncio.wait({ingest, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not ingest.done():
@@ -297,6 +315,11 @@ class Plant:
             stop.cancel()
             if not ingest.done():
                 ingest.cancel()
+            if store is not None and self.store is not None:
+                self.store.stop()
+                done, _ = await asyncio.wait({store}, timeout=self.shutdown_timeout)
+                if not done:
+                    store.cancel()
 
     @property
     def uptime(self) -> float:
@@ -328,6 +351,7 @@ class Plant:
             },
             "decoder": self.decoder.stats(),
             "ingest": ingest,
+            **({"redis": self.store.health()} if self.store is not None else {}),
         }
 
     @staticmethod

@@ -9,7 +9,7 @@ array; :attr:`MarketState.array` is a live, read-only view of it.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgpack
@@ -35,6 +35,17 @@ _SSIZE_MAX = 2**63 - 1
 _INT64_MAX = 2**63 - 1
 _UINT32_MAX = 0xFFFFFFFF
 _UINT8_MAX = 0xFF
+_TPFLAGS_HEAPTYPE = 1 << 9
+
+
+def c_type_name(value: object) -> str:
+    """The C ``tp_name`` of ``value``'s type, as Cython's argument type errors
+    print it: the bare name of a class defined in Python, ``module.name`` of
+    an extension type (``numpy.ndarray``)."""
+    kind = type(value)
+    if kind.__flags__ & _TPFLAGS_HEAPTYPE or kind.__module__ == "builtins":
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def as_ssize(value: Any) -> int:
@@ -73,12 +84,13 @@ class TickBatch:
     _slots: bytes
     _offsets: bytes
     _n: int
+    _symbol_table: Sequence[str]  # the state's symbols, by slot (never modified)
 
     def __init__(self) -> None:
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @classmethod
-    def _create(cls, blobs: list[bytes], slots: list[int]) -> TickBatch:
+    def _create(cls, blobs: list[bytes], slots: list[int], symbol_table: Sequence[str]) -> TickBatch:
         offsets = [0]
         for blob in blobs:
             offsets.append(offsets[-1] + len(blob))
@@ -87,6 +99,7 @@ class TickBatch:
         batch._slots = np.array(slots, dtype=np.int32).tobytes()
         batch._offsets = np.array(offsets, dtype=np.int64).tobytes()
         batch._n = len(blobs)
+        batch._symbol_table = symbol_table
         return batch
 
     @property
@@ -124,6 +137,22 @@ class TickBatch:
         """One msgpack array of all the ticks: an array header before :attr:`data`."""
         header: bytes = msgpack.Packer().pack_array_header(self._n)
         return header + self._data
+
+    def resp_hset(self, key: bytes) -> bytes:
+        """``HSET key symbol_1 blob_1 ... symbol_n blob_n`` as one RESP2
+        command (an array of bulk strings); ``b""`` for an empty batch."""
+        if type(key) is not bytes:
+            raise TypeError(f"Argument 'key' has incorrect type (expected bytes, got {c_type_name(key)})")
+        if self._n == 0:
+            return b""
+        args = [b"HSET", key]
+        for symbol, blob in zip(self.symbols(), self, strict=True):
+            args += [symbol.encode("utf-8"), blob]
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args)
+
+    def symbols(self) -> list[str]:
+        """The ``"EXCHANGE:TRADINGSYMBOL"`` of each tick."""
+        return [self._symbol_table[int(slot)] for slot in self.slots]
 
     def __repr__(self) -> str:
         return f"<TickBatch ticks={self._n} bytes={len(self._data)}>"
@@ -284,7 +313,15 @@ class MarketState:
         self._dirty.clear()
         self._flushes += 1
         self._flushed_ticks += len(slots)
-        return TickBatch._create(blobs, slots)
+        return TickBatch._create(blobs, slots, self._symbols)
+
+    def snapshot(self) -> TickBatch:
+        """Every instrument that has had at least one update (``seq`` > 0), in
+        slot order, as a :class:`TickBatch` with the blobs :meth:`flush` would
+        emit. Leaves the dirty set and the flush counters alone."""
+        slots = [int(slot) for slot in np.flatnonzero(self._slots["seq"])]
+        blobs = [encode_tick(self._slots[slot], self._symbols[slot], self._key(slot)) for slot in slots]
+        return TickBatch._create(blobs, slots, self._symbols)
 
     def clear(self) -> None:
         """Forget all market data (identity fields stay) and the dirty set."""

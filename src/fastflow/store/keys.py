@@ -1,0 +1,69 @@
+"""The Redis key schema (docs/redis.md): every key of a partition shares one
+hash tag, so on a Redis Cluster a partition lives on one slot.
+
+A partition is what one plant writes: its broker's instruments (default
+partition name: the broker, ``kite`` or ``upstox``). With the default prefix
+``ff`` the Kite plant's keys are::
+
+    ff:{kite}:latest        hash   "EXCHANGE:TRADINGSYMBOL" -> msgpack tick map (TTL, refreshed per flush)
+    ff:{kite}:ticks         stream one entry per flush, field "t" = msgpack array of the flush's ticks,
+                                   trimmed with MAXLEN ~
+    ff:{kite}:live          pub/sub channel (SPUBLISH on a Redis 7 cluster): one message per flush,
+                                   the same msgpack array
+    ff:{kite}:instruments   hash   "EXCHANGE:TRADINGSYMBOL" -> msgpack map of the instrument row
+    ff:{kite}:ids           hash   broker id (Kite token / Upstox instrument_key) -> symbol
+    ff:{kite}:meta          hash   broker, instrument count, writer start time, flushes, dropped entries
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """The keys of one partition (see the module docstring)."""
+
+    partition: str = "kite"
+    prefix: str = "ff"
+
+    def __post_init__(self) -> None:
+        for what, value in (("partition", self.partition), ("prefix", self.prefix)):
+            if not _NAME.fullmatch(value) or "{" in value or "}" in value:
+                raise ValueError(f"{what} {value!r}: 1-64 characters of letters, digits, '_', '.', ':' or '-'")
+
+    @property
+    def tag(self) -> str:
+        """``prefix:{partition}``: everything before the key's own name."""
+        return f"{self.prefix}:{{{self.partition}}}"
+
+    @property
+    def latest(self) -> str:
+        return f"{self.tag}:latest"
+
+    @property
+    def ticks(self) -> str:
+        return f"{self.tag}:ticks"
+
+    @property
+    def live(self) -> str:
+        return f"{self.tag}:live"
+
+    @property
+    def instruments(self) -> str:
+        return f"{self.tag}:instruments"
+
+    @property
+    def ids(self) -> str:
+        return f"{self.tag}:ids"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.tag}:meta"
+
+    def all(self) -> list[str]:
+        """Every key of the partition (for cleanup and tests)."""
+        return [self.latest, self.ticks, self.instruments, self.ids, self.meta]

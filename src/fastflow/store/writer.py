@@ -1,0 +1,411 @@
+"""The plant's write path: one pipelined Redis write per flush.
+
+:class:`RedisWriter` is a flush consumer (``plant.add_consumer(writer.on_flush)``).
+For each :class:`~fastflow.hotpath.TickBatch` it writes, in one ``write`` on
+its own connection (docs/redis.md)::
+
+    HSET    ff:{kite}:latest  sym_1 tick_1 ... sym_n tick_n      built in C (TickBatch.resp_hset)
+    EXPIRE  ff:{kite}:latest  ttl                                  at most once a second
+    XADD    ff:{kite}:ticks MAXLEN ~ N * t <msgpack array of the n ticks>
+    PUBLISH ff:{kite}:live  <the same array>                       SPUBLISH on a Redis >= 7 cluster
+
+The msgpack array is ``batch.frame()``: the pre-encoded tick blobs behind an
+array header, never re-encoded. Replies are parsed with hiredis; no Python
+object is made per tick.
+
+Backpressure: at most ``max_in_flight`` flushes wait for their replies (and
+none while the socket's write buffer is over its high-water mark). A flush
+that finds the writer full, or Redis away, is not queued: its stream entry
+and live message are dropped and counted (``dropped``), and the latest state
+is marked stale; as soon as there is room again the writer rewrites the whole
+latest hash from the state (``MarketState.snapshot()``), so Redis converges to
+the exact state. Decoding never blocks on Redis, and memory stays bounded.
+
+Failures: a lost connection (Redis restart, failover) reconnects with capped
+exponential backoff and full jitter; on every (re)connect the writer writes
+the instrument master and meta and the full latest state, then resumes. On a
+cluster the writer talks to the node that owns the partition's slot (every
+key carries the partition's hash tag) and follows ``MOVED`` by reconnecting.
+
+Cold code apart from :meth:`RedisWriter.on_flush`, which runs once per flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import hiredis
+import msgpack
+from redis.crc import key_slot
+
+from fastflow.hotpath import MarketState, TickBatch
+from fastflow.store.keys import Keys
+
+logger = logging.getLogger(__name__)
+
+
+class Endpoint(Protocol):
+    """Where Redis is (:class:`fastflow.store.config.RedisTarget`)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def unix_path(self) -> str | None: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def db(self) -> int: ...
+    @property
+    def cluster(self) -> bool: ...
+    def ssl_context(self) -> ssl.SSLContext | None: ...
+
+
+def bulk(value: bytes) -> bytes:
+    """A RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def command(*args: bytes | str | int) -> bytes:
+    """A RESP command (cold: per connection or per flush, never per tick)."""
+    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, writer: RedisWriter) -> None:
+        self.writer = writer
+        self.on_reply: Callable[[Any], None] = writer._on_reply
+        self.reader = hiredis.Reader()
+        self.transport: asyncio.Transport | None = None
+        self.paused = False
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        while True:
+            reply = reader.gets()
+            if reply is False:
+                return
+            self.on_reply(reply)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.writer._catch_up()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class RedisWriter:
+    """Writes every flush of ``state`` to Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: MarketState,
+        endpoint: Endpoint,
+        keys: Keys,
+        *,
+        maxlen: int = 10_000,
+        ttl: int = 86_400,
+        max_in_flight: int = 8,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 5.0,
+        connect_timeout: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if maxlen < 1 or ttl < 1 or max_in_flight < 1:
+            raise ValueError("maxlen, ttl and max_in_flight must be >= 1")
+        self.state = state
+        self.endpoint = endpoint
+        self.keys = keys
+        self.maxlen = maxlen
+        self.ttl = ttl
+        self.max_in_flight = max_in_flight
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.connect_timeout = connect_timeout
+        self._rng = rng or random.Random()
+        self._protocol: _Protocol | None = None
+        self._pending: deque[int] = deque()  # replies still expected, per write
+        self._stale = True  # the latest hash needs a full rewrite
+        self._expire_due = 0.0
+        self._stop = asyncio.Event()
+        self._latest = keys.latest.encode()
+        # XADD key MAXLEN ~ N * t <frame>: everything but the frame's bulk string.
+        self._xadd_head = b"*8\r\n" + b"".join(
+            bulk(str(a).encode()) for a in ("XADD", keys.ticks, "MAXLEN", "~", maxlen, "*", "t"))
+        self._publish_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.live.encode())
+        self._expire = command("EXPIRE", keys.latest, ttl)
+        self._master_cache: list[bytes] | None = None
+        self.state_name = "idle"
+        self.last_error = ""
+        self.counters = {
+            "connects": 0, "reconnects": 0, "flushes": 0, "ticks": 0, "written": 0, "dropped": 0,
+            "rewrites": 0, "errors": 0, "bytes": 0,
+        }
+
+    # -- the hot side: once per flush ------------------------------------------------
+
+    def on_flush(self, batch: TickBatch) -> None:
+        """Write ``batch`` now, or drop its stream entry and live message (counted)
+        and mark the latest state stale when the writer is full or disconnected."""
+        self.counters["flushes"] += 1
+        self.counters["ticks"] += len(batch)
+        protocol = self._protocol
+        if protocol is None or protocol.paused or len(self._pending) >= self.max_in_flight:
+            self.counters["dropped"] += 1
+            self._stale = True
+            return
+        if self._stale:
+            self._rewrite(protocol)
+            if len(self._pending) >= self.max_in_flight:
+                self.counters["dropped"] += 1
+                return
+        self._write_batch(protocol, batch)
+
+    def _write_batch(self, protocol: _Protocol, batch: TickBatch) -> None:
+        assert protocol.transport is not None
+        frame = batch.frame()
+        head = b"$%d\r\n" % len(frame)
+        parts = [batch.resp_hset(self._latest), self._xadd_head, head, frame, b"\r\n",
+                 self._publish_head, head, frame, b"\r\n"]
+        replies = 3
+        now = time.monotonic()
+        if now >= self._expire_due:
+            parts.append(self._expire)
+            replies += 1
+            self._expire_due = now + 1.0
+        protocol.transport.writelines(parts)
+        self._pending.append(replies)
+        self.counters["written"] += 1
+        self.counters["bytes"] += sum(len(p) for p in parts)
+
+    def _rewrite(self, protocol: _Protocol) -> None:
+        """The whole latest state in one HSET (after a drop or a reconnect)."""
+        assert protocol.transport is not None
+        self._stale = False
+        snapshot = self.state.snapshot()
+        if len(snapshot):
+            protocol.transport.writelines([snapshot.resp_hset(self._latest), self._expire])
+            self._pending.append(2)
+            self.counters["rewrites"] += 1
+
+    def _on_reply(self, reply: Any) -> None:
+        if isinstance(reply, hiredis.ReplyError):
+            self.counters["errors"] += 1
+            self.last_error = str(reply)
+            if self.last_error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "READONLY")):
+                logger.warning("redis: %s: reconnecting to the slot's owner", self.last_error)
+                if self._protocol is not None and self._protocol.transport is not None:
+                    self._protocol.transport.abort()
+            elif self.counters["errors"] == 1 or self.counters["errors"] % 1000 == 0:
+                logger.error("redis: command failed (%d so far): %s", self.counters["errors"], reply)
+        if not self._pending:  # a reply to the connection set-up
+            return
+        self._pending[0] -= 1
+        if self._pending[0] == 0:
+            self._pending.popleft()
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Rewrite a stale latest state as soon as there is room (also when the feed is idle)."""
+        protocol = self._protocol
+        if self._stale and protocol is not None and not protocol.paused and len(self._pending) < self.max_in_flight:
+            self._rewrite(protocol)
+
+    # -- connection ------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {"state": self.state_name, "in_flight": len(self._pending), "last_error": self.last_error,
+                **self.counters}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every write so far is acknowledged (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._pending or (self._stale and self._protocol is not None) or self._protocol is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"redis writer not drained: {self.health()}")
+            await asyncio.sleep(0.001)
+
+    async def run(self) -> None:
+        """Connect, keep connected, until :meth:`stop`."""
+        attempt = 0
+        while not self._stop.is_set():
+            self.state_name = "connecting"
+            try:
+                protocol = await self._connect()
+            except (OSError, TimeoutError, ConnectionError, RedisSetupError) as exc:
+                self.last_error = str(exc)
+                logger.warning("redis: cannot connect (%s): retrying", exc)
+            else:
+                attempt = 0
+                self.state_name = "connected"
+                stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+                waiting: set[asyncio.Future[Any]] = {protocol.lost, stop}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                self._protocol = None
+                self._pending.clear()
+                self._stale = True
+                if protocol.transport is not None:
+                    protocol.transport.close()
+                if self._stop.is_set():
+                    break
+                logger.warning("redis: connection lost: reconnecting")
+            self.state_name = "backoff"
+            self.counters["reconnects"] += 1
+            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        self.state_name = "stopped"
+
+    async def _open(self, host: str, port: int) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        ep = self.endpoint
+        context = ep.ssl_context() if ep.tls else None
+        if ep.unix_path and not ep.cluster:
+            _, protocol = await loop.create_unix_connection(lambda: _Protocol(self), ep.unix_path)
+        else:
+            _, protocol = await loop.create_connection(lambda: _Protocol(self), host, port, ssl=context,
+                                                       server_hostname=host if context is not None else None)
+        return protocol
+
+    async def _request(self, host: str, port: int, *commands: bytes) -> tuple[_Protocol, list[Any]]:
+        """Open a connection, authenticate, and run ``commands`` (set-up, not pipelined writes)."""
+        protocol = await asyncio.wait_for(self._open(host, port), self.connect_timeout)
+        replies: list[Any] = []
+        ep = self.endpoint
+        setup: list[bytes] = []
+        if ep.password:
+            setup.append(command("AUTH", ep.username, ep.password) if ep.username else command("AUTH", ep.password))
+        if ep.db and not ep.cluster:
+            setup.append(command("SELECT", ep.db))
+        setup += commands
+        collected = asyncio.get_running_loop().create_future()
+
+        def on_reply(reply: Any) -> None:
+            replies.append(reply)
+            if len(replies) == len(setup) and not collected.done():
+                collected.set_result(None)
+
+        protocol.on_reply = on_reply
+        try:
+            assert protocol.transport is not None
+            protocol.transport.writelines(setup)
+            await asyncio.wait_for(asyncio.shield(collected), self.connect_timeout)
+        except BaseException:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            raise
+        finally:
+            protocol.on_reply = self._on_reply
+        errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if errors:
+            assert protocol.transport is not None
+            protocol.transport.abort()
+            raise RedisSetupError(f"redis refused the set-up: {errors[0]}")
+        return protocol, replies[len(setup) - len(commands):]
+
+    async def _connect(self) -> _Protocol:
+        ep = self.endpoint
+        host, port = ep.host, ep.port
+        info_command = command("INFO", "server")
+        if ep.cluster:
+            probe, (slots,) = await self._request(host, port, command("CLUSTER", "SLOTS"))
+            assert probe.transport is not None
+            probe.transport.close()
+            host, port = _slot_owner(slots, key_slot(self._latest), host)
+        protocol, (info,) = await self._request(host, port, info_command)
+        version = _version(info)
+        publish = b"SPUBLISH" if ep.cluster and version >= (7, 0) else b"PUBLISH"
+        self._publish_head = b"*3\r\n" + bulk(publish) + bulk(self.keys.live.encode())
+        self._protocol = protocol
+        self._pending.clear()
+        self.counters["connects"] += 1
+        assert protocol.transport is not None
+        protocol.transport.writelines(self._master())
+        self._pending.append(len(self._master()))
+        self._stale = True
+        self._rewrite(protocol)
+        return protocol
+
+    def _master(self) -> list[bytes]:
+        """The instrument master and meta (written on every connect)."""
+        if self._master_cache is not None:
+            return self._master_cache
+        instruments = self.state.instruments
+        symbols = [str(s) for s in instruments.symbol]
+        ids = [str(k) for k in instruments.instrument_key]
+        rows = _instrument_rows(instruments, symbols)
+        master = [
+            command("DEL", self.keys.instruments, self.keys.ids),
+            command("HSET", self.keys.instruments, *_flatten(zip(symbols, rows, strict=True))),
+            command("HSET", self.keys.ids, *_flatten(zip(ids, symbols, strict=True))),
+            command("HSET", self.keys.meta, "broker", self.state.broker, "instruments", len(symbols),
+                    "partition", self.keys.partition, "writer_started_ns", time.time_ns()),
+        ]
+        self._master_cache = master
+        return master
+
+
+class RedisSetupError(ConnectionError):
+    """Redis refused the connection set-up (AUTH, SELECT, CLUSTER SLOTS...)."""
+
+
+def _flatten(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
+    return [item for pair in pairs for item in pair]
+
+
+def _instrument_rows(instruments: Any, symbols: Sequence[str]) -> list[bytes]:
+    """msgpack of each instrument's row (cold: once per connect, cached)."""
+    rows = []
+    for symbol in symbols:
+        row = instruments.row(symbol)
+        rows.append(msgpack.packb({k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+                                   for k, v in row.items()}))
+    return rows
+
+
+def _version(info: bytes) -> tuple[int, int]:
+    for line in info.decode(errors="replace").splitlines():
+        if line.startswith("redis_version:"):
+            major, minor, *_ = (line.split(":", 1)[1].strip() + ".0").split(".")
+            return int(major), int(minor)
+    return (0, 0)
+
+
+def _slot_owner(slots: Any, slot: int, default_host: str) -> tuple[str, int]:
+    """The (host, port) of the master serving ``slot`` from a CLUSTER SLOTS reply."""
+    for entry in slots:
+        start, end, master = entry[0], entry[1], entry[2]
+        if start <= slot <= end:
+            host = master[0].decode() if master[0] else default_host
+            return host, int(master[1])
+    raise RedisSetupError(f"no cluster node serves slot {slot}")
