@@ -257,3 +257,28 @@ def test_client_connects_with_the_parsed_parts(redis_server: EmbeddedRedis) -> N
     assert client.get("in-db-3") == b"1"  # decode_responses=False: bytes
     with pytest.raises(redis.ResponseError, match="DB index is out of range"):
         RedisTarget.parse(redis_server.url + "?db=16").client().ping()
+
+
+def test_a_killed_parent_leaves_no_redis_server_behind() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from fastflow.store.embedded import EmbeddedRedis; s = EmbeddedRedis().start(); "
+            "print(s.process.pid, flush=True); import time; time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)  # no atexit, no finally: only the kernel can clean up
+    parent.wait()
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            os.kill(server, signal.SIGKILL)
+            raise AssertionError("redis-server outlived its SIGKILLed parent")
+        time.sleep(0.02)

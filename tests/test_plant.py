@@ -30,6 +30,9 @@ from fastflow.plant import HealthServer, Plant, build_ingest, resolve_subscripti
 from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
+from fastflow.store.config import RedisTarget
+from fastflow.store.consumer import TickStore
+from fastflow.store.keys import Keys
 
 INFY, RELIANCE, NIFTY50 = 408065, 738561, 256265
 SUBSCRIPTIONS = {INFY: "full", RELIANCE: "quote", NIFTY50: "ltp"}
@@ -334,12 +337,21 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
         while get_healthz(health) != 200:
             assert time.monotonic() < deadline, f"/healthz never 200; plant said {out.seen}"
             time.sleep(0.05)
-        out.until("streaming: ")  # a status line
+        redis_url = next(line for line in out.seen if "redis: unix://" in line).split("redis: ")[1].split()[0]
+        store = TickStore(RedisTarget.parse(redis_url).client(), Keys(broker))
+        deadline = time.monotonic() + DEADLINE
+        while store.latest("NSE:INFY") is None:  # the embedded Redis gets the ticks
+            assert time.monotonic() < deadline, "no NSE:INFY in Redis"
+            time.sleep(0.05)
+        assert store.latest("NSE:INFY")["symbol"] == "NSE:INFY"  # type: ignore[index]
+        out.until("flushes written")  # a status line with the writer's counters
+        redis_dir = redis_url.removeprefix("unix://").rsplit("/", 1)[0]
         plant.send_signal(signal.SIGTERM)
         assert plant.wait(timeout=DEADLINE) == 0
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(timeout=DEADLINE) == 0
         assert "stopped after" in out.until("stopped after")
+        assert not os.path.exists(redis_dir), "the embedded Redis left its directory behind"
     finally:
         for process in processes:
             if process.poll() is None:

@@ -39,7 +39,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 async def write(writer: RedisWriter, batch: Any) -> None:
     """Hand ``batch`` over once the writer has room (so nothing is dropped)."""
-    await until(lambda: writer.health()["in_flight"] < writer.max_in_flight, "room in the writer")
+    await until(lambda: writer.ready, "room in the writer")
     writer.on_flush(batch)
 
 

@@ -219,15 +219,42 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     def report(message: str) -> None:
         print(f"fastflow plant: {message}", flush=True)
 
+    from fastflow.store.config import RedisTarget
+    from fastflow.store.embedded import EmbeddedRedis, RedisServerError
+    from fastflow.store.keys import Keys
+    from fastflow.store.writer import RedisWriter
+
+    embedded: EmbeddedRedis | None = None
+    if args.redis != "none":
+        try:
+            keys = Keys(args.partition or broker, prefix=args.redis_prefix)
+            if args.redis == "embedded":
+                embedded = EmbeddedRedis().start()
+                target = RedisTarget.parse(embedded.url)
+                report(f"redis: {embedded.url} (embedded redis-server, stopped on exit)")
+            else:
+                target = RedisTarget.parse(args.redis, cluster=True if args.redis_cluster else None)
+                report(f"redis: {target}")
+            writer = RedisWriter(plant.state, target, keys, maxlen=args.stream_maxlen, ttl=args.ttl)
+        except (ValueError, RedisServerError) as exc:
+            if embedded is not None:
+                embedded.stop()
+            return fail(str(exc))
+        plant.attach_store(writer, writer.on_flush)
+
     if args.replay:
         report(f"replaying {args.replay} ({broker}, speed {args.speed}) into {len(instruments)} instruments")
     else:
         connections = len(plant.ingest.health()["connections"])
         report(f"{broker}: {len(subscriptions)} instruments in {args.mode} mode from {url} "
                f"over {connections} connection(s)")
-    asyncio.run(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
-                            duration=args.duration, status_every=args.status_every, report=report,
-                            handle_signals=True))
+    try:
+        asyncio.run(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
+                                duration=args.duration, status_every=args.status_every, report=report,
+                                handle_signals=True))
+    finally:
+        if embedded is not None:
+            embedded.stop()
     health = plant.health()
     states = ", ".join(str(c.get("state")) for c in health["ingest"]["connections"])
     report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
@@ -379,6 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", default="", metavar="FILE",
                    help="drive the state from this capture instead of a connection (--url, --symbols ignored)")
     p.add_argument("--speed", default="max", help="with --replay: max (default), or a factor such as 1 or 10")
+    p.add_argument("--redis", default="embedded", metavar="URL|embedded|none",
+                   help="where to write: embedded (default: a private redis-server on a unix socket, stopped on "
+                   "exit), a URL (redis://[user:password@]host:port/db, rediss://..., unix:///path.sock, "
+                   "redis+cluster://host:port), or none")
+    p.add_argument("--redis-cluster", action="store_true", help="the --redis URL is a Redis Cluster node")
+    p.add_argument("--redis-prefix", default="ff", help="key prefix (default ff)")
+    p.add_argument("--partition", default="", help="partition name in the keys (default: the broker)")
+    p.add_argument("--stream-maxlen", type=int, default=1_000,
+                   help="the tick stream keeps about this many flushes (MAXLEN ~; default 1000; Redis holds about that many x the bytes of a flush)")
+    p.add_argument("--ttl", type=int, default=86_400, help="seconds the latest-state hash outlives the last flush")
     p.set_defaults(func=_cmd_plant)
 
     p = sub.add_parser(

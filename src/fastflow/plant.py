@@ -366,9 +366,14 @@ class Plant:
         reconnects = sum(int(c.get("reconnects", 0)) for c in connections)
         errors = sum(int(c.get("frame_errors", 0)) for c in connections)
         age = "-" if not self.last_tick_ns else f"{(time.time_ns() - self.last_tick_ns) / 1e9:.2f} s"
-        return (f"{ingest['state']}: {ticks_per_s:,.0f} ticks/s, {streaming}/{len(connections)} connections "
+        line = (f"{ingest['state']}: {ticks_per_s:,.0f} ticks/s, {streaming}/{len(connections)} connections "
                 f"streaming, reconnects {reconnects}, frame errors {errors}, ticks {self.ticks:,}, "
                 f"last tick {age} ago")
+        if self.store is not None:
+            redis = self.store.health()
+            line += (f"; redis {redis.get('state')}, {redis.get('written', 0):,} flushes written, "
+                     f"{redis.get('dropped', 0):,} dropped")
+        return line
 
 
 # -- /healthz -------------------------------------------------------------------------------

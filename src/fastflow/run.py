@@ -37,8 +37,9 @@ DEFAULT_WATCHLIST = (
 
 STAGE_NOTE = (
     "fastflow run — foundation stage: synthetic Kite market -> compiled decoder -> C state -> "
-    "msgpack flush, in one process.\nRedis, the WebSocket gateway and the dashboard are not "
-    "built yet; they join this command in later releases."
+    "msgpack flush, in one process.\nThe simulators, the plant and its Redis writer run on their own "
+    "(fastflow sim, fastflow plant); the WebSocket gateway and the dashboard are not built yet. "
+    "They all join this command in a later release."
 )
 
 

@@ -52,6 +52,10 @@ from fastflow.store.keys import Keys
 logger = logging.getLogger(__name__)
 
 
+#: Bytes queued on the socket above which the writer counts as full.
+WRITE_BUFFER_HIGH = 16 * 2**20
+
+
 class Endpoint(Protocol):
     """Where Redis is (:class:`fastflow.store.config.RedisTarget`)."""
 
@@ -97,6 +101,9 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # One flush of a few hundred full ticks is ~0.5 MB on the wire; the bound on
+        # memory is max_in_flight flushes, the buffer limit only catches a stuck socket.
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_HIGH // 4)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -128,7 +135,7 @@ class RedisWriter:
         endpoint: Endpoint,
         keys: Keys,
         *,
-        maxlen: int = 10_000,
+        maxlen: int = 1_000,
         ttl: int = 86_400,
         max_in_flight: int = 8,
         backoff_base: float = 0.05,
@@ -237,6 +244,12 @@ class RedisWriter:
             self._rewrite(protocol)
 
     # -- connection ------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`on_flush` would write rather than drop."""
+        protocol = self._protocol
+        return protocol is not None and not protocol.paused and len(self._pending) < self.max_in_flight
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state_name, "in_flight": len(self._pending), "last_error": self.last_error,
