@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from fastflow.cli import main
@@ -381,3 +382,62 @@ def test_unknown_symbol_exits_2_from_the_command_line() -> None:
                             capture_output=True, text=True, timeout=60, env=ENV)
     assert result.returncode == 2
     assert "fastflow plant: unknown instrument symbol 'NSE:NOSUCH'" in result.stderr
+
+
+def _redis_test(target_of: Callable[[], Any], restart: Callable[[], None] | None) -> None:
+    """The plant against the simulator with a Redis writer; optionally Redis is
+    killed and restarted mid-stream. Then the feed is stopped and Redis must
+    hold exactly the plant's state."""
+    from fastflow.store.writer import RedisWriter
+
+    async def main() -> None:
+        rows = kite_universe()
+        sim = KiteSimulator(KiteMarket.from_rows(rows, seed=9), KiteSimConfig(rate=2_000, heartbeat=0.2))
+        await sim.start("127.0.0.1", 0)
+        options = {"api_key": "fastflow", "access_token": "sim-token", "url": f"ws://127.0.0.1:{sim.port}/",
+                   "watchdog": 1.0, "backoff_base": 0.01, "backoff_cap": 0.05}
+        subscriptions = dict.fromkeys([int(t) for t in Instruments.from_kite_rows(rows).token[:100]], "full")
+        plant = Plant("kite", Instruments.from_kite_rows(rows), subscriptions, ingest_options=options)
+        target = target_of()
+        keys = Keys("kite", prefix="plant")
+        writer = RedisWriter(plant.state, target, keys, backoff_cap=0.1)
+        plant.attach_store(writer, writer.on_flush)
+        store = TickStore(target.client(), keys)
+        task = asyncio.create_task(plant.run())
+        try:
+            await until(lambda: plant.flushes > 20 and writer.counters["written"] > 20, "writing")
+            if restart is not None:
+                restart()  # kill -9 and start again: Redis comes back empty
+                await until(lambda: writer.counters["connects"] >= 2 and writer.state_name == "connected",
+                            "writer reconnected")
+                flushes = plant.flushes
+                await until(lambda: plant.flushes > flushes + 20, "the feed went on")
+            sim.config.rate = 1e-9  # stop the feed, let the writer catch up
+            await until(lambda: writer.ready and writer.health()["in_flight"] == 0, "drained")
+            await writer.drain()
+            snapshot = plant.state.snapshot()
+            expected = {symbol: snapshot[i] for i, symbol in enumerate(snapshot.symbols())}
+            assert {s: msgpack.packb(t) for s, t in store.everything().items()} == expected
+            assert plant.health()["redis"]["state"] == "connected"
+        finally:
+            plant.stop()
+            await asyncio.wait_for(task, DEADLINE)
+            await sim.stop()
+
+    asyncio.run(main())
+
+
+def test_the_plant_keeps_redis_current_across_a_redis_restart() -> None:
+    from fastflow.store.config import RedisTarget
+    from fastflow.store.embedded import EmbeddedRedis
+
+    with EmbeddedRedis() as server:
+        def restart() -> None:
+            server.kill()
+            server.restart()
+
+        _redis_test(lambda: RedisTarget.parse(server.url), restart)
+
+
+def test_the_plant_runs_on_a_redis_cluster(redis_cluster: Any) -> None:
+    _redis_test(lambda: redis_cluster.target, None)
