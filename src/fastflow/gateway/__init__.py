@@ -1,0 +1,2 @@
+"""The WebSocket gateway: msgpack (or JSON) fan-out of the plant's ticks to
+clients with their own watchlists (docs/protocol.md)."""
