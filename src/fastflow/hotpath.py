@@ -20,6 +20,7 @@ PUREPYTHON = os.environ.get("FASTFLOW_PUREPYTHON", "") not in ("", "0")
 
 if TYPE_CHECKING:  # both implementations share the compiled module's stubs
     from fastflow._hotpath import (
+        FanOut,
         KiteDecoder,
         MarketState,
         TickBatch,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # both implementations share the compiled module's stubs
     IMPLEMENTATION = "compiled"
 elif PUREPYTHON:
     from fastflow.reference import (
+        FanOut,
         KiteDecoder,
         MarketState,
         TickBatch,
@@ -43,6 +45,7 @@ elif PUREPYTHON:
 else:
     try:
         from fastflow._hotpath import (
+            FanOut,
             KiteDecoder,
             MarketState,
             TickBatch,
@@ -61,6 +64,7 @@ else:
 
 __all__ = [
     "IMPLEMENTATION",
+    "FanOut",
     "FrameError",
     "KiteDecoder",
     "MarketState",

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from fastflow.errors import FrameError
 from fastflow.reference.broker_wire import price_divisor
+from fastflow.reference.fanout import FanOut
 from fastflow.reference.kite_decoder import KiteDecoder
 from fastflow.reference.market_state import MarketState, TickBatch, slot_dtype
 from fastflow.reference.token_index import KeyIndex, TokenIndex
 from fastflow.reference.upstox_decoder import UpstoxDecoder
 
 __all__ = [
+    "FanOut",
     "FrameError",
     "KeyIndex",
     "KiteDecoder",
