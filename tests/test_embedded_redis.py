@@ -266,12 +266,16 @@ def test_a_killed_parent_leaves_no_redis_server_behind() -> None:
     import time
 
     code = ("from fastflow.store.embedded import EmbeddedRedis; s = EmbeddedRedis().start(); "
-            "print(s.process.pid, flush=True); import time; time.sleep(60)")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            "print(s.process.pid, flush=True); import sys; sys.stdin.read()")  # alive until killed
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     assert parent.stdout is not None
     server = int(parent.stdout.readline())
     parent.send_signal(signal.SIGKILL)  # no atexit, no finally: only the kernel can clean up
     parent.wait()
+    assert parent.stdin is not None
+    parent.stdin.close()
+    parent.stdout.close()
     deadline = time.monotonic() + 10.0
     while True:
         try:

@@ -21,7 +21,6 @@ import logging
 import random
 import sys
 import tracemalloc
-from collections.abc import Callable
 
 import pytest
 
@@ -32,6 +31,8 @@ from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 
+from .waiting import until
+
 DEADLINE = 20.0
 RATE = 100_000.0  # packets/s
 TOKENS = 100  # full mode: 100-packet (18 KB) messages, several per interval
@@ -41,12 +42,6 @@ DROPS_AT = (0.25, 0.5, 0.75)  # reconnects at these fractions of the run
 BOUND_BYTES = 256 * 1024  # traced heap growth allowed over the baseline
 BOUND_BLOCKS = 2_000  # sys.getallocatedblocks() growth allowed
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.005)
-    assert condition(), what
 
 
 def test_memory_is_bounded_over_many_frames_and_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,17 +17,13 @@ from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 
+from .waiting import drive, subscribed, until
+from .waiting import ticks_flow_again as flow_again
+
 INFY, RELIANCE, NIFTY50 = 408065, 738561, 256265
 SUBSCRIPTIONS = {INFY: "full", RELIANCE: "quote", NIFTY50: "ltp"}
 DEADLINE = 10.0
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after DEADLINE seconds."""
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 def run(test: Callable[[KiteSimulator, KiteSession, MarketState, list[TickBatch]], Awaitable[None]],
@@ -43,26 +39,17 @@ def run(test: Callable[[KiteSimulator, KiteSession, MarketState, list[TickBatch]
             KiteDecoder(state), api_key="fastflow", access_token="sim-token", subscriptions=SUBSCRIPTIONS,
             url=f"ws://127.0.0.1:{sim.port}/", on_flush=batches.append, rng=random.Random(7), **options,
         )
-        task = asyncio.create_task(session.run())
-        try:
-            await until(lambda: session.state == "streaming", "streaming")
-            await test(sim, session, state, batches)
-        finally:
-            session.stop()
-            await asyncio.wait_for(task, DEADLINE)
-            await sim.stop()
-        assert session.state in ("stopped", "auth_failed")
+        await drive(sim, session, lambda: test(sim, session, state, batches))
 
     asyncio.run(main())
 
 
 def subscribed_everything(sim: KiteSimulator) -> bool:
-    return any(client.modes == SUBSCRIPTIONS for client in sim._clients)
+    return subscribed(sim, SUBSCRIPTIONS)
 
 
 def ticks_flow_again(state: MarketState) -> Callable[[], bool]:
-    seqs = {t: state.tick(t)["seq"] for t in SUBSCRIPTIONS}
-    return lambda: all(state.tick(t)["seq"] > seqs[t] for t in SUBSCRIPTIONS)
+    return flow_again(state, SUBSCRIPTIONS)
 
 
 def test_streams_every_mode_into_the_state() -> None:

@@ -35,17 +35,13 @@ from fastflow.store.config import RedisTarget
 from fastflow.store.consumer import TickStore
 from fastflow.store.keys import Keys
 
+from .waiting import until
+
 INFY, RELIANCE, NIFTY50 = 408065, 738561, 256265
 SUBSCRIPTIONS = {INFY: "full", RELIANCE: "quote", NIFTY50: "ltp"}
 DEADLINE = 10.0
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 async def http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -23,18 +23,14 @@ from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 from fastflow.store.writer import RedisWriter
 
+from .waiting import until
+
 DEADLINE = 10.0
 
 
 def where(server: EmbeddedRedis, password: str | None = None) -> RedisTarget:
     return RedisTarget.parse(f"unix://{server.unix_socket}" + (f"?password={password}" if password else ""))
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.005)
 
 
 async def write(writer: RedisWriter, batch: Any) -> None:

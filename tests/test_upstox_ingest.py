@@ -23,6 +23,9 @@ from fastflow.sim import upstox_wire as wire
 from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
 from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
 
+from .waiting import drive, subscribed, until
+from .waiting import ticks_flow_again as flow_again
+
 INFY = "NSE_EQ|INE009A01021"
 RELIANCE = "NSE_EQ|INE002A01018"
 NIFTY = "NSE_INDEX|Nifty 50"
@@ -32,13 +35,6 @@ DEADLINE = 10.0
 
 Test = Callable[[UpstoxSimulator, UpstoxSession, MarketState, list[TickBatch]], Awaitable[None]]
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after DEADLINE seconds."""
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 def new_state() -> MarketState:
@@ -55,26 +51,17 @@ def run(test: Test, sim_config: dict[str, Any] | None = None, **session_options:
         options = {"watchdog": 1.0, "backoff_base": 0.01, "backoff_cap": 0.05, **session_options}
         session = UpstoxSession(UpstoxDecoder(state), access_token="sim-token", subscriptions=SUBSCRIPTIONS,
                                 api_url=sim.api_url, on_flush=batches.append, rng=random.Random(7), **options)
-        task = asyncio.create_task(session.run())
-        try:
-            await until(lambda: session.state == "streaming", "streaming")
-            await test(sim, session, state, batches)
-        finally:
-            session.stop()
-            await asyncio.wait_for(task, DEADLINE)
-            await sim.stop()
-        assert session.state in ("stopped", "auth_failed")
+        await drive(sim, session, lambda: test(sim, session, state, batches))
 
     asyncio.run(main())
 
 
 def subscribed_everything(sim: UpstoxSimulator) -> bool:
-    return any(client.modes == SUBSCRIPTIONS for client in sim._clients)
+    return subscribed(sim, SUBSCRIPTIONS)
 
 
 def ticks_flow_again(state: MarketState) -> Callable[[], bool]:
-    seqs = {k: state.tick(k)["seq"] for k in SUBSCRIPTIONS}
-    return lambda: all(state.tick(k)["seq"] > seqs[k] for k in SUBSCRIPTIONS)
+    return flow_again(state, SUBSCRIPTIONS)
 
 
 def test_streams_every_mode_into_the_state() -> None:

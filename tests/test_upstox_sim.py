@@ -23,6 +23,8 @@ from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
 from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
 from fastflow.upstox import AUTHORIZE_PATH, FEED_PATH, limit_error
 
+from .waiting import until
+
 INFY = "NSE_EQ|INE009A01021"
 NIFTY = "NSE_INDEX|Nifty 50"
 DEADLINE = 10.0
@@ -34,12 +36,6 @@ def _fo_keys(market: UpstoxMarket, n: int) -> list[str]:
     return [str(r["instrument_key"]) for r in records if r.get("underlying_symbol") == "NIFTY"
             and r["instrument_type"] in ("CE", "PE")][:n]
 
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 def _get(url: str, token: str = "sim-token") -> tuple[int, dict[str, Any]]:

@@ -47,20 +47,11 @@ FlushConsumer = Callable[[TickBatch], object]
 
 
 class Service(Protocol):
-    """Something the plant runs beside the ingest (the Redis writer)."""
-
-    async def run(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def health(self) -> dict[str, Any]: ...
-
-
-class Ingest(Protocol):
-    """What the plant needs from a broker ingest (or a replay)."""
+    """Something the plant runs: its ingest (a broker's, or a replay), and beside
+    it the Redis writer."""
 
     async def run(self) -> None:
-        """Stream until :meth:`stop` (or until the ingest gives up by itself)."""
+        """Run until :meth:`stop` (or until the service gives up by itself)."""
         ...
 
     def stop(self) -> None:
@@ -68,8 +59,12 @@ class Ingest(Protocol):
         ...
 
     def health(self) -> dict[str, Any]:
-        """``{"state": "streaming" | ..., "connections": [per-connection health, ...]}``."""
+        """A JSON-able dict with at least ``"state"`` (an ingest adds ``"connections"``)."""
         ...
+
+
+#: What the plant needs from a broker ingest (or a replay).
+Ingest = Service
 
 
 # -- the broker switch ------------------------------------------------------------------
