@@ -266,6 +266,52 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from fastflow.gateway.auth import Auth
+    from fastflow.gateway.server import GatewayConfig, serve_gateway
+    from fastflow.store.config import RedisTarget
+    from fastflow.store.keys import Keys
+
+    def fail(message: str) -> int:
+        print(f"fastflow gateway: {message}", file=sys.stderr)
+        return 2
+
+    keys: dict[str, str] = {}
+    for item in args.api_key:
+        key, eq, name = item.partition("=")
+        if not key:
+            return fail(f"--api-key takes KEY or KEY=NAME, not {item!r}")
+        keys[key] = name if eq and name else "api-key"
+    secret = os.environ.get("FASTFLOW_TOKEN_SECRET", "")
+    try:
+        config = GatewayConfig(
+            redis=RedisTarget.parse(args.redis, cluster=True if args.redis_cluster else None),
+            keys=Keys(args.partition, prefix=args.redis_prefix), host=args.host, port=args.port,
+            auth=Auth(keys, secret.encode(), allow_loopback=not args.require_auth),
+            allowed_origins=tuple(args.allow_origin), max_symbols=args.max_symbols,
+            high_water=args.high_water, lag_limit=args.lag_limit, reuse_port=args.reuse_port)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    def report(message: str) -> None:
+        print(f"fastflow gateway: {message}", flush=True)
+
+    try:
+        run = serve_gateway(config, duration=args.duration, status_every=args.status_every, report=report)
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+            asyncio.run(run)
+        else:
+            uvloop.run(run)
+    except OSError as exc:
+        return fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    return 0
+
+
 def _cmd_universe(args: argparse.Namespace) -> int:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
@@ -295,6 +341,23 @@ def _cmd_instruments(args: argparse.Namespace) -> int:
             continue
         print(f"{key}: {row}")
     return status
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fastflow.tail import TailOptions, tail
+
+    if (args.count is not None and args.count < 1) or args.retries < 0:
+        print("fastflow tail: --count must be >= 1 and --retries >= 0", file=sys.stderr)
+        return 2
+    symbols: list[str | int] = [int(s) if s.isdigit() else s for s in args.symbols]
+    options = TailOptions(url=args.url, symbols=symbols, api_key=args.api_key, token=args.token,
+                          count=args.count, json=args.json, retries=args.retries)
+    try:
+        return asyncio.run(tail(options))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,6 +482,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plant)
 
     p = sub.add_parser(
+        "gateway",
+        help="serve the ticks to WebSocket clients and the dashboard",
+        description="The WebSocket gateway (docs/protocol.md): reads one partition's live channel from Redis "
+        "and fans each flush out to many clients, each with its own watchlist (msgpack or JSON); a client "
+        "behind its high-water mark gets the latest tick per instrument when its socket drains, and is closed "
+        "past --lag-limit. Serves the dashboard at /, /healthz and /metrics on the same port. Stops cleanly on "
+        "SIGINT/SIGTERM. Run several against one Redis (separate ports, or --reuse-port).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="listen port (default 8765; 0: a free port, printed)")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
+                   help="the Redis the plant writes to (the URL `fastflow plant` prints; default "
+                   "redis://127.0.0.1:6379/0)")
+    p.add_argument("--redis-cluster", action="store_true", help="the --redis URL is a Redis Cluster node")
+    p.add_argument("--redis-prefix", default="ff", help="key prefix (default ff)")
+    p.add_argument("--partition", default="kite", help="the plant's partition (default kite)")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY[=NAME]",
+                   help="an API key clients may present (Authorization: Bearer KEY, or ?token=KEY); repeatable. "
+                   "Signed tokens are accepted when FASTFLOW_TOKEN_SECRET is set.")
+    p.add_argument("--require-auth", action="store_true",
+                   help="refuse clients without a credential even on loopback (default: loopback needs none)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a browser origin allowed besides the gateway's own (e.g. http://localhost:3000; * for any)")
+    p.add_argument("--max-symbols", type=int, default=1000, help="symbols per client watchlist (default 1000)")
+    p.add_argument("--high-water", type=int, default=256 * 1024,
+                   help="bytes queued on a client's socket above which its ticks are conflated (default 262144)")
+    p.add_argument("--lag-limit", type=_positive, default=10.0,
+                   help="seconds a client may stay over the high-water mark before it is closed (default 10)")
+    p.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: several gateways on one port")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.add_argument("--status-every", type=float, default=0.0, help="seconds between status lines (default: none)")
+    p.set_defaults(func=_cmd_gateway)
+
+    p = sub.add_parser(
         "universe",
         help="write the synthetic instrument master as a Kite dump",
         description="Write the built-in synthetic universe (NIFTY 50, indices, option chains) as a "
@@ -436,6 +533,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="instruments dump")
     p.add_argument("keys", nargs="*", help="tokens or symbols to look up")
     p.set_defaults(func=_cmd_instruments)
+    p = sub.add_parser(
+        "tail",
+        help="watch a gateway's live ticks in the terminal",
+        description="Connect to a gateway (/ws), subscribe the symbols and print their ticks: a table redrawn "
+        "in place when stdout is a terminal, otherwise one line (or with --json one JSON object) per tick. "
+        "Reconnects by itself. Exit status: 0 after --count ticks or on Ctrl-C; 1 when the gateway cannot be "
+        "reached (--retries attempts in a row failed); 2 for bad usage: refused credentials, unknown symbols.",
+    )
+    p.add_argument("symbols", nargs="+", metavar="SYMBOL",
+                   help="EXCHANGE:TRADINGSYMBOL (e.g. NSE:INFY), Kite instrument token or Upstox instrument key")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="gateway URL (default ws://127.0.0.1:8765/ws)")
+    credential = p.add_mutually_exclusive_group()
+    credential.add_argument("--api-key", default=None, help="an API key of the gateway's configuration")
+    credential.add_argument("--token", default=None, help="a signed token (fastflow.gateway.auth.make_token)")
+    p.add_argument("--count", type=int, default=None, metavar="N", help="exit after N ticks")
+    p.add_argument("--json", action="store_true", help="one JSON object (the tick map) per line instead of the table")
+    p.add_argument("--retries", type=int, default=8,
+                   help="connection attempts in a row that may fail before giving up (default 8)")
+    p.set_defaults(func=_cmd_tail)
     return parser
 
 

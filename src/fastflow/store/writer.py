@@ -40,7 +40,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import hiredis
 import msgpack
@@ -89,10 +89,15 @@ def command(*args: bytes | str | int) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts)
 
 
-class _Protocol(asyncio.Protocol):
-    def __init__(self, writer: RedisWriter) -> None:
-        self.writer = writer
-        self.on_reply: Callable[[Any], None] = writer._on_reply
+class RespProtocol(asyncio.Protocol):
+    """A RESP connection: every reply (parsed by hiredis) goes to ``on_reply``;
+    ``on_resume`` runs when the transport's write buffer drains."""
+
+    def __init__(self, on_reply: Callable[[Any], None], on_resume: Callable[[], None] | None = None,
+                 write_high: int = WRITE_BUFFER_HIGH) -> None:
+        self.on_reply = on_reply
+        self.on_resume = on_resume
+        self.write_high = write_high
         self.reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
         self.paused = False
@@ -103,7 +108,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport
         # One flush of a few hundred full ticks is ~0.5 MB on the wire; the bound on
         # memory is max_in_flight flushes, the buffer limit only catches a stuck socket.
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_HIGH // 4)
+        transport.set_write_buffer_limits(high=self.write_high, low=self.write_high // 4)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -119,11 +124,86 @@ class _Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        self.writer._catch_up()
+        if self.on_resume is not None:
+            self.on_resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
+
+
+P = TypeVar("P", bound=RespProtocol)
+
+
+async def open_node(endpoint: Endpoint, host: str, port: int, factory: Callable[[], P], timeout: float,
+                    *commands: bytes) -> tuple[P, list[Any]]:
+    """Connect to one Redis node (``host:port``, or the endpoint's unix socket),
+    authenticate, select the db, and run ``commands`` (set-up, not pipelined
+    writes); the protocol and the commands' replies. The protocol's own
+    ``on_reply`` is restored before returning."""
+    loop = asyncio.get_running_loop()
+    context = endpoint.ssl_context() if endpoint.tls else None
+
+    async def connect() -> P:
+        if endpoint.unix_path and not endpoint.cluster:
+            _, opened = await loop.create_unix_connection(factory, endpoint.unix_path)
+        else:
+            _, opened = await loop.create_connection(factory, host, port, ssl=context,
+                                                     server_hostname=host if context is not None else None)
+        return opened
+
+    protocol = await asyncio.wait_for(connect(), timeout)
+    setup: list[bytes] = []
+    if endpoint.password:
+        setup.append(command("AUTH", endpoint.username, endpoint.password) if endpoint.username
+                     else command("AUTH", endpoint.password))
+    if endpoint.db and not endpoint.cluster:
+        setup.append(command("SELECT", endpoint.db))
+    setup += commands
+    replies: list[Any] = []
+    collected = loop.create_future()
+    own = protocol.on_reply
+
+    def on_reply(reply: Any) -> None:
+        replies.append(reply)
+        if len(replies) == len(setup) and not collected.done():
+            collected.set_result(None)
+
+    protocol.on_reply = on_reply
+    try:
+        assert protocol.transport is not None
+        protocol.transport.writelines(setup)
+        await asyncio.wait_for(asyncio.shield(collected), timeout)
+    except BaseException:
+        if protocol.transport is not None:
+            protocol.transport.abort()
+        raise
+    finally:
+        protocol.on_reply = own
+    errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+    if errors:
+        assert protocol.transport is not None
+        protocol.transport.abort()
+        raise RedisSetupError(f"redis refused the set-up: {errors[0]}")
+    return protocol, replies[len(setup) - len(commands):]
+
+
+async def partition_node(endpoint: Endpoint, key: bytes, factory: Callable[[], P], timeout: float,
+                         *commands: bytes) -> tuple[P, tuple[int, int], list[Any]]:
+    """:func:`open_node` to the node that serves ``key`` (the slot owner on a
+    cluster, found with CLUSTER SLOTS), running ``INFO server`` then
+    ``commands``: the protocol, the server's (major, minor) version and the
+    replies to ``commands``."""
+    host, port = endpoint.host, endpoint.port
+    if endpoint.cluster:
+        probe, (slots,) = await open_node(endpoint, host, port, lambda: RespProtocol(lambda _: None), timeout,
+                                          command("CLUSTER", "SLOTS"))
+        assert probe.transport is not None
+        probe.transport.close()
+        host, port = _slot_owner(slots, key_slot(key), host)
+    protocol, (info, *replies) = await open_node(endpoint, host, port, factory, timeout,
+                                                 command("INFO", "server"), *commands)
+    return protocol, _version(info), replies
 
 
 class RedisWriter:
@@ -155,7 +235,7 @@ class RedisWriter:
         self.backoff_cap = backoff_cap
         self.connect_timeout = connect_timeout
         self._rng = rng or random.Random()
-        self._protocol: _Protocol | None = None
+        self._protocol: RespProtocol | None = None
         self._pending: deque[int] = deque()  # replies still expected, per write
         self._stale = True  # the latest hash needs a full rewrite
         self._expire_due = 0.0
@@ -193,7 +273,7 @@ class RedisWriter:
                 return
         self._write_batch(protocol, batch)
 
-    def _write_batch(self, protocol: _Protocol, batch: TickBatch) -> None:
+    def _write_batch(self, protocol: RespProtocol, batch: TickBatch) -> None:
         assert protocol.transport is not None
         frame = batch.frame()
         head = b"$%d\r\n" % len(frame)
@@ -210,7 +290,7 @@ class RedisWriter:
         self.counters["written"] += 1
         self.counters["bytes"] += sum(len(p) for p in parts)
 
-    def _rewrite(self, protocol: _Protocol) -> None:
+    def _rewrite(self, protocol: RespProtocol) -> None:
         """The whole latest state in one HSET (after a drop or a reconnect)."""
         assert protocol.transport is not None
         self._stale = False
@@ -299,64 +379,10 @@ class RedisWriter:
                 await asyncio.wait_for(self._stop.wait(), delay)
         self.state_name = "stopped"
 
-    async def _open(self, host: str, port: int) -> _Protocol:
-        loop = asyncio.get_running_loop()
+    async def _connect(self) -> RespProtocol:
         ep = self.endpoint
-        context = ep.ssl_context() if ep.tls else None
-        if ep.unix_path and not ep.cluster:
-            _, protocol = await loop.create_unix_connection(lambda: _Protocol(self), ep.unix_path)
-        else:
-            _, protocol = await loop.create_connection(lambda: _Protocol(self), host, port, ssl=context,
-                                                       server_hostname=host if context is not None else None)
-        return protocol
-
-    async def _request(self, host: str, port: int, *commands: bytes) -> tuple[_Protocol, list[Any]]:
-        """Open a connection, authenticate, and run ``commands`` (set-up, not pipelined writes)."""
-        protocol = await asyncio.wait_for(self._open(host, port), self.connect_timeout)
-        replies: list[Any] = []
-        ep = self.endpoint
-        setup: list[bytes] = []
-        if ep.password:
-            setup.append(command("AUTH", ep.username, ep.password) if ep.username else command("AUTH", ep.password))
-        if ep.db and not ep.cluster:
-            setup.append(command("SELECT", ep.db))
-        setup += commands
-        collected = asyncio.get_running_loop().create_future()
-
-        def on_reply(reply: Any) -> None:
-            replies.append(reply)
-            if len(replies) == len(setup) and not collected.done():
-                collected.set_result(None)
-
-        protocol.on_reply = on_reply
-        try:
-            assert protocol.transport is not None
-            protocol.transport.writelines(setup)
-            await asyncio.wait_for(asyncio.shield(collected), self.connect_timeout)
-        except BaseException:
-            if protocol.transport is not None:
-                protocol.transport.abort()
-            raise
-        finally:
-            protocol.on_reply = self._on_reply
-        errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
-        if errors:
-            assert protocol.transport is not None
-            protocol.transport.abort()
-            raise RedisSetupError(f"redis refused the set-up: {errors[0]}")
-        return protocol, replies[len(setup) - len(commands):]
-
-    async def _connect(self) -> _Protocol:
-        ep = self.endpoint
-        host, port = ep.host, ep.port
-        info_command = command("INFO", "server")
-        if ep.cluster:
-            probe, (slots,) = await self._request(host, port, command("CLUSTER", "SLOTS"))
-            assert probe.transport is not None
-            probe.transport.close()
-            host, port = _slot_owner(slots, key_slot(self._latest), host)
-        protocol, (info,) = await self._request(host, port, info_command)
-        version = _version(info)
+        protocol, version, _ = await partition_node(
+            ep, self._latest, lambda: RespProtocol(self._on_reply, self._catch_up), self.connect_timeout)
         publish = b"SPUBLISH" if ep.cluster and version >= (7, 0) else b"PUBLISH"
         self._publish_head = b"*3\r\n" + bulk(publish) + bulk(self.keys.live.encode())
         self._protocol = protocol
