@@ -370,7 +370,8 @@ class Gateway:
                 "max_symbols": c.max_symbols}, subprotocol))
             async for message in conn:
                 await self._control(client, message, subprotocol)
-                if client.closing:
+                if client.closing:  # _close() is sending the close frame: leaving now would send 1000
+                    await conn.wait_closed()
                     break
         except ConnectionClosed as exc:
             if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
@@ -394,7 +395,15 @@ class Gateway:
         client.closing = why
         logger.info("gateway: closing client %s (%s): %s", client.name, why, reason)
         self._forget(client)
-        asyncio.get_running_loop().create_task(client.conn.close(code, reason))
+        asyncio.get_running_loop().create_task(self._shut(client, code, reason))
+
+    async def _shut(self, client: _Client, code: int, reason: str) -> None:
+        """Send the close frame; a peer that does not read it in ``close_timeout``
+        (a stalled client: websockets' close() would wait on drain) is aborted."""
+        try:
+            await asyncio.wait_for(client.conn.close(code, reason), self.config.close_timeout)
+        except TimeoutError:
+            client.transport.abort()
 
     # -- control messages: cold, once per client message -------------------------------
 

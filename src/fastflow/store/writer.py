@@ -40,7 +40,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import hiredis
 import msgpack
@@ -104,11 +104,11 @@ class RespProtocol(asyncio.Protocol):
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
         # One flush of a few hundred full ticks is ~0.5 MB on the wire; the bound on
         # memory is max_in_flight flushes, the buffer limit only catches a stuck socket.
-        transport.set_write_buffer_limits(high=self.write_high, low=self.write_high // 4)
+        self.transport.set_write_buffer_limits(high=self.write_high, low=self.write_high // 4)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
