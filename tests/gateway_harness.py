@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastflow.hotpath import KiteDecoder, MarketState
@@ -14,10 +22,15 @@ from fastflow.instruments import Instruments
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 from fastflow.store.config import RedisTarget
+from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 from fastflow.store.writer import RedisWriter
 
-from .waiting import until
+from .waiting import DEADLINE, until
+
+
+def target_of(server: EmbeddedRedis) -> RedisTarget:
+    return RedisTarget.parse(f"unix://{server.unix_socket}")
 
 
 class MarketFeed:
@@ -77,3 +90,61 @@ class MarketFeed:
         self.writer.stop()
         if self._writer_task is not None:
             await asyncio.wait_for(self._writer_task, 10.0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def healthy(url: str) -> bool:
+    """GET ``url`` (a /healthz) answers 200."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    try:
+        with opener.open(url, timeout=DEADLINE) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+async def fastflow_process(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fastflow", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def read_line(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), DEADLINE)
+    assert line, "the process ended early"
+    return line.decode()
+
+
+async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    out, err = await asyncio.wait_for(process.communicate(), DEADLINE)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(server: EmbeddedRedis, *options: str) -> AsyncIterator[str]:
+    """``fastflow gateway`` as a subprocess (on a free port unless ``options`` say
+    otherwise); its WebSocket URL. Stopped with SIGTERM, which must exit 0."""
+    process = await fastflow_process("gateway", "--redis", f"unix://{server.unix_socket}", "--port", "0", *options)
+    try:
+        line = await read_line(process)
+        found = re.search(r"websocket (ws://\S+)", line)
+        assert found, line
+        url = found.group(1)
+        health = url.replace("ws://", "http://").replace("/ws", "/healthz")
+        await until(lambda: healthy(health), "the gateway process ready")
+        yield url
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        status, _, err = await finish(process)
+        assert status == 0, err
+
+

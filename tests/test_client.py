@@ -11,11 +11,8 @@ import asyncio
 import contextlib
 import io
 import json
-import os
-import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -29,15 +26,19 @@ from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 from fastflow.tail import TailOptions, tail
 
-from .gateway_harness import MarketFeed
+from .gateway_harness import (
+    MarketFeed,
+    fastflow_process,
+    finish,
+    free_port,
+    gateway_process,
+    read_line,
+    target_of,
+)
 from .waiting import DEADLINE, until
 
 SYMBOLS = ["NSE:INFY", "NSE:TCS", "NSE:NIFTY 50"]
 FAST = {"backoff_base": 0.02, "backoff_cap": 0.2}  # reconnect quickly in tests
-
-
-def target_of(server: EmbeddedRedis) -> RedisTarget:
-    return RedisTarget.parse(f"unix://{server.unix_socket}")
 
 
 @contextlib.asynccontextmanager
@@ -402,48 +403,6 @@ def test_tail_in_process(redis_server: EmbeddedRedis) -> None:
     run(redis_server, test)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _fastflow(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fastflow", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-async def _line(process: asyncio.subprocess.Process) -> str:
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), DEADLINE)
-    assert line, "the process ended early"
-    return line.decode()
-
-
-async def _finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
-    out, err = await asyncio.wait_for(process.communicate(), DEADLINE)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(server: EmbeddedRedis) -> AsyncIterator[str]:
-    """``fastflow gateway`` as a subprocess on a free port; its WebSocket URL."""
-    process = await _fastflow("gateway", "--redis", f"unix://{server.unix_socket}", "--port", "0")
-    try:
-        line = await _line(process)
-        found = re.search(r"websocket (ws://\S+)", line)
-        assert found, line
-        yield found.group(1)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        status, _, err = await _finish(process)
-        assert status == 0, err
-
-
 def test_tail_command(redis_server: EmbeddedRedis) -> None:
     """``fastflow tail --count 5`` against a ``fastflow gateway`` process: the snapshot
     lines, then a line per live tick, each with the plant's price at that seq; exit 0."""
@@ -452,12 +411,12 @@ def test_tail_command(redis_server: EmbeddedRedis) -> None:
         symbols = ["NSE:INFY", "NSE:TCS"]
         history = {(s, feed.tick(s)["seq"]): feed.tick(s) for s in symbols}
         async with gateway_process(redis_server) as url:
-            tail = await _fastflow("tail", *symbols, "--url", url, "--count", "5")
-            lines = [await _line(tail), await _line(tail)]  # the snapshot
+            tail = await fastflow_process("tail", *symbols, "--url", url, "--count", "5")
+            lines = [await read_line(tail), await read_line(tail)]  # the snapshot
             for _ in range(2):
                 await feed.step(404)
                 history.update({(s, feed.tick(s)["seq"]): feed.tick(s) for s in symbols})
-            status, out, err = await _finish(tail)
+            status, out, err = await finish(tail)
             assert status == 0, err
             lines += out.splitlines()
             assert len(lines) == 5
@@ -472,10 +431,10 @@ def test_tail_command(redis_server: EmbeddedRedis) -> None:
             assert len(seen) == 5  # no tick twice
 
             # Ctrl-C exits cleanly
-            tail = await _fastflow("tail", "NSE:INFY", "--url", url)
-            assert (await _line(tail)).startswith("NSE:INFY ")
+            tail = await fastflow_process("tail", "NSE:INFY", "--url", url)
+            assert (await read_line(tail)).startswith("NSE:INFY ")
             tail.send_signal(signal.SIGINT)
-            status, _, err = await _finish(tail)
+            status, _, err = await finish(tail)
             assert status == 0, err
 
     run(redis_server, test)
@@ -483,14 +442,14 @@ def test_tail_command(redis_server: EmbeddedRedis) -> None:
 
 def test_tail_command_exit_codes() -> None:
     async def main() -> None:
-        url = f"ws://127.0.0.1:{_free_port()}/ws"
-        status, out, err = await _finish(await _fastflow("tail", "NSE:INFY", "--url", url, "--retries", "0"))
+        url = f"ws://127.0.0.1:{free_port()}/ws"
+        status, out, err = await finish(await fastflow_process("tail", "NSE:INFY", "--url", url, "--retries", "0"))
         assert (status, out) == (1, "") and "gateway unreachable" in err
-        status, _, err = await _finish(await _fastflow("tail", "NSE:INFY", "--url", url, "--count", "0"))
+        status, _, err = await finish(await fastflow_process("tail", "NSE:INFY", "--url", url, "--count", "0"))
         assert status == 2 and "--count" in err
-        status, _, err = await _finish(await _fastflow("tail", "NSE:INFY", "--url", "http://x/"))
+        status, _, err = await finish(await fastflow_process("tail", "NSE:INFY", "--url", "http://x/"))
         assert status == 2 and "ws://" in err
-        status, _, err = await _finish(await _fastflow("tail", "NSE:INFY", "--api-key", "a", "--token", "b"))
+        status, _, err = await finish(await fastflow_process("tail", "NSE:INFY", "--api-key", "a", "--token", "b"))
         assert status == 2 and "not allowed with" in err
 
     asyncio.run(main())

@@ -27,17 +27,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from fastflow.gateway.auth import Auth, make_token
 from fastflow.gateway.server import Gateway, GatewayConfig
-from fastflow.store.config import RedisTarget
 from fastflow.store.embedded import EmbeddedRedis
 
-from .gateway_harness import MarketFeed
+from .gateway_harness import MarketFeed, gateway_process, target_of
 from .waiting import DEADLINE, until
 
 Scenario = Callable[[Gateway, MarketFeed], Awaitable[None]]
-
-
-def target_of(server: EmbeddedRedis) -> RedisTarget:
-    return RedisTarget.parse(f"unix://{server.unix_socket}")
 
 
 def run(server: EmbeddedRedis, scenario: Scenario, *, feed_first: bool = True, **config: Any) -> None:
@@ -572,3 +567,47 @@ def test_healthz_metrics_and_other_paths(redis_server: EmbeddedRedis) -> None:
             assert status == 404
 
     run(redis_server, scenario)
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def test_two_gateway_processes_serve_the_same_feed(redis_server: EmbeddedRedis) -> None:
+    """Two ``fastflow gateway`` processes on one Redis: clients of either get the
+    same ticks, equal to the plant's. Then two on one port with --reuse-port."""
+
+    async def main() -> None:
+        feed = MarketFeed(target_of(redis_server))
+        await feed.start()
+        await feed.step(300)
+        try:
+            async with gateway_process(redis_server) as first, gateway_process(redis_server) as second:
+                assert first != second
+                clients = [await connect(url, compression=None) for url in (first, second) * 3]
+                collectors = []
+                for ws in clients:
+                    await hello(ws)
+                    await subscribe(ws, feed.symbols[:100])
+                    collectors.append(Collector(ws))
+                expected: list[tuple[str, int]] = []
+                for _ in range(10):
+                    expected += [(s, q) for s, q in flushed(await feed.step(300)) if s in set(feed.symbols[:100])]
+                for collector in collectors:
+                    await until(lambda c=collector: len(c.seen) >= len(expected), "every tick, both processes")
+                    assert by_symbol(collector.seen) == by_symbol(expected)
+                    await collector.stop()
+                for ws in clients:
+                    await ws.close()
+                port = int(first.rsplit(":", 1)[1].split("/")[0])
+            async with gateway_process(redis_server, "--port", str(port), "--reuse-port") as a, \
+                    gateway_process(redis_server, "--port", str(port), "--reuse-port") as b:
+                assert a == b  # both listen on the one port; the kernel spreads the connections
+                for _ in range(4):
+                    async with connect(a, compression=None) as ws:
+                        await hello(ws)
+                        _, snapshot = await subscribe(ws, ["NSE:TCS"])
+                        assert snapshot["ticks"] == [feed.tick("NSE:TCS")]
+        finally:
+            await feed.stop()
+
+    asyncio.run(main())
