@@ -189,7 +189,7 @@ def test_json_encoding(redis_server: EmbeddedRedis) -> None:
                 await feed.step(404)
                 await until(current(client, feed, SYMBOLS), "the live ticks")
             reply = await client.subscribe(["NSE:SBIN"])
-            assert reply == {"type": "subscribed", "symbols": ["NSE:SBIN"], "unknown": []}
+            assert reply == {"type": "subscribed", "symbols": ["NSE:SBIN"], "unknown": [], "id": reply["id"]}
             assert await client.ping() >= 0.0
             assert client.gaps == 0 and client.stats["errors"] == 0
 

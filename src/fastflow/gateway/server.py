@@ -447,12 +447,17 @@ class Gateway:
             fan.subscribe(client.cid, [self._slot[s] for s in added])
             client.symbols.update(added)
             reply: dict[str, Any] = {"type": "subscribed", "symbols": resolved, "unknown": unknown}
+            if request.id is not None:
+                reply["id"] = request.id
             return [reply, self._snapshot(client, resolved)]
         if request.op == "unsubscribe":
             gone = [s for s in resolved if s in client.symbols]
             fan.unsubscribe(client.cid, [self._slot[s] for s in gone])
             client.symbols.difference_update(gone)
-            return [{"type": "unsubscribed", "symbols": resolved, "unknown": unknown}]
+            done: dict[str, Any] = {"type": "unsubscribed", "symbols": resolved, "unknown": unknown}
+            if request.id is not None:
+                done["id"] = request.id
+            return [done]
         # snapshot: the requested symbols, or the whole watchlist
         wanted = resolved if request.symbols else None
         replies: list[dict[str, Any] | bytes] = [self._snapshot(client, wanted)]
