@@ -43,7 +43,7 @@ def test_run_decodes_the_synthetic_market() -> None:
     result = fastflow("run", "--duration", "2.5", "--rate", "5000", "--watch", "NSE:INFY,NSE:NIFTY 50")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "foundation stage" in out and "not built yet" in out
+    assert "foundation stage" in out and "fastflow gateway" in out
     assert "NSE:INFY" in out and "NSE:NIFTY 50" in out
     assert "packets/s decoded" in out
     last = out.strip().splitlines()[-1]

@@ -6,7 +6,7 @@ messages at a target rate, :class:`~fastflow.hotpath.KiteDecoder` decodes
 them into the C state, and one :meth:`~fastflow.hotpath.MarketState.flush`
 per burst produces the msgpack ticks that Redis and the gateway will carry.
 A live terminal table shows a watchlist and the measured costs. Redis, the
-WebSocket gateway and the dashboard are later stages and are not started.
+WebSocket gateway and the dashboard run as `fastflow gateway` and are not started here.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ DEFAULT_WATCHLIST = (
 STAGE_NOTE = (
     "fastflow run — foundation stage: synthetic Kite market -> compiled decoder -> C state -> "
     "msgpack flush, in one process.\nThe simulators, the plant and its Redis writer run on their own "
-    "(fastflow sim, fastflow plant); the WebSocket gateway and the dashboard are not built yet. "
-    "They all join this command in a later release."
+    "(fastflow sim, fastflow plant), and so do the WebSocket gateway and its dashboard (fastflow gateway; "
+    "see the README, 'Live prices in a browser'). They all join this command in the next release."
 )
 
 
