@@ -232,6 +232,25 @@ cdef inline size_t fan_head(unsigned char *dst, const char *kind, size_t k) noex
     return b.len
 
 
+cdef inline size_t fan_ws_head(unsigned char *dst, size_t n) noexcept nogil:
+    """The header of a final, unmasked WebSocket binary frame of ``n`` payload
+    bytes (RFC 6455 5.2) into ``dst`` (10 bytes); returns its length."""
+    cdef int i
+    dst[0] = 0x82
+    if n < 126:
+        dst[1] = <unsigned char>n
+        return 2
+    if n < 65536:
+        dst[1] = 126
+        dst[2] = <unsigned char>(n >> 8)
+        dst[3] = <unsigned char>n
+        return 4
+    dst[1] = 127
+    for i in range(8):
+        dst[2 + i] = <unsigned char>(n >> (8 * (7 - i)))
+    return 10
+
+
 cdef int fan_grow(void **p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except -1:
     """Grow the array ``*p`` of ``*cap`` items of ``item`` bytes to hold at
     least ``need`` items (content kept; unchanged on MemoryError)."""
@@ -648,16 +667,19 @@ cdef class FanOut:
             fan_sort_i32(c.clist, k)
         return k
 
-    def collect(self, cid):
+    def collect(self, cid, bint websocket=False):
         """The client's frame: the msgpack map ``{"type": "ticks", "ticks":
         [blob, ...]}`` with the latest blob of every watched instrument changed
         since its previous collect, in slot order; ``b""`` when nothing
-        changed. Clears the client's changed set."""
+        changed. Clears the client's changed set. With ``websocket`` the map
+        comes behind the header of a WebSocket binary frame (server to client:
+        final, unmasked), so one buffer goes to the socket as it is."""
         cdef fan_client *c = self._client(cid)
         cdef Py_ssize_t k = c.n_changed, i
-        cdef size_t total, hlen
+        cdef size_t total, hlen, wlen = 0
         cdef const fan_slot *sl
         cdef unsigned char head[FAN_HEAD_MAX]
+        cdef unsigned char wshead[10]
         cdef unsigned char *p
         cdef int32_t s
         if k == 0:
@@ -668,11 +690,16 @@ cdef class FanOut:
         total = hlen
         for i in range(k):
             total += self.slots[c.clist[i]].blob_len
-        if total > <size_t>PY_SSIZE_T_MAX:
+        if websocket:
+            wlen = fan_ws_head(wshead, total)
+        if total + wlen > <size_t>PY_SSIZE_T_MAX:
             raise MemoryError()
         # Pass 2: write into the bytes object.
-        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(total + wlen))
         p = <unsigned char *>PyBytes_AS_STRING(result)
+        memcpy(p, wshead, wlen)
+        p += wlen
+        total += wlen
         memcpy(p, head, hlen)
         p += hlen
         for i in range(k):
@@ -688,13 +715,15 @@ cdef class FanOut:
                 raise AssertionError("collect wrote the wrong number of bytes")
         return result
 
-    def snapshot(self, cid, slots=None):
+    def snapshot(self, cid, slots=None, bint websocket=False):
         """``{"type": "snapshot", "ticks": [blob, ...]}``: the latest blob of
         every slot of the client's watchlist (or of ``slots``) that has one,
-        in slot order. Leaves the client's changed set alone."""
+        in slot order. Leaves the client's changed set alone. ``websocket``
+        as for :meth:`collect`."""
         cdef fan_client *c = self._client(cid)
         cdef Py_ssize_t s, k = 0
-        cdef size_t total = 0, hlen
+        cdef size_t total = 0, hlen, wlen = 0
+        cdef unsigned char wshead[10]
         cdef unsigned char head[FAN_HEAD_MAX]
         cdef unsigned char *p
         cdef const fan_slot *sl
@@ -708,10 +737,15 @@ cdef class FanOut:
             k += 1
         hlen = fan_head(head, "snapshot", <size_t>k)
         total += hlen
-        if total > <size_t>PY_SSIZE_T_MAX:
+        if websocket:
+            wlen = fan_ws_head(wshead, total)
+        if total + wlen > <size_t>PY_SSIZE_T_MAX:
             raise MemoryError()
-        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+        result = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(total + wlen))
         p = <unsigned char *>PyBytes_AS_STRING(result)
+        memcpy(p, wshead, wlen)
+        p += wlen
+        total += wlen
         memcpy(p, head, hlen)
         p += hlen
         for s in chosen:

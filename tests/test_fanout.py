@@ -626,3 +626,41 @@ def test_feed_and_collect_do_not_leak(kite_inst: Instruments, kframes: list[byte
     finally:
         gc.enable()
     assert after - before <= 2
+
+
+def parse_ws_frame(data: bytes) -> bytes:
+    """The payload of one final, unmasked WebSocket binary frame (RFC 6455 5.2), checked whole."""
+    assert data[0] == 0x82 and data[1] & 0x80 == 0
+    n, start = data[1], 2
+    if n == 126:
+        n, start = int.from_bytes(data[2:4], "big"), 4
+    elif n == 127:
+        n, start = int.from_bytes(data[2:10], "big"), 10
+    assert len(data) == start + n
+    return data[start:]
+
+
+def test_websocket_framed_collect_and_snapshot(hp: types.ModuleType, kite_inst: Instruments,
+                                               kframes: list[bytes]) -> None:
+    """``websocket=True``: the same bytes behind a WebSocket frame header, in
+    each of the three length forms (7-bit, 16-bit, 64-bit)."""
+    fan = hp.FanOut(kite_inst)
+    plain, framed = fan.add_client(), fan.add_client()
+    for cid, slots in ((plain, [0]), (framed, [0])):
+        fan.subscribe(cid, slots)
+    sizes = set()
+    for watch in ([0], list(range(40)), list(range(len(kite_inst)))):
+        for cid in (plain, framed):
+            fan.subscribe(cid, watch)
+        for frame in kframes[:3]:
+            fan.feed(frame)
+            a, b = fan.collect(plain), fan.collect(framed, websocket=True)
+            assert parse_ws_frame(b) == a if a else b == a
+            if b:
+                sizes.add(b[1] if b[1] >= 126 else 0)  # the length form
+        assert parse_ws_frame(fan.snapshot(framed, websocket=True)) == fan.snapshot(plain)
+        assert parse_ws_frame(fan.snapshot(framed, [0, 1], websocket=True)) == fan.snapshot(plain, [0, 1])
+    assert sizes == {126, 127}  # 16- and 64-bit lengths; an empty snapshot has the 7-bit one:
+    empty = fan.snapshot(framed, [], websocket=True)
+    assert empty[1] < 126 and parse_ws_frame(empty) == fan.snapshot(plain, [])
+    assert parse_ws_frame(b"\x82\x7f" + (70000).to_bytes(8, "big") + b"x" * 70000) == b"x" * 70000

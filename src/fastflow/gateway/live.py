@@ -109,6 +109,10 @@ class LiveSubscription:
             except (OSError, TimeoutError, ConnectionError, RedisSetupError, _Lost) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 logger.warning("redis pub/sub: %s: reconnecting", self.last_error)
+            except Exception as exc:  # a bug must not end the subscription for good: log it, retry
+                self.counters["errors"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("redis pub/sub: unexpected error: reconnecting")
             if self._stop.is_set():
                 break
             self.state = "backoff"

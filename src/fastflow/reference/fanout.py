@@ -303,29 +303,31 @@ class FanOut:
         self._ticks += applied
         return applied
 
-    def collect(self, cid: int) -> bytes:
+    def collect(self, cid: int, websocket: bool = False) -> bytes:
         """``{"type": "ticks", "ticks": [...]}`` of the latest blob of every
         watched instrument changed since the previous collect (slot order);
-        ``b""`` when nothing changed."""
+        ``b""`` when nothing changed. ``websocket``: behind a WebSocket binary
+        frame header."""
         i = self._client(cid)
         changed = sorted(self._changed[i])
         if not changed:
             return b""
         self._changed[i] = set()
         self._deliveries += len(changed)
-        return _frame("ticks", [self._blob(s) for s in changed])
+        return _framed(_frame("ticks", [self._blob(s) for s in changed]), websocket)
 
     def _blob(self, slot: int) -> bytes:
         blob = self._latest[slot]
         assert blob is not None  # marked only once stored
         return blob
 
-    def snapshot(self, cid: int, slots: Iterable[int] | None = None) -> bytes:
+    def snapshot(self, cid: int, slots: Iterable[int] | None = None, websocket: bool = False) -> bytes:
         """``{"type": "snapshot", "ticks": [...]}`` of the latest blobs of the
         client's watchlist (or of ``slots``) that have one, in slot order."""
         i = self._client(cid)
         chosen = sorted(self._watch[i]) if slots is None else self._slot_list(slots)
-        return _frame("snapshot", [self._blob(s) for s in chosen if self._latest[s] is not None])
+        return _framed(_frame("snapshot", [self._blob(s) for s in chosen if self._latest[s] is not None]),
+                       websocket)
 
     def __len__(self) -> int:
         return self._n
@@ -340,3 +342,16 @@ class FanOut:
             "frame_errors": self._frame_errors,
             "clients": len(self._watch),
         }
+
+
+def ws_header(n: int) -> bytes:
+    """The header of a final, unmasked WebSocket binary frame of ``n`` payload bytes."""
+    if n < 126:
+        return bytes((0x82, n))
+    if n < 1 << 16:
+        return bytes((0x82, 126)) + n.to_bytes(2, "big")
+    return bytes((0x82, 127)) + n.to_bytes(8, "big")
+
+
+def _framed(payload: bytes, websocket: bool) -> bytes:
+    return ws_header(len(payload)) + payload if websocket else payload
