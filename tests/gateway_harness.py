@@ -14,7 +14,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastflow.hotpath import KiteDecoder, MarketState
@@ -64,15 +64,16 @@ class MarketFeed:
         await self.writer.drain()
         return batch
 
-    def run(self, hz: float = 50.0, packets: int = 20) -> None:
-        """Flush ``hz`` times a second in the background until :meth:`stop`."""
+    def run(self, hz: float = 50.0, packets: int = 20, on_batch: Callable[[Any], None] | None = None) -> None:
+        """A background stream until :meth:`stop`: a :meth:`step` of ``packets``
+        (written and acknowledged, then ``on_batch(batch)``) paced at ``hz``.
+        The pause sets the rate of a load generator; it waits on nothing."""
 
         async def stream() -> None:
             while True:
-                if self.writer.ready:
-                    self.decoder.feed(self.market.step(packets, "full"))
-                    self.writer.on_flush(self.state.flush())
-                    self.flushes += 1
+                batch = await self.step(packets)
+                if on_batch is not None:
+                    on_batch(batch)
                 await asyncio.sleep(1.0 / hz)
 
         self._stream = asyncio.create_task(stream())

@@ -34,10 +34,9 @@ import pytest
 
 from fastflow.gateway.server import Gateway, GatewayConfig
 from fastflow.sim.universe import kite_universe
-from fastflow.store.config import RedisTarget
 from fastflow.store.embedded import EmbeddedRedis
 
-from .gateway_harness import MarketFeed
+from .gateway_harness import MarketFeed, target_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -73,7 +72,7 @@ class LiveMarket:
     publishes is recorded in ``published[(symbol, seq)] = last_price``."""
 
     def __init__(self, server: EmbeddedRedis, hz: float = 20.0, packets: int = 100) -> None:
-        self.target = RedisTarget.parse(f"unix://{server.unix_socket}")
+        self.target = target_of(server)
         self.hz = hz
         self.packets = packets
         self.published: dict[tuple[str, int], float] = {}
@@ -117,27 +116,21 @@ class LiveMarket:
         self._stop = asyncio.Event()
         feed = MarketFeed(self.target)
         await feed.start()
-        stream = asyncio.create_task(self._stream(feed))
+
+        def record(batch: Any) -> None:
+            for symbol in batch.symbols():
+                tick = feed.tick(symbol)
+                self.published[(symbol, int(tick["seq"]))] = float(tick["last_price"])
+
+        feed.run(self.hz, self.packets, on_batch=record)
         try:
             await self.start_gateway()
             self.url = self.gateway.http_url if self.gateway else ""
             self._ready.set()
             await self._stop.wait()
         finally:
-            stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stream
             await self.stop_gateway()
             await feed.stop()
-
-    async def _stream(self, feed: MarketFeed) -> None:
-        """``hz`` flushes a second, each written and acknowledged, each recorded."""
-        while True:
-            batch = await feed.step(self.packets)
-            for symbol in batch.symbols():
-                tick = feed.tick(symbol)
-                self.published[(symbol, int(tick["seq"]))] = float(tick["last_price"])
-            await asyncio.sleep(1.0 / self.hz)
 
     async def start_gateway(self) -> None:
         """A gateway on ``self.port`` (the first one: any free port)."""

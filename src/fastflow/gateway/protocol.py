@@ -102,6 +102,18 @@ def encode(value: dict[str, Any], subprotocol: str) -> bytes | str:
     return packed
 
 
+def ws_header(n: int, opcode: int = 0x2) -> bytes:
+    """The header of a final, unmasked (server to client) WebSocket frame of
+    ``n`` payload bytes (RFC 6455 5.2): binary by default, 0x1 for text.
+    ``FanOut.collect(cid, websocket=True)`` writes the binary one in C."""
+    b0 = 0x80 | opcode
+    if n < 126:
+        return bytes((b0, n))
+    if n < 1 << 16:
+        return bytes((b0, 126)) + n.to_bytes(2, "big")
+    return bytes((b0, 127)) + n.to_bytes(8, "big")
+
+
 def error(code: str, message: str, op: str | None = None) -> dict[str, Any]:
     reply: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if op is not None:

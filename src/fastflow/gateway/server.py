@@ -45,7 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -123,16 +123,6 @@ class _Client:
         self.symbols: set[str] = set()
         self.behind_since = 0.0
         self.closing = ""  # why the gateway is closing it ("lagging", "abuse"), or ""
-
-
-def ws_header(opcode: int, n: int) -> bytes:
-    """The header of an unmasked, final server frame of ``n`` payload bytes."""
-    b0 = 0x80 | opcode
-    if n < 126:
-        return bytes((b0, n))
-    if n < 1 << 16:
-        return bytes((b0, 126)) + n.to_bytes(2, "big")
-    return bytes((b0, 127)) + n.to_bytes(8, "big")
 
 
 class Gateway:
@@ -307,10 +297,10 @@ class Gateway:
         if client.closing or client.protocol.state is not OPEN or not payload:
             return
         if client.binary:
-            client.transport.write(ws_header(0x2, len(payload)) + payload)
+            client.transport.write(proto.ws_header(len(payload)) + payload)
         else:
             text = json.dumps(msgpack.unpackb(payload, raw=False), separators=(",", ":")).encode()
-            client.transport.writelines((ws_header(0x1, len(text)), text))
+            client.transport.write(proto.ws_header(len(text), 0x1) + text)
             payload = text
         self.counters["frames_out"] += 1
         self.counters["bytes_out"] += len(payload)
@@ -358,8 +348,6 @@ class Gateway:
         for name in proto.SUBPROTOCOLS:
             if name in offered:
                 return name
-        from websockets.exceptions import NegotiationError
-
         raise NegotiationError(f"unsupported subprotocols {', '.join(offered)}; "
                                f"this server speaks {', '.join(proto.SUBPROTOCOLS)}")
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from fastflow.errors import FrameError
+from fastflow.gateway.protocol import ws_header
 from fastflow.reference.kite_decoder import frame_bytes
 
 __all__ = ["FanOut"]
@@ -342,15 +343,6 @@ class FanOut:
             "frame_errors": self._frame_errors,
             "clients": len(self._watch),
         }
-
-
-def ws_header(n: int) -> bytes:
-    """The header of a final, unmasked WebSocket binary frame of ``n`` payload bytes."""
-    if n < 126:
-        return bytes((0x82, n))
-    if n < 1 << 16:
-        return bytes((0x82, 126)) + n.to_bytes(2, "big")
-    return bytes((0x82, 127)) + n.to_bytes(8, "big")
 
 
 def _framed(payload: bytes, websocket: bool) -> bytes:
