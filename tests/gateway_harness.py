@@ -12,8 +12,6 @@ import re
 import signal
 import socket
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -100,16 +98,6 @@ def free_port() -> int:
         return port
 
 
-def healthy(url: str) -> bool:
-    """GET ``url`` (a /healthz) answers 200."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-    try:
-        with opener.open(url, timeout=DEADLINE) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 async def fastflow_process(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fastflow", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -138,10 +126,8 @@ async def gateway_process(server: EmbeddedRedis, *options: str) -> AsyncIterator
         line = await read_line(process)
         found = re.search(r"websocket (ws://\S+)", line)
         assert found, line
-        url = found.group(1)
-        health = url.replace("ws://", "http://").replace("/ws", "/healthz")
-        await until(lambda: healthy(health), "the gateway process ready")
-        yield url
+        assert (await read_line(process)).startswith("fastflow gateway: ready:")  # its own, not a neighbour's
+        yield found.group(1)
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

@@ -147,8 +147,8 @@ class LiveSubscription:
             seed = merge_seed(latest, self._buffer)
             self._buffer = None
             self.counters["seeds"] += 1
+            self.state = "live"  # first: the sink may report itself ready from reset()
             self.sink.reset(symbols, ids, seed, meta)
-            self.state = "live"
             await self._watch(protocol)
         finally:
             self._buffer = []

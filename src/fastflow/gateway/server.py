@@ -141,6 +141,7 @@ class Gateway:
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
+        self.loaded = asyncio.Event()  # set on the first instrument list from Redis
         self.started = time.time()
         self.last_frame = 0.0
         self.counters: Counter[str] = Counter()
@@ -230,6 +231,7 @@ class Gateway:
         seed frame (latest state). Clients keep their watchlists."""
         self.meta = meta
         self._ids = ids
+        self.loaded.set()
         if symbols != self.symbols or self.fan is None:
             old = [c for c in self._clients if c is not None] + list(self._pending)
             self.fan = FanOut(_Names(symbols))
@@ -650,6 +652,10 @@ async def serve_gateway(config: GatewayConfig, *, duration: float | None = None,
     report(f"dashboard {gateway.http_url}  websocket {gateway.ws_url}  "
            f"(redis {config.redis}, partition {config.keys.partition}, pid {os.getpid()})")
 
+    async def announce() -> None:
+        await gateway.loaded.wait()
+        report(f"ready: {len(gateway.symbols)} instruments, serving clients")
+
     async def status() -> None:
         while True:
             await asyncio.sleep(status_every)
@@ -658,10 +664,12 @@ async def serve_gateway(config: GatewayConfig, *, duration: float | None = None,
                    f"conflations {n['conflations']:,}  fan-out p99 <= "
                    f"{gateway.fanout_seconds.quantile(0.99) * 1e3:g} ms  redis {gateway.subscription.state}")
 
-    task = asyncio.create_task(status()) if status_every > 0 else None
+    tasks = [asyncio.create_task(announce())]
+    if status_every > 0:
+        tasks.append(asyncio.create_task(status()))
     try:
         await stop.wait()
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
         await gateway.stop()
