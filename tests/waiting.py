@@ -42,3 +42,14 @@ def ticks_flow_again(state: Any, keys: Any) -> Callable[[], bool]:
     """A condition: every one of ``keys`` ticked after this call."""
     seqs = {k: state.tick(k)["seq"] for k in keys}
     return lambda: all(state.tick(k)["seq"] > seqs[k] for k in keys)
+
+
+def synchronous(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """An ``async def`` test run with ``asyncio.run`` (the suite has no asyncio plugin)."""
+    import functools
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run

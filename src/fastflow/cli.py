@@ -21,16 +21,28 @@ def _positive(value: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fastflow.run import DEFAULT_WATCHLIST, RunOptions, run
+    from fastflow.config import ConfigError, load_config
+    from fastflow.run import run
 
-    watch = tuple(s.strip() for s in args.watch.split(",") if s.strip()) if args.watch else DEFAULT_WATCHLIST
-    options = RunOptions(rate=args.rate, mode=args.mode, duration=args.duration, watchlist=watch, seed=args.seed)
+    overrides: dict[str, object] = {}
+    if args.broker is not None:
+        overrides["broker.name"] = args.broker
+    if args.port is not None:
+        overrides["gateway.port"] = args.port
+    if args.rate is not None:
+        overrides["simulator.rate"] = args.rate
     try:
-        run(options)
-    except KeyError as exc:
-        print(f"fastflow run: {exc.args[0]}", file=sys.stderr)
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"fastflow run: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return run(config, duration=args.duration, verbose=args.verbose)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from fastflow import e2e
+
+    return e2e.main(args)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -160,6 +172,19 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_credentials(api_key: str | None, access_token: str | None) -> tuple[str, str]:
+    """``fastflow plant``'s api_key and access_token: the flags, else
+    ``$FASTFLOW_BROKER_API_KEY`` / ``$FASTFLOW_BROKER_ACCESS_TOKEN`` (so that a
+    parent never puts them on a command line), else the simulator's."""
+    import os
+
+    if api_key is None:
+        api_key = os.environ.get("FASTFLOW_BROKER_API_KEY") or "fastflow"
+    if access_token is None:
+        access_token = os.environ.get("FASTFLOW_BROKER_ACCESS_TOKEN") or "sim-token"
+    return api_key, access_token
+
+
 def _cmd_plant(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -202,14 +227,14 @@ def _cmd_plant(args: argparse.Namespace) -> int:
         return fail(str(exc.args[0]))
     except (CaptureError, InstrumentError, OSError, ValueError) as exc:
         return fail(str(exc))
+    api_key, access_token = _broker_credentials(args.api_key, args.access_token)
     options: dict[str, Any]
     if broker == "upstox":
         url = args.url or "https://api.upstox.com"
-        options = {"access_token": args.access_token, "api_url": url, "watchdog": args.watchdog}
+        options = {"access_token": access_token, "api_url": url, "watchdog": args.watchdog}
     else:
         url = args.url or "wss://ws.kite.trade"
-        options = {"api_key": args.api_key, "access_token": args.access_token, "url": url,
-                   "watchdog": args.watchdog}
+        options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": args.watchdog}
     try:
         plant = Plant(broker, instruments, subscriptions, ingest_options=options,
                       replay=args.replay or None, speed=speed)
@@ -266,9 +291,30 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_credentials(flags: Sequence[str]) -> tuple[dict[str, str], str]:
+    """``fastflow gateway``'s API keys (key -> client name) and token secret:
+    ``$FASTFLOW_GATEWAY_API_KEYS`` (``key=name,key2=name2``) plus the
+    ``--api-key`` flags (which win), and ``$FASTFLOW_GATEWAY_TOKEN_SECRET``,
+    else the legacy ``$FASTFLOW_TOKEN_SECRET``. ValueError says what is malformed."""
+    import os
+
+    from fastflow.config import parse_api_keys
+
+    try:
+        keys = parse_api_keys(os.environ.get("FASTFLOW_GATEWAY_API_KEYS", ""))
+    except ValueError as exc:
+        raise ValueError(f"FASTFLOW_GATEWAY_API_KEYS: {exc}") from None
+    for item in flags:
+        key, eq, name = item.partition("=")
+        if not key:
+            raise ValueError(f"--api-key takes KEY or KEY=NAME, not {item!r}")
+        keys[key] = name if eq and name else "api-key"
+    secret = os.environ.get("FASTFLOW_GATEWAY_TOKEN_SECRET", os.environ.get("FASTFLOW_TOKEN_SECRET", ""))
+    return keys, secret
+
+
 def _cmd_gateway(args: argparse.Namespace) -> int:
     import asyncio
-    import os
 
     from fastflow.gateway.auth import Auth
     from fastflow.gateway.server import GatewayConfig, serve_gateway
@@ -279,13 +325,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"fastflow gateway: {message}", file=sys.stderr)
         return 2
 
-    keys: dict[str, str] = {}
-    for item in args.api_key:
-        key, eq, name = item.partition("=")
-        if not key:
-            return fail(f"--api-key takes KEY or KEY=NAME, not {item!r}")
-        keys[key] = name if eq and name else "api-key"
-    secret = os.environ.get("FASTFLOW_TOKEN_SECRET", "")
+    try:
+        keys, secret = _gateway_credentials(args.api_key)
+    except ValueError as exc:
+        return fail(str(exc))
     try:
         config = GatewayConfig(
             redis=RedisTarget.parse(args.redis, cluster=True if args.redis_cluster else None),
@@ -360,6 +403,23 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    import json
+
+    from fastflow.config import ConfigError, load_config, render_toml
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fastflow config: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(config.masked(), indent=2, ensure_ascii=False))
+    else:
+        print(render_toml(config), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastflow",
@@ -370,16 +430,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run the main job on its embedded default",
-        description="Run the main job. Today: the synthetic Kite market through the compiled hot path, "
-        "with a live terminal table (Redis, gateway and dashboard come in later releases).",
+        help="the main job: embedded Redis, simulator (or broker), plant, gateway and dashboard",
+        description="Start the embedded Redis, the simulator (or, with broker credentials in the "
+        "configuration, the real broker), one plant and one gateway as separate processes; print the "
+        "dashboard URL and a live status line. Ctrl-C or SIGTERM stops everything (exit 0); a child that "
+        "dies stops the run with its last log lines (exit 1); a bad configuration exits 2. "
+        "Configuration: fastflow.toml (or --config / FASTFLOW_CONFIG) and FASTFLOW_* variables; see "
+        "`fastflow config` and docs/configuration.md.",
     )
-    p.add_argument("--rate", type=_positive, default=20_000.0, help="packets per second (default 20000)")
-    p.add_argument("--mode", choices=["ltp", "quote", "full"], default="full", help="packet mode (default full)")
+    p.add_argument("--config", default=None, metavar="FILE", help="TOML configuration (default: ./fastflow.toml if any)")
+    p.add_argument("--broker", choices=["kite", "upstox"], default=None, help="broker (default: the configuration's, kite)")
+    p.add_argument("--port", type=int, default=None, help="gateway and dashboard port (default 8765; 0: a free port)")
+    p.add_argument("--rate", type=_positive, default=None, help="simulator packets per second (default 20000)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
-    p.add_argument("--watch", default="", help="comma-separated symbols, e.g. 'NSE:INFY,NSE:NIFTY 50'")
-    p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
+    p.add_argument("--verbose", action="store_true", help="also print every line the children print")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks of the whole pipeline (bench e2e)",
+        description="Benchmarks that run the real processes over loopback.",
+    )
+    bench = p.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    e = bench.add_parser(
+        "e2e",
+        help="simulator -> plant -> Redis -> gateway -> N msgpack clients: latency per hop and end to end",
+        description="For each client count and rate: start the whole stack, connect the clients (50 random "
+        "symbols each) in worker processes, measure end-to-end latency (client decode - plant receive) "
+        "p50/p99/p99.9 and the p99 per stage; then raise the rate until p99 reaches 50 ms. Writes "
+        "e2e.json, e2e.md and e2e.png (with matplotlib) to --out.",
+    )
+    e.add_argument("--rates", default="1000,20000,100000", help="comma-separated ticks/s (default 1000,20000,100000)")
+    e.add_argument("--clients", default="10,100,1000", help="comma-separated client counts (default 10,100,1000)")
+    e.add_argument("--search", default="50000,100000,150000,200000,300000,400000",
+                   help="rates of the highest-rate search (empty: none)")
+    e.add_argument("--search-clients", type=int, default=10, help="clients during the search (default 10)")
+    e.add_argument("--watch", type=int, default=50, help="symbols per client (default 50)")
+    e.add_argument("--duration", type=_positive, default=10.0, help="measured seconds per run (default 10)")
+    e.add_argument("--warmup", type=float, default=3.0, help="seconds before each window (default 3)")
+    e.add_argument("--pin", action="store_true", help="the gateway on the last CPU, the rest on the others")
+    e.add_argument("--quick", action="store_true", help="1k and 20k ticks/s x 10 and 100 clients, no search")
+    e.add_argument("--out", default="bench/results", help="results directory (default bench/results)")
+    e.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(
         "sim",
@@ -447,8 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Kite: the ticker URL (default wss://ws.kite.trade; the simulator: ws://127.0.0.1:PORT/); "
                    "Upstox: the API base the feed is authorized at (default https://api.upstox.com; the "
                    "simulator: http://127.0.0.1:PORT)")
-    p.add_argument("--api-key", default="fastflow", help="api_key (default: the simulator's)")
-    p.add_argument("--access-token", default="sim-token", help="access_token (default: the simulator's)")
+    p.add_argument("--api-key", default=None,
+                   help="Kite api_key (default: $FASTFLOW_BROKER_API_KEY, else the simulator's)")
+    p.add_argument("--access-token", default=None,
+                   help="access_token (default: $FASTFLOW_BROKER_ACCESS_TOKEN, else the simulator's; prefer the "
+                   "variable: a command line is visible to every user of the machine)")
     p.add_argument("--instruments", default="",
                    help="instrument master: a Kite CSV or an Upstox JSON[.gz] (default: the synthetic universe "
                    "`fastflow sim` serves)")
@@ -499,8 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-prefix", default="ff", help="key prefix (default ff)")
     p.add_argument("--partition", default="kite", help="the plant's partition (default kite)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY[=NAME]",
-                   help="an API key clients may present (Authorization: Bearer KEY, or ?token=KEY); repeatable. "
-                   "Signed tokens are accepted when FASTFLOW_TOKEN_SECRET is set.")
+                   help="an API key clients may present (Authorization: Bearer KEY, or ?token=KEY); repeatable; "
+                   "added to $FASTFLOW_GATEWAY_API_KEYS (KEY=NAME,KEY2=NAME2). Signed tokens are accepted when "
+                   "$FASTFLOW_GATEWAY_TOKEN_SECRET (or the legacy $FASTFLOW_TOKEN_SECRET) is set.")
     p.add_argument("--require-auth", action="store_true",
                    help="refuse clients without a credential even on loopback (default: loopback needs none)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -552,6 +648,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=8,
                    help="connection attempts in a row that may fail before giving up (default 8)")
     p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser(
+        "config",
+        help="check the configuration and print the effective one",
+        description="Read the configuration (the TOML file: --config, else $FASTFLOW_CONFIG, else "
+        "./fastflow.toml if it exists; then the FASTFLOW_* environment variables), validate it and print "
+        "the result as TOML, each value with where it came from; secrets are masked. Exit status 2 "
+        "(with the key and its source) when it is not valid. See docs/configuration.md.",
+    )
+    p.add_argument("--config", default=None, metavar="PATH", help="the TOML file (default: as described above)")
+    p.add_argument("--json", action="store_true", help="print the masked configuration as JSON instead")
+    p.set_defaults(func=_cmd_config)
     return parser
 
 

@@ -1,173 +1,177 @@
-"""``fastflow run``: the main job, as far as it exists today.
+"""``fastflow run``: the main job on one command.
 
-Today (foundation stage) it runs the compiled hot path end to end inside one
-process: the built-in synthetic Kite market produces real Kite binary
-messages at a target rate, :class:`~fastflow.hotpath.KiteDecoder` decodes
-them into the C state, and one :meth:`~fastflow.hotpath.MarketState.flush`
-per burst produces the msgpack ticks that Redis and the gateway will carry.
-A live terminal table shows a watchlist and the measured costs. Redis, the
-WebSocket gateway and the dashboard run as `fastflow gateway` and are not started here.
+It loads the configuration (:mod:`fastflow.config`), starts the
+:class:`~fastflow.stack.Stack` (embedded Redis, simulator or real broker,
+plant, gateway: separate processes), prints the dashboard URL, and shows a
+status line while it runs: ticks/s, the end-to-end p99 (plant receive → frame
+written to the clients' sockets, from the gateway's ``/metrics``) with the p99
+at each stage before it, the gateway's clients and Redis's memory.
+
+Ctrl-C or SIGTERM stops every child (gateway, plant, simulator, Redis) and
+removes the run's files; the exit status is 0. A child that exits by itself is
+reported with its last log lines and the whole run stops with exit status 1.
+Nothing is restarted (see :mod:`fastflow.stack`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
-from fastflow.hotpath import IMPLEMENTATION, KiteDecoder, MarketState
-from fastflow.instruments import Instruments
-from fastflow.sim.market import KiteMarket
-from fastflow.sim.universe import kite_universe
+from fastflow import metrics
+from fastflow.config import Config
+from fastflow.stack import ChildExit, Stack, StackError
 
-DEFAULT_WATCHLIST = (
-    "NSE:NIFTY 50",
-    "NSE:NIFTY BANK",
-    "NSE:INFY",
-    "NSE:RELIANCE",
-    "NSE:TCS",
-    "NSE:HDFCBANK",
-    "NSE:ICICIBANK",
-    "NSE:SBIN",
-)
-
-STAGE_NOTE = (
-    "fastflow run — foundation stage: synthetic Kite market -> compiled decoder -> C state -> "
-    "msgpack flush, in one process.\nThe simulators, the plant and its Redis writer run on their own "
-    "(fastflow sim, fastflow plant), and so do the WebSocket gateway and its dashboard (fastflow gateway; "
-    "see the README, 'Live prices in a browser'). They all join this command in the next release."
-)
+STAGES = ("decoded", "redis", "gateway", "sent")
 
 
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    rate: float = 20_000.0  # packets per second
-    bursts_per_second: float = 20.0
-    mode: str = "full"
-    duration: float | None = None  # seconds; None = until Ctrl-C
-    watchlist: Sequence[str] = DEFAULT_WATCHLIST
-    seed: int = 0
-    refresh: float = 1.0  # seconds between screen updates
+class Status:
+    """The status line: scrapes the plant's and the gateway's ``/metrics`` and
+    Redis's INFO, and reports the window since the previous call."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.before: dict[str, dict[str, float]] = {"plant": {}, "gateway": {}}
+        self.then = time.monotonic()
+        self._redis: Any = None
+
+    async def scrape(self) -> dict[str, dict[str, float]]:
+        urls = {"plant": f"{self.stack.plant_url}/metrics", "gateway": f"{self.stack.dashboard_url}metrics"}
+        out: dict[str, dict[str, float]] = {}
+        for name, url in urls.items():
+            try:
+                out[name] = await asyncio.to_thread(metrics.fetch, url, 2.0)
+            except OSError:
+                out[name] = {}
+        return out
+
+    async def redis_memory(self) -> str:
+        try:
+            if self._redis is None:
+                import redis.asyncio
+
+                self._redis = redis.asyncio.from_url(self.stack.redis_url, socket_timeout=2.0)
+            info = await self._redis.info("memory")
+            return str(info.get("used_memory_human", "?"))
+        except Exception:  # a status line must not fail the run
+            self._redis = None
+            return "?"
+
+    async def line(self) -> str:
+        now_scrape = await self.scrape()
+        now = time.monotonic()
+        elapsed = max(now - self.then, 1e-9)
+        plant, gateway = now_scrape["plant"], now_scrape["gateway"]
+        ticks = plant.get("fastflow_plant_ticks_total", 0.0) - self.before["plant"].get("fastflow_plant_ticks_total", 0.0)
+        p99: dict[str, float | None] = {}
+        for stage in STAGES:
+            source = plant if stage in ("decoded", "redis") else gateway
+            before = self.before["plant" if source is plant else "gateway"]
+            p99[stage] = metrics.quantile(source, "fastflow_tick_age_seconds", 0.99,
+                                          labels=f'stage="{stage}"', before=before or None)
+        clients = int(gateway.get("fastflow_gateway_clients", 0))
+        memory = await self.redis_memory()
+        self.before, self.then = now_scrape, now
+        hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in STAGES)
+        return (f"{ticks / elapsed:,.0f} ticks/s | e2e p99 {_ms(p99['sent'])} ({hops}) | "
+                f"{clients} client{'s' if clients != 1 else ''} | redis {memory}")
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
 
 
-@dataclasses.dataclass
-class Counters:
-    packets: int = 0
-    messages: int = 0
-    flushes: int = 0
-    ticks_flushed: int = 0
-    decode_ns: int = 0
-    flush_ns: int = 0
-
-    def minus(self, other: Counters) -> Counters:
-        return Counters(*(a - b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)))
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
 
 
-def _fmt_row(tick: dict[str, object]) -> str:
-    ohlc = tick.get("ohlc")
-    o = h = lo = "-"
-    if isinstance(ohlc, dict):
-        o, h, lo = (f"{ohlc[k]:,.2f}" for k in ("open", "high", "low"))
-    ltp = tick.get("last_price")
-    change = tick.get("change")
-    volume = tick.get("volume_traded", "")
-    return (
-        f"{tick['symbol']!s:<16} {ltp if ltp is None else f'{ltp:,.2f}':>12} "
-        f"{'' if change is None else f'{change:+.2f}%':>8} {o:>12} {h:>12} {lo:>12} "
-        f"{volume!s:>12} {tick['seq']!s:>8}"
-    )
-
-
-def render(state: MarketState, watch: Sequence[str], window: Counters, seconds: float, total: Counters) -> str:
-    head = (
-        f"{'symbol':<16} {'ltp':>12} {'chg':>8} {'open':>12} {'high':>12} {'low':>12} {'volume':>12} {'seq':>8}"
-    )
-    rows = [_fmt_row(state.tick(sym)) for sym in watch]
-    pps = window.packets / seconds if seconds > 0 else 0.0
-    ns_packet = window.decode_ns / window.packets if window.packets else 0.0
-    ns_tick = window.flush_ns / window.ticks_flushed if window.ticks_flushed else 0.0
-    stats = (
-        f"{pps:,.0f} packets/s decoded | decode {ns_packet:.0f} ns/packet | "
-        f"flush {ns_tick:.0f} ns/tick, {window.ticks_flushed / max(window.flushes, 1):.0f} ticks/flush | "
-        f"total {total.packets:,} packets, {total.flushes:,} flushes | hot path: {IMPLEMENTATION}"
-    )
-    return "\n".join([head, *rows, "", stats])
-
-
-def run(options: RunOptions, out: TextIO = sys.stdout) -> Counters:
-    rows = kite_universe()
-    instruments = Instruments.from_kite_rows(rows)
-    for sym in options.watchlist:
-        instruments.slot(sym)  # KeyError early for an unknown symbol
-    market = KiteMarket.from_rows(rows, seed=options.seed)
-    state = MarketState(instruments)
-    decoder = KiteDecoder(state)
-
-    stop = False
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
-
-    previous = signal.signal(signal.SIGTERM, _stop)
+async def supervise(config: Config, *, duration: float | None = None, out: TextIO = sys.stdout,
+                    verbose: bool = False) -> int:
+    """Run the stack until a signal, ``duration`` or a child's death; returns the exit status."""
     tty = out.isatty()
-    print(STAGE_NOTE, file=out)
-    print(f"universe: {len(instruments)} instruments; target {options.rate:,.0f} packets/s "
-          f"({options.mode} mode); Ctrl-C to stop\n", file=out, flush=True)
 
-    per_burst = max(1, round(options.rate / options.bursts_per_second))
-    interval = 1.0 / options.bursts_per_second
-    total = Counters()
-    shown = Counters()
-    start = last_show = time.monotonic()
-    next_burst = start
+    def say(message: str) -> None:
+        out.write(("\r\x1b[2K" if tty else "") + f"fastflow run: {message}\n")
+        out.flush()
+
+    echo = (lambda name, line: say(f"[{name}] {line}")) if verbose else None
+    stack = Stack(config, echo=echo)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    source = "the real broker" if config.broker.live else "the simulator"
+    say(f"starting: {config.broker.name} from {source}, redis {'embedded' if config.redis.url == 'embedded' else 'external'}")
+    started = asyncio.create_task(stack.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():  # a signal during start-up
+        started.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StackError):
+            await started
+        await stack.stop()
+        say("stopped before it was up")
+        return 0
     try:
-        while not stop:
-            now = time.monotonic()
-            if options.duration is not None and now - start >= options.duration:
-                break
-            if now < next_burst:
-                time.sleep(next_burst - now)
-                continue
-            next_burst += interval
-            remaining = per_burst
-            messages = []
-            while remaining > 0:
-                n = min(remaining, market.size)
-                messages.append(market.step(n, options.mode))
-                remaining -= n
-            t0 = time.perf_counter_ns()
-            for msg in messages:
-                total.packets += decoder.feed(msg)
-            t1 = time.perf_counter_ns()
-            batch = state.flush()
-            t2 = time.perf_counter_ns()
-            total.messages += len(messages)
-            total.flushes += 1
-            total.ticks_flushed += len(batch)
-            total.decode_ns += t1 - t0
-            total.flush_ns += t2 - t1
-            if now - last_show >= options.refresh:
-                screen = render(state, options.watchlist, total.minus(shown), now - last_show, total)
+        started.result()
+    except StackError as exc:
+        say(f"could not start: {exc}")
+        return 1
+    pids = ", ".join(f"{name} {child.pid}" for name, child in stack.children.items())
+    redis_pid = f", redis-server {stack.redis.process.pid}" if stack.redis and stack.redis.process else ""
+    say(f"up: {stack.instruments} instruments; processes: {pids}{redis_pid}")
+    say(f"dashboard {stack.dashboard_url}  websocket {stack.ws_url}  redis {stack.redis_url}  "
+        f"plant {stack.plant_url}/metrics")
+    say(f"files in {stack.directory}; Ctrl-C stops everything")
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    status = Status(stack)
+    died = asyncio.create_task(stack.wait())
+    every = config.run.status_every
+    exit_code = 0
+    try:
+        while True:
+            done, _ = await asyncio.wait({died, stopping}, timeout=every if every > 0 else None,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if died in done:
+                if stop.is_set():
+                    break
+                dead: ChildExit = died.result()
+                dead = dataclasses.replace(dead, log=dead.log[-config.run.log_lines:])
                 if tty:
-                    out.write("\x1b[H\x1b[J" + STAGE_NOTE + "\n\n")
-                out.write(screen + "\n\n")
+                    out.write("\n")
+                say(dead.describe())
+                say("stopping everything (exit status 1)")
+                exit_code = 1
+                break
+            if stopping in done:
+                break
+            line = await status.line()
+            if tty:
+                out.write(f"\r\x1b[2K{line}")
                 out.flush()
-                shown = dataclasses.replace(total)
-                last_show = now
-    except KeyboardInterrupt:
-        pass
+            else:
+                say(line)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    elapsed = time.monotonic() - start
-    print(
-        f"stopped after {elapsed:.1f} s: {total.packets:,} packets in {total.messages:,} messages, "
-        f"{total.flushes:,} flushes, decoder stats {decoder.stats()}",
-        file=out,
-        flush=True,
-    )
-    return total
+        died.cancel()
+        stopping.cancel()
+        await status.close()
+        if tty:
+            out.write("\n")
+        await stack.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if exit_code == 0:
+        say("stopped: every child exited, files removed")
+    return exit_code
+
+
+def run(config: Config, *, duration: float | None = None, verbose: bool = False) -> int:
+    """``fastflow run``: blocks until Ctrl-C/SIGTERM, ``duration`` or a child's death."""
+    return asyncio.run(supervise(config, duration=duration, verbose=verbose))

@@ -1,0 +1,589 @@
+"""One configuration for every fastflow process: a TOML file plus
+``FASTFLOW_*`` environment variables, validated once at start-up
+(docs/configuration.md).
+
+Precedence, lowest first: the defaults below, the TOML file, the environment,
+then ``overrides`` (dotted keys from command-line flags)::
+
+    config = load_config()                                  # ./fastflow.toml if it exists
+    config = load_config("prod.toml", overrides={"gateway.port": 0})
+    config.gateway.port, config.broker.live, config.sources["gateway.port"]
+
+The file is ``path`` if given, else ``$FASTFLOW_CONFIG``, else
+``./fastflow.toml`` when it exists, else none. An environment variable is
+``FASTFLOW_<SECTION>_<KEY>`` in upper case (``FASTFLOW_GATEWAY_PORT``); its
+text is parsed by the key's type (lists comma-separated, ``gateway.api_keys``
+as ``key=name,key2=name2``). Anything wrong (a syntax error, an unknown
+section, key or variable, a value of the wrong type or out of range, a
+combination that cannot work) is a :class:`ConfigError` naming the key and
+where the value came from. :meth:`Config.masked` and :func:`render_toml` show
+the effective configuration with the secrets masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_FILE = "fastflow.toml"
+BROKERS = ("kite", "upstox")
+MODES = {"kite": ("ltp", "quote", "full"), "upstox": ("ltpc", "full", "option_greeks", "full_d30")}
+MASK = "********"
+#: ``FASTFLOW_*`` variables that are not configuration keys (accepted silently).
+#: ``FASTFLOW_TOKEN_SECRET`` is the legacy name of ``gateway.token_secret``.
+RESERVED = frozenset({
+    "FASTFLOW_CONFIG", "FASTFLOW_DEBUG", "FASTFLOW_PUREPYTHON", "FASTFLOW_REDIS_SERVER",
+    "FASTFLOW_FUZZ_EXAMPLES", "FASTFLOW_TOKEN_SECRET",
+    "FASTFLOW_ANNOTATE", "FASTFLOW_COVERAGE", "FASTFLOW_OPT_CFLAGS",  # build switches (setup.py)
+})
+LEGACY_TOKEN_SECRET = "FASTFLOW_TOKEN_SECRET"
+#: Keys whose values are never shown (``redis.url`` has its password masked).
+SECRETS = frozenset({"broker.access_token", "gateway.token_secret", "gateway.api_keys"})
+COMMAND_LINE = "command line"
+DEFAULT = "default"
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the key and its source."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerSection:
+    """``[broker]``: which broker, its credentials and what to subscribe."""
+
+    name: str = "kite"
+    api_key: str = ""
+    access_token: str = dataclasses.field(default="", repr=False)
+    url: str = ""
+    instruments: str = ""
+    symbols: tuple[str, ...] = ()
+    mode: str = "full"
+    watchdog: float = 5.0
+
+    @property
+    def live(self) -> bool:
+        """Credentials are set: connect to the real broker, not the simulator."""
+        if self.name == "upstox":
+            return bool(self.access_token)
+        return bool(self.api_key and self.access_token)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatorSection:
+    """``[simulator]``: the local broker used without credentials."""
+
+    rate: float = 20_000.0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RedisSection:
+    """``[redis]``: where the plant writes and the gateways read (docs/redis.md)."""
+
+    url: str = "embedded"
+    cluster: bool = False
+    prefix: str = "ff"
+    stream_maxlen: int = 1_000
+    ttl: int = 86_400
+
+    def __repr__(self) -> str:  # without the password in the URL
+        return (f"RedisSection(url={mask_url(self.url)!r}, cluster={self.cluster!r}, prefix={self.prefix!r}, "
+                f"stream_maxlen={self.stream_maxlen!r}, ttl={self.ttl!r})")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlantSection:
+    """``[plant]``: the plant's /healthz listener."""
+
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewaySection:
+    """``[gateway]``: the WebSocket gateway (docs/protocol.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    #: API key -> client name.
+    api_keys: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, hash=False)
+    token_secret: str = dataclasses.field(default="", repr=False)
+    require_auth: bool = False
+    allow_origins: tuple[str, ...] = ()
+    max_symbols: int = 1_000
+    high_water: int = 262_144
+    lag_limit: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSection:
+    """``[run]``: what ``fastflow run`` prints."""
+
+    status_every: float = 1.0
+    log_lines: int = 20
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "broker": BrokerSection, "simulator": SimulatorSection, "redis": RedisSection,
+    "plant": PlantSection, "gateway": GatewaySection, "run": RunSection,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The effective configuration. ``source_file`` is the file read (absolute
+    path) or None; ``sources`` maps every dotted key to where its value came
+    from: ``"default"``, the file's name, an environment variable's name or
+    ``"command line"``. Neither takes part in ``==``; ``repr`` shows no secret."""
+
+    broker: BrokerSection = dataclasses.field(default_factory=BrokerSection)
+    simulator: SimulatorSection = dataclasses.field(default_factory=SimulatorSection)
+    redis: RedisSection = dataclasses.field(default_factory=RedisSection)
+    plant: PlantSection = dataclasses.field(default_factory=PlantSection)
+    gateway: GatewaySection = dataclasses.field(default_factory=GatewaySection)
+    run: RunSection = dataclasses.field(default_factory=RunSection)
+    source_file: str | None = dataclasses.field(default=None, compare=False)
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def get(self, key: str) -> Any:
+        """The value of a dotted key, e.g. ``config.get("gateway.port")``."""
+        if key not in _KEYS:
+            raise KeyError(f"unknown configuration key {key!r}")
+        section, _, name = key.partition(".")
+        return getattr(getattr(self, section), name)
+
+    def masked(self) -> dict[str, dict[str, Any]]:
+        """The configuration as nested plain data (lists, dicts), secrets
+        masked: a set secret is ``"********"``, an unset one ``""``; each API
+        key shows as its first 2 characters and ``…`` (just ``…`` when shorter
+        than 8); the password in ``redis.url`` is masked."""
+        out: dict[str, dict[str, Any]] = {}
+        for key in _KEYS:
+            section, _, name = key.partition(".")
+            value = self.get(key)
+            if key == "gateway.api_keys":
+                value = _mask_api_keys(value)
+            elif key in SECRETS:
+                value = MASK if value else ""
+            elif key == "redis.url":
+                value = mask_url(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out.setdefault(section, {})[name] = value
+        return out
+
+
+# -- the schema -------------------------------------------------------------------------------
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    factory = field.default_factory
+    return factory() if callable(factory) else field.default
+
+
+#: Dotted key -> default value; the default's type is the key's type.
+_KEYS: dict[str, Any] = {
+    f"{section}.{field.name}": _default(field) for section, cls in _SECTIONS.items()
+    for field in dataclasses.fields(cls)
+}
+
+
+def _number(low: float, *, strict: bool) -> Callable[[Any], bool]:
+    return lambda v: math.isfinite(v) and (v > low if strict else v >= low)
+
+
+def _port(value: int) -> bool:
+    return 0 <= value <= 65535
+
+
+def _host(value: str) -> bool:
+    return bool(value) and not any(c.isspace() for c in value)
+
+
+def _origin(value: str) -> bool:
+    if value == "*":
+        return True
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path
+            and not parts.query and not parts.fragment and "@" not in parts.netloc)
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # what fastflow.store.keys.Keys accepts
+
+#: Dotted key -> (what is expected, the check) for keys with more than a type.
+_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "broker.name": ("kite or upstox", lambda v: v in BROKERS),
+    "broker.mode": ("one of ltp, quote, full (kite) or ltpc, full, option_greeks, full_d30 (upstox)",
+                    lambda v: v in MODES["kite"] + MODES["upstox"]),
+    "broker.symbols": ("a list of symbols (EXCHANGE:TRADINGSYMBOL, token or instrument key) as strings",
+                       lambda v: all(s.strip() for s in v)),
+    "broker.watchdog": ("a number of seconds > 0", _number(0, strict=True)),
+    "simulator.rate": ("a number of packets per second > 0", _number(0, strict=True)),
+    "redis.url": ("embedded or a Redis URL (redis://, rediss://, unix://)", bool),
+    "redis.prefix": ("1-64 letters, digits, '_', '.', ':' or '-' (no whitespace or braces)",
+                     lambda v: _PREFIX.fullmatch(v) is not None),
+    # The writer refuses 0 (RedisWriter: maxlen >= 1).
+    "redis.stream_maxlen": ("an integer number of flushes > 0", lambda v: v > 0),
+    "redis.ttl": ("an integer number of seconds > 0", lambda v: v > 0),
+    "plant.health_host": ("a host name or address", _host),
+    "plant.health_port": ("an integer 0..65535", _port),
+    "gateway.host": ("a host name or address", _host),
+    "gateway.port": ("an integer 0..65535", _port),
+    "gateway.api_keys": ('a table of API key = "client name" (both non-empty strings)',
+                         lambda v: all(k and n for k, n in v.items())),
+    "gateway.allow_origins": ('a list of origins like "https://host[:port]" (or "*")',
+                              lambda v: all(_origin(o) for o in v)),
+    "gateway.max_symbols": ("an integer > 0", lambda v: v > 0),
+    "gateway.high_water": ("an integer number of bytes > 0", lambda v: v > 0),
+    "gateway.lag_limit": ("a number of seconds > 0", _number(0, strict=True)),
+    "run.status_every": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
+    "run.log_lines": ("an integer > 0", lambda v: v > 0),
+}
+_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+               tuple: "a list of strings", dict: "a table of strings"}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def env_var(key: str) -> str:
+    """The environment variable of a dotted key: ``gateway.port`` -> ``FASTFLOW_GATEWAY_PORT``."""
+    return "FASTFLOW_" + key.replace(".", "_").upper()
+
+
+_ENV = {env_var(key): key for key in _KEYS}
+
+
+def _where(source: str, key: str) -> str:
+    """The prefix of a message about ``key`` from ``source``: an environment
+    variable names the key by itself."""
+    if source in _ENV or source == LEGACY_TOKEN_SECRET:
+        return source
+    if source == DEFAULT:
+        return key
+    return f"{source}: {key}"
+
+
+def _check(key: str, value: Any, source: str) -> Any:
+    """``value`` (TOML-typed) as the key's type, or a ConfigError."""
+    default = _KEYS[key]
+    kind = type(default)
+    ok: bool
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300
+        value = float(value) if ok else value
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    elif kind is dict:
+        ok = isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in value.items())
+        value = dict(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    expect, rule = _RULES.get(key, (_TYPE_NAMES[kind], None))
+    if not ok or (rule is not None and not rule(value)):
+        got = "" if key in SECRETS else f", got {value!r}"
+        raise ConfigError(f"{_where(source, key)}: expected {expect}{got}")
+    return value
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """``key=name,key2=name2`` as a dict; a key without ``=name`` maps to
+    ``"api-key"``. ValueError on an empty key."""
+    keys: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, eq, name = item.partition("=")
+        key, name = key.strip(), name.strip()
+        if not key:
+            raise ValueError("expected key=name,key2=name2 (a key may not be empty)")
+        keys[key] = name if eq and name else "api-key"
+    return keys
+
+
+def _from_text(key: str, text: str, source: str) -> Any:
+    """An environment variable's (or a string flag's) text as the key's type."""
+    kind = type(_KEYS[key])
+    value: Any = text
+    try:
+        if kind is bool:
+            value = _BOOLS[text.strip().lower()]
+        elif kind is int:
+            value = int(text)
+        elif kind is float:
+            value = float(text)
+        elif kind is tuple:
+            value = tuple(item.strip() for item in text.split(",") if item.strip())
+        elif kind is dict:
+            value = parse_api_keys(text)
+    except (KeyError, ValueError):
+        expect = _RULES.get(key, (_TYPE_NAMES[kind],))[0]
+        if kind is bool:
+            expect += " (1/0, true/false, yes/no, on/off)"
+        elif kind is dict:
+            expect = "key=name,key2=name2"
+        got = "" if key in SECRETS else f", got {text!r}"
+        raise ConfigError(f"{_where(source, key)}: expected {expect}{got}") from None
+    return _check(key, value, source)
+
+
+def _unknown_key(key: str) -> str:
+    close = difflib.get_close_matches(key, list(_KEYS), n=1)
+    if not close:  # a key in the wrong section: port -> gateway.port
+        bare = key.rpartition(".")[2]
+        close = [k for k in _KEYS if k.rpartition(".")[2] == bare][:1]
+    return f"unknown key {key}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _read_file(path: str, shown: str) -> dict[str, Any]:
+    """The file's values by dotted key, checked; relative ``broker.instruments``
+    paths are taken relative to the file's directory."""
+    try:
+        toml = importlib.import_module("tomllib")
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            toml = importlib.import_module("tomli")
+        except ModuleNotFoundError:
+            raise ConfigError(f"{shown}: reading TOML needs Python 3.11 or the tomli package") from None
+    try:
+        with open(path, "rb") as handle:
+            data = toml.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: not UTF-8 text") from None
+    except toml.TOMLDecodeError as exc:
+        found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(exc), re.S)
+        if found:
+            raise ConfigError(f"{shown}: line {found[2]}: {found[1]} (column {found[3]})") from None
+        raise ConfigError(f"{shown}: {exc}") from None
+    values: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in _SECTIONS:
+            if not isinstance(table, dict):
+                raise ConfigError(f"{shown}: {_unknown_key(section)}: keys belong in a section such as [gateway]")
+            close = difflib.get_close_matches(section, list(_SECTIONS), n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ConfigError(f"{shown}: unknown section [{section}]{hint}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{shown}: {section}: expected a table [{section}], got {table!r}")
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key not in _KEYS:
+                raise ConfigError(f"{shown}: {_unknown_key(key)}")
+            values[key] = _check(key, value, shown)
+    instruments = values.get("broker.instruments")
+    if instruments and not os.path.isabs(instruments):
+        values["broker.instruments"] = os.path.join(os.path.dirname(os.path.abspath(path)), instruments)
+    return values
+
+
+def _find_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(path, how to name it)`` of the file to read, or None."""
+    if path is not None:
+        return os.fspath(path), os.fspath(path)
+    named = env.get("FASTFLOW_CONFIG", "")
+    if named:
+        if not os.path.exists(named):
+            raise ConfigError(f"FASTFLOW_CONFIG: no such file: {named}")
+        return named, named
+    if os.path.exists(DEFAULT_FILE):
+        return DEFAULT_FILE, DEFAULT_FILE
+    return None
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """The ``FASTFLOW_*`` variables' values by dotted key, with the variable's name."""
+    values: dict[str, tuple[Any, str]] = {}
+    for name in sorted(env):
+        if not name.startswith("FASTFLOW_") or name in RESERVED:
+            continue
+        key = _ENV.get(name)
+        if key is None:
+            close = difflib.get_close_matches(name, list(_ENV), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{name}: not a fastflow configuration variable{hint}; "
+                              "see docs/configuration.md")
+        values[key] = (_from_text(key, env[name], name), name)
+    legacy = env.get(LEGACY_TOKEN_SECRET, "")
+    if legacy and "gateway.token_secret" not in values:
+        values["gateway.token_secret"] = (legacy, LEGACY_TOKEN_SECRET)
+    return values
+
+
+def _from_override(key: str, value: object) -> Any:
+    if key not in _KEYS:
+        raise ConfigError(f"{COMMAND_LINE}: {_unknown_key(key)}")
+    kind = type(_KEYS[key])
+    if isinstance(value, str) and kind is not str:
+        return _from_text(key, value, COMMAND_LINE)
+    if kind is dict and isinstance(value, (list, tuple)):  # repeated --api-key KEY[=NAME] flags
+        return _from_text(key, ",".join(str(v) for v in value), COMMAND_LINE)
+    return _check(key, value, COMMAND_LINE)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, object] | None = None) -> Config:
+    """Read and validate the configuration (module docstring).
+
+    ``path``: the TOML file (missing: an error); None looks at
+    ``$FASTFLOW_CONFIG``, then ``./fastflow.toml``. ``env`` defaults to
+    ``os.environ``. ``overrides`` maps dotted keys to values from command-line
+    flags (typed, or strings parsed like environment variables); a None value
+    means the flag was not given. Raises :class:`ConfigError`.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = dict.fromkeys(_KEYS, DEFAULT)
+    source_file: str | None = None
+    found = _find_file(path, env)
+    if found is not None:
+        file, shown = found
+        for key, value in _read_file(file, shown).items():
+            values[key], sources[key] = value, shown
+        source_file = os.path.abspath(file)
+    for key, (value, name) in _read_env(env).items():
+        values[key], sources[key] = value, name
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key], sources[key] = _from_override(key, value), COMMAND_LINE
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        sections[section] = cls(**{name: values[f"{section}.{name}"] for name in (
+            field.name for field in dataclasses.fields(cls)) if f"{section}.{name}" in values})
+    config = Config(**sections, source_file=source_file, sources=sources)
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    """The checks that involve more than one key, or the file system."""
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{_where(config.sources[key], key)}: {message}")
+
+    broker = config.broker
+    modes = MODES[broker.name]
+    if broker.mode not in modes:
+        article = "an" if broker.name == "upstox" else "a"
+        raise fail("broker.mode", f"{broker.mode!r} is not {article} {broker.name} mode; expected "
+                   f"{', '.join(modes[:-1])} or {modes[-1]}")
+    if broker.url:
+        schemes = ("ws", "wss") if broker.name == "kite" else ("http", "https")
+        parts = urlsplit(broker.url)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise fail("broker.url", f"expected a {schemes[0]}:// or {schemes[1]}:// URL for {broker.name} "
+                       f"(or \"\" for the broker's own), got {broker.url!r}")
+    if broker.name == "kite" and bool(broker.api_key) != bool(broker.access_token):
+        empty = "broker.access_token" if broker.api_key else "broker.api_key"
+        other = "broker.api_key" if broker.api_key else "broker.access_token"
+        raise fail(empty, f"empty while {other} is set: Kite needs both (or neither, for the simulator)")
+    if broker.instruments:
+        if not os.path.isfile(broker.instruments):
+            raise fail("broker.instruments", f"no such file: {broker.instruments}")
+    elif broker.live:
+        raise fail("broker.instruments", "required with broker credentials (the broker's instrument dump)")
+
+    redis = config.redis
+    if redis.url == "embedded":
+        if redis.cluster:
+            raise fail("redis.cluster", "the embedded Redis is not a cluster: give redis.url a cluster node")
+    else:
+        from fastflow.store.config import RedisTarget
+
+        try:
+            RedisTarget.parse(redis.url, cluster=True if redis.cluster else None)
+        except ValueError as exc:
+            raise fail("redis.url", str(exc)) from None
+
+    gateway = config.gateway
+    if gateway.require_auth and not gateway.api_keys and not gateway.token_secret:
+        raise fail("gateway.require_auth", "no client could connect: set gateway.api_keys or "
+                   "gateway.token_secret too")
+
+
+# -- showing ---------------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """``url`` with a password (``user:PASSWORD@``, ``PASSWORD@`` or
+    ``?password=``) replaced by ``********``."""
+    def userinfo(found: re.Match[str]) -> str:
+        user, colon, _ = found.group(2).partition(":")
+        return f"{found.group(1)}{user}:{MASK}@" if colon else f"{found.group(1)}{MASK}@"
+
+    url = re.sub(r"^([A-Za-z0-9+.-]*://)([^/?#]*)@", userinfo, url)
+    return re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", url)
+
+
+def _mask_api_keys(keys: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, name in keys.items():
+        shown = (key[:2] if len(key) >= 8 else "") + "…"
+        base, n = shown, 1
+        while shown in out:  # two keys with the same first characters
+            n += 1
+            shown = f"{base}{n}"
+        out[shown] = name
+    return out
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes are TOML's, except that TOML wants DEL escaped too.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _comment(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def render_toml(config: Config, *, sources: bool = True) -> str:
+    """The masked effective configuration as TOML (:meth:`Config.masked`);
+    with ``sources`` each value is followed by a comment naming where it came
+    from. The first line is a comment naming the file read."""
+    if config.source_file is None:
+        lines = ["# no configuration file; defaults and environment"]
+    else:
+        lines = [f"# configuration file: {_comment(config.source_file)}"]
+    for section, table in config.masked().items():
+        lines += ["", f"[{section}]"]
+        for name, value in table.items():
+            line = f"{name} = {_toml_value(value)}"
+            if sources:
+                line += f"  # {_comment(config.sources.get(f'{section}.{name}', DEFAULT))}"
+            lines.append(line)
+    return "\n".join(lines) + "\n"
