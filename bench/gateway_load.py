@@ -45,8 +45,10 @@ Processes, all on this machine (bound to 127.0.0.1 / a unix socket only):
    every scanned tick gives one latency sample.
 
 The gateway's own view comes from its ``/metrics`` (scraped before and after
-the measured window): the fan-out histogram (the gateway hop, coarse
-buckets), frames and ticks sent, conflations, disconnects. RSS comes from
+the measured window, parsed with ``fastflow.metrics``): the fan-out histogram
+(the gateway hop, coarse buckets), the tick-age histograms at the gateway's
+stages (``tick_age`` in the JSON: publish -> frame received, publish -> every
+client's frame written), frames and ticks sent, conflations, disconnects. RSS comes from
 /proc (before any client and with all of them subscribed), CPU from
 /proc/<pid>/stat over the window, for every process, and the machine's busy
 time from /proc/stat: when the machine is saturated the load generator
@@ -79,6 +81,8 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+
+from fastflow import metrics
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -597,46 +601,25 @@ def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
 
 
 def scrape(port: int) -> dict[str, float]:
-    """The gateway's /metrics as {series (with labels): value}."""
-    _, body = http_get(port, "/metrics")
-    out: dict[str, float] = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+    """The gateway's /metrics as {series (with labels): value} (:func:`fastflow.metrics.fetch`)."""
+    return metrics.fetch(f"http://127.0.0.1:{port}/metrics", 10.0)
 
 
 def hist_quantiles(before: dict[str, float], after: dict[str, float], name: str,
-                   qs: tuple[float, ...]) -> dict[str, Any]:
-    """Quantiles of a histogram over the window (after - before): the bucket's upper
-    bound (what the gateway can say) and a linear interpolation inside it."""
-    prefix = f"fastflow_{name}_bucket{{le=\""
-    bounds = []
-    for key in after:
-        if key.startswith(prefix):
-            le = key[len(prefix):-2]
-            bounds.append((float("inf") if le == "+Inf" else float(le), after[key] - before.get(key, 0.0)))
-    bounds.sort()
-    total = bounds[-1][1] if bounds else 0.0
-    count = after.get(f"fastflow_{name}_count", 0.0) - before.get(f"fastflow_{name}_count", 0.0)
-    total_s = after.get(f"fastflow_{name}_sum", 0.0) - before.get(f"fastflow_{name}_sum", 0.0)
-    result: dict[str, Any] = {"count": int(total), "mean_ms": total_s / count * 1e3 if count else None}
+                   qs: tuple[float, ...], labels: str = "") -> dict[str, Any]:
+    """Quantiles of a histogram (``name`` without the ``fastflow_`` prefix) over the
+    window (after - before): the bucket's upper bound (what the gateway can say) and a
+    linear interpolation inside it (:func:`fastflow.metrics.quantile`)."""
+    full = f"fastflow_{name}"
+    suffix = f"{{{labels}}}" if labels else ""
+    count = after.get(f"{full}_count{suffix}", 0.0) - before.get(f"{full}_count{suffix}", 0.0)
+    total_s = after.get(f"{full}_sum{suffix}", 0.0) - before.get(f"{full}_sum{suffix}", 0.0)
+    result: dict[str, Any] = {"count": int(count), "mean_ms": total_s / count * 1e3 if count else None}
     for q in qs:
-        rank = q * total
-        lower, seen = 0.0, 0.0
-        bound_ms = estimate_ms = None
-        for upper, cumulative in bounds:
-            if cumulative >= rank and cumulative > seen:
-                bound_ms = upper * 1e3
-                if math.isinf(upper):
-                    estimate_ms = math.inf
-                else:
-                    estimate_ms = (lower + (upper - lower) * (rank - seen) / (cumulative - seen)) * 1e3
-                break
-            lower, seen = upper, cumulative
-        result[f"p{q * 100:g}_le_ms"] = bound_ms
-        result[f"p{q * 100:g}_est_ms"] = estimate_ms
+        bound = metrics.quantile(after, full, q, labels=labels, before=before, interpolate=False)
+        estimate = metrics.quantile(after, full, q, labels=labels, before=before)
+        result[f"p{q * 100:g}_le_ms"] = None if bound is None else bound * 1e3
+        result[f"p{q * 100:g}_est_ms"] = None if estimate is None else estimate * 1e3
     return result
 
 
@@ -967,6 +950,10 @@ class Run:
         busy = (sys1[0] - sys0[0]) / max(1, sys1[1] - sys0[1]) * (os.cpu_count() or 1) * 100
         cpu = {k: round((cpu1[k] - cpu0[k]) / window * 100, 1) for k in pids}
         hop = hist_quantiles(m0, m1, "gateway_fanout_seconds", (0.5, 0.99, 0.999))
+        # the gateway's own latency accounting: age of the ticks (from the publisher's receive_time_ns)
+        # when the frame arrives and when every client's frame is written (docs/protocol.md)
+        ages = {stage: hist_quantiles(m0, m1, "tick_age_seconds", (0.5, 0.99, 0.999), f'stage="{stage}"')
+                for stage in ("gateway", "sent")}
         lat = latency_quantiles(latency, (0.5, 0.99, 0.999))
         lat["max_ms"] = max((r["latency_max_us"] for r in results), default=0) / 1e3
         by_second: dict[int, Counter[int]] = {}
@@ -996,7 +983,7 @@ class Run:
             "per_client_frames_per_s": {"min": per_client[0] / seconds if per_client else 0,
                                         "median": mid / seconds,
                                         "max": per_client[-1] / seconds if per_client else 0},
-            "latency": lat, "gateway_hop": hop,
+            "latency": lat, "gateway_hop": hop, "tick_age": ages,
             "conflations": int(delta("fastflow_gateway_conflations_total")),
             "catch_ups": int(delta("fastflow_gateway_catch_ups_total")),
             "gateway_disconnects": disconnects,

@@ -9,6 +9,8 @@
 # over the slots (watchlist, changed since the last collect) and the changed
 # slots as a list. The reference twin (fastflow/reference/fanout.py) walks the
 # frame with the very same rules, so both raise the same (reason, offset).
+# Pass 1 also reads each tick's "receive_time_ns" int (last_receive_ns: the
+# frame's oldest, for the gateway's latency accounting).
 
 from cpython.mem cimport PyMem_Calloc, PyMem_Realloc
 from libc.stdlib cimport qsort
@@ -136,6 +138,36 @@ cdef inline int mp_read_head(const unsigned char *p, Py_ssize_t avail, mp_head *
         return FAN_TRUNCATED
     h.plen = <Py_ssize_t>n
     return FAN_OK
+
+
+cdef inline int64_t mp_receive_time(const unsigned char *p) noexcept nogil:
+    """The value of the complete msgpack value at ``p`` (bounds already
+    checked by mp_skip) when it is an int in 1 .. 2**63 - 1 in any encoding
+    (fixint, uint 8..64, int 8..64); 0 for anything else."""
+    cdef unsigned char b = p[0]
+    cdef uint64_t u
+    cdef int64_t v
+    if b <= 0x7f:
+        return b
+    if b == 0xcc:
+        return p[1]
+    if b == 0xcd:
+        return ff_load_be16(p + 1)
+    if b == 0xce:
+        return ff_load_be32(p + 1)
+    if b == 0xcf or b == 0xd3:  # uint64 above INT64_MAX reads negative: 0
+        u = (<uint64_t>ff_load_be32(p + 1) << 32) | <uint64_t>ff_load_be32(p + 5)
+        v = <int64_t>u
+    elif b == 0xd0:
+        v = <int64_t>p[1] - 256 if p[1] >= 0x80 else <int64_t>p[1]
+    elif b == 0xd1:
+        u = ff_load_be16(p + 1)
+        v = <int64_t>u - 65536 if u >= 0x8000 else <int64_t>u
+    elif b == 0xd2:
+        v = ff_load_be_i32(p + 1)
+    else:
+        return 0
+    return v if v > 0 else 0
 
 
 cdef inline Py_ssize_t mp_skip(const unsigned char *buf, Py_ssize_t pos, Py_ssize_t end,
@@ -284,7 +316,9 @@ cdef class FanOut:
     client's ``{"type": "ticks", "ticks": [...]}`` msgpack frame of the latest
     blob of every instrument changed since its previous collect (conflation:
     a slow client gets the latest tick per instrument, memory bounded by the
-    instrument count). See ``docs/state.md``.
+    instrument count). :attr:`last_receive_ns` is the oldest positive
+    ``receive_time_ns`` int of the last frame fed (0: none), for latency
+    accounting. See ``docs/state.md``.
     """
 
     cdef KeyIndex index              # symbol bytes -> slot
@@ -305,6 +339,10 @@ cdef class FanOut:
     cdef uint64_t unknown_symbols
     cdef uint64_t deliveries
     cdef uint64_t frame_errors
+    # The oldest (smallest) positive "receive_time_ns" int among the ticks of
+    # the last frame fed (a tick's last such key counts), 0 when none had one;
+    # a malformed frame leaves it as it was.
+    cdef readonly int64_t last_receive_ns
 
     def __cinit__(self, instruments):
         symbols = [str(sym) for sym in instruments.symbol]
@@ -512,8 +550,10 @@ cdef class FanOut:
         any contiguous buffer): store each tick as its instrument's latest
         blob and mark it changed for the instrument's subscribers. Returns
         the number of ticks stored; ticks of unknown symbols are counted
-        (``stats()["unknown_symbols"]``) and skipped. A malformed frame
-        raises :class:`FrameError` and changes nothing."""
+        (``stats()["unknown_symbols"]``) and skipped. Sets
+        :attr:`last_receive_ns` to the oldest ``receive_time_ns`` of the
+        frame's ticks (0: none). A malformed frame raises
+        :class:`FrameError` and changes nothing."""
         cdef Py_buffer view
         if PyBytes_CheckExact(frame):
             return self._feed(<const unsigned char *>PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame))
@@ -526,10 +566,11 @@ cdef class FanOut:
     cdef Py_ssize_t _feed(self, const unsigned char *buf, Py_ssize_t size) except -1:
         cdef Py_ssize_t end = size, pos, tick_start, sym_at = 0, sym_len = 0, n_ticks, i, k
         cdef Py_ssize_t pairs, j, blen, applied = 0, unknown = 0
-        cdef Py_ssize_t err_at = 0
+        cdef Py_ssize_t err_at = 0, val_at
         cdef int err = FAN_OK
         cdef mp_head h
-        cdef bint is_symbol, have_symbol
+        cdef bint is_symbol, is_recv, have_symbol
+        cdef int64_t tick_recv, oldest = 0
         cdef unsigned char b
         cdef fan_tick *t
         cdef fan_slot *sl
@@ -567,6 +608,7 @@ cdef class FanOut:
                 return self._fail(FAN_TRUNCATED, tick_start)
             pairs = <Py_ssize_t>(h.children // 2)
             have_symbol = False
+            tick_recv = 0
             for j in range(pairs):
                 if pos >= end:
                     return self._fail(FAN_TRUNCATED, pos)
@@ -575,6 +617,8 @@ cdef class FanOut:
                     return self._fail(err, pos)
                 is_symbol = (h.kind == MP_STR and h.plen == 6
                              and memcmp(buf + pos + h.hlen, b"symbol", 6) == 0)
+                is_recv = (h.kind == MP_STR and h.plen == 15
+                           and memcmp(buf + pos + h.hlen, b"receive_time_ns", 15) == 0)
                 pos = mp_skip(buf, pos, end, &err, &err_at)
                 if pos < 0:
                     return self._fail(err, err_at)
@@ -589,11 +633,16 @@ cdef class FanOut:
                     have_symbol = True
                     sym_at = pos + h.hlen
                     sym_len = h.plen
+                val_at = pos
                 pos = mp_skip(buf, pos, end, &err, &err_at)
                 if pos < 0:
                     return self._fail(err, err_at)
+                if is_recv:  # the value is whole: mp_skip checked its bounds
+                    tick_recv = mp_receive_time(buf + val_at)
             if not have_symbol:
                 return self._fail(FAN_NO_SYMBOL, tick_start)
+            if tick_recv and (oldest == 0 or tick_recv < oldest):
+                oldest = tick_recv
             if i >= self.ticks_cap:
                 fan_grow(<void **>&self.ticks, &self.ticks_cap, i + 1, sizeof(fan_tick))
             t = &self.ticks[i]
@@ -646,6 +695,7 @@ cdef class FanOut:
         self.frames += 1
         self.fed_ticks += <uint64_t>applied
         self.unknown_symbols += <uint64_t>unknown
+        self.last_receive_ns = oldest
         return applied
 
     cdef int _fail(self, int code, Py_ssize_t offset) except -1:

@@ -63,7 +63,9 @@ cdef class TickBatch:
     ``data`` holds the msgpack maps back to back; tick ``i`` is
     ``data[offsets[i]:offsets[i + 1]]`` and belongs to state slot ``slots[i]``.
     :meth:`frame` turns the batch into one msgpack array without re-encoding;
-    :meth:`resp_hset` into one Redis ``HSET`` command.
+    :meth:`resp_hset` into one Redis ``HSET`` command. ``receive_time_ns`` is
+    the oldest positive receive time (epoch ns) of its ticks, 0 when none has
+    one (for latency accounting: one int per batch, no object per tick).
     """
 
     cdef readonly bytes data
@@ -75,12 +77,14 @@ cdef class TickBatch:
     cdef bytes _sym
     cdef bytes _sym_off
     cdef Py_ssize_t n
+    cdef readonly int64_t receive_time_ns
 
     def __init__(self):
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @staticmethod
-    cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n, bytes sym, bytes sym_off):
+    cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n, bytes sym, bytes sym_off,
+                           int64_t receive_time_ns):
         cdef TickBatch batch = TickBatch.__new__(TickBatch)
         batch.data = data
         batch._slots = slots
@@ -88,6 +92,7 @@ cdef class TickBatch:
         batch.n = n
         batch._sym = sym
         batch._sym_off = sym_off
+        batch.receive_time_ns = receive_time_ns
         return batch
 
     def __len__(self):
@@ -442,9 +447,11 @@ cdef class MarketState:
 
     def flush(self):
         """Encode every instrument changed since the last flush, clear the
-        dirty set and return the encoded ticks as a :class:`TickBatch`."""
+        dirty set and return the encoded ticks as a :class:`TickBatch` (its
+        ``receive_time_ns``: the oldest receive time of those ticks)."""
         cdef Py_ssize_t i, n = self.n_dirty
         cdef int32_t slot
+        cdef int64_t recv, oldest = 0
         cdef bytes slots_b = PyBytes_FromStringAndSize(NULL, n * sizeof(int32_t))
         cdef bytes offsets_b = PyBytes_FromStringAndSize(NULL, (n + 1) * sizeof(int64_t))
         cdef int64_t *offs = <int64_t *>PyBytes_AS_STRING(offsets_b)
@@ -454,6 +461,9 @@ cdef class MarketState:
             slot = self.dirty_list[i]
             self._encode_slot(&self.out, slot)
             offs[i + 1] = <int64_t>self.out.len
+            recv = self.slot_ptr(slot).recv_ns
+            if recv > 0 and (oldest == 0 or recv < oldest):
+                oldest = recv
         for i in range(n):
             self.dirty_flag[self.dirty_list[i]] = 0
         if n:
@@ -462,17 +472,22 @@ cdef class MarketState:
         self.n_dirty = 0
         self.flushes += 1
         self.flushed_ticks += <uint64_t>n
-        return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off)
+        return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off, oldest)
 
     def snapshot(self):
         """Every instrument that has had at least one update (``seq`` > 0), in
         slot order, as a :class:`TickBatch` with the blobs :meth:`flush` would
-        emit. Leaves the dirty set and the flush counters alone (for rewriting
-        the full latest state, e.g. into a restarted Redis)."""
+        emit (``receive_time_ns``: the oldest of them). Leaves the dirty set
+        and the flush counters alone (for rewriting the full latest state,
+        e.g. into a restarted Redis)."""
         cdef Py_ssize_t i, k = 0, count = 0
+        cdef int64_t recv, oldest = 0
         for i in range(self.n):
             if self.slot_ptr(i).seq:
                 count += 1
+                recv = self.slot_ptr(i).recv_ns
+                if recv > 0 and (oldest == 0 or recv < oldest):
+                    oldest = recv
         cdef bytes slots_b = PyBytes_FromStringAndSize(NULL, count * sizeof(int32_t))
         cdef bytes offsets_b = PyBytes_FromStringAndSize(NULL, (count + 1) * sizeof(int64_t))
         cdef int32_t *slots = <int32_t *>PyBytes_AS_STRING(slots_b)
@@ -494,7 +509,7 @@ cdef class MarketState:
             data = PyBytes_FromStringAndSize(<char *>b.data, <Py_ssize_t>b.len)
         finally:
             ff_buf_free(&b)
-        return TickBatch._create(data, slots_b, offsets_b, count, self._resp_sym, self._resp_sym_off)
+        return TickBatch._create(data, slots_b, offsets_b, count, self._resp_sym, self._resp_sym_off, oldest)
 
     def clear(self):
         """Forget all market data (identity fields stay) and the dirty set."""

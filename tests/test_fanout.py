@@ -98,7 +98,7 @@ def observe(fan: Any) -> tuple[Any, ...]:
     """Everything observable about a FanOut without changing it."""
     stats = fan.stats()
     del stats["frame_errors"]
-    return (stats, [fan.latest(s) for s in range(len(fan))], fan.changed_clients())
+    return (stats, [fan.latest(s) for s in range(len(fan))], fan.changed_clients(), fan.last_receive_ns)
 
 
 # -- delivery ---------------------------------------------------------------------
@@ -664,3 +664,121 @@ def test_websocket_framed_collect_and_snapshot(hp: types.ModuleType, kite_inst: 
     empty = fan.snapshot(framed, [], websocket=True)
     assert empty[1] < 126 and parse_ws_frame(empty) == fan.snapshot(plain, [])
     assert parse_ws_frame(b"\x82\x7f" + (70000).to_bytes(8, "big") + b"x" * 70000) == b"x" * 70000
+
+
+# -- receive times (latency accounting) ---------------------------------------------
+
+
+def tick_map(symbol: str, *pairs: tuple[bytes, bytes]) -> bytes:
+    """A tick map with ``symbol`` and raw (packed key, packed value) pairs, so
+    that any int encoding can be written (msgpack-python packs minimally)."""
+    body = msgpack.packb("symbol") + msgpack.packb(symbol) + b"".join(k + v for k, v in pairs)
+    return bytes((0x80 | (1 + len(pairs)),)) + body
+
+
+RECV = msgpack.packb("receive_time_ns")
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b"\x05", 5),  # positive fixint
+        (b"\xcc\xc8", 200),  # uint8
+        (b"\xcd\x12\x34", 0x1234),  # uint16
+        (b"\xce\x80\x00\x00\x01", 0x80000001),  # uint32
+        (b"\xcf" + (1_763_700_000_123_456_789).to_bytes(8, "big"), 1_763_700_000_123_456_789),  # uint64
+        (b"\xcf" + (2**63 - 1).to_bytes(8, "big"), 2**63 - 1),
+        (b"\xcf" + (2**63).to_bytes(8, "big"), 0),  # above int64: not a receive time
+        (b"\xcf" + (2**64 - 1).to_bytes(8, "big"), 0),
+        (b"\xd0\x05", 5),  # int8 .. int64 holding a positive value (not minimal, still valid)
+        (b"\xd0\xfb", 0),  # int8 -5
+        (b"\xd1\x7f\xff", 0x7FFF),
+        (b"\xd1\x80\x00", 0),
+        (b"\xd2\x7f\xff\xff\xff", 0x7FFFFFFF),
+        (b"\xd2\xff\xff\xff\xff", 0),
+        (b"\xd3" + (1_763_700_000_123_456_789).to_bytes(8, "big"), 1_763_700_000_123_456_789),  # int64
+        (b"\xd3" + (-7).to_bytes(8, "big", signed=True), 0),
+        (b"\x00", 0),  # zero
+        (b"\xff", 0),  # negative fixint
+        (msgpack.packb(1.7e18), 0),  # a float
+        (msgpack.packb("1763700000000000000"), 0),  # a str
+        (msgpack.packb(None), 0),
+        (msgpack.packb([1, 2]), 0),
+    ],
+)
+def test_last_receive_ns_reads_every_int_encoding(hp: types.ModuleType, kite_inst: Instruments,
+                                                  raw: bytes, value: int) -> None:
+    fan = hp.FanOut(kite_inst)
+    sym = str(kite_inst.symbol[3])
+    frame = b"\x91" + tick_map(sym, (RECV, raw), (msgpack.packb("seq"), b"\x01"))
+    assert fan.feed(frame) == 1
+    assert fan.last_receive_ns == value
+    assert fan.latest(3) == frame[1:]  # the blob is untouched
+
+
+def test_last_receive_ns_is_the_oldest_of_the_frame(hp: types.ModuleType, kite_inst: Instruments,
+                                                    kframes: list[bytes]) -> None:
+    fan = hp.FanOut(kite_inst)
+    assert fan.last_receive_ns == 0  # nothing fed yet
+    syms = [str(s) for s in kite_inst.symbol[:4]]
+    ticks = [{"symbol": syms[0], "receive_time_ns": 1_763_700_000_000_000_900},
+             {"symbol": syms[1], "receive_time_ns": 1_763_700_000_000_000_300},
+             {"symbol": syms[2]},  # no receive time: does not count
+             {"symbol": "NSE:NOPE", "receive_time_ns": 1_763_700_000_000_000_100},  # unknown symbol: counts
+             {"symbol": syms[3], "receive_time_ns": 0}]
+    assert fan.feed(msgpack.packb(ticks)) == 4
+    assert fan.last_receive_ns == 1_763_700_000_000_000_100
+    assert fan.feed(msgpack.packb(ticks[:3])) == 3
+    assert fan.last_receive_ns == 1_763_700_000_000_000_300
+    assert fan.feed(msgpack.packb([{"symbol": syms[0], "seq": 4}])) == 1  # a frame without any: 0
+    assert fan.last_receive_ns == 0
+    assert fan.feed(msgpack.packb([])) == 0
+    assert fan.last_receive_ns == 0
+    # a key written twice: the last one counts, as in a decoded dict
+    twice = b"\x91" + tick_map(syms[0], (RECV, b"\x07"), (RECV, b"\xcd\x01\x00"))
+    fan.feed(twice)
+    assert fan.last_receive_ns == 256
+    twice = b"\x91" + tick_map(syms[0], (RECV, b"\x07"), (RECV, msgpack.packb("late")))
+    fan.feed(twice)
+    assert fan.last_receive_ns == 0
+    # a str8 key is the same key; a bin key or a longer name is not
+    fan.feed(b"\x91" + tick_map(syms[0], (b"\xd9\x0freceive_time_ns", b"\x09")))
+    assert fan.last_receive_ns == 9
+    fan.feed(b"\x91" + tick_map(syms[0], (b"\xc4\x0freceive_time_ns", b"\x09")))
+    assert fan.last_receive_ns == 0
+    fan.feed(msgpack.packb([{"symbol": syms[0], "receive_time_nsx": 5, "xreceive_time_ns": 6}]))
+    assert fan.last_receive_ns == 0
+    # the plant's frames: every tick of one flush has the flush's receive time
+    for i, frame in enumerate(kframes):
+        fan.feed(frame)
+        assert fan.last_receive_ns == 1_763_700_000_000_000_000 + i
+    # a malformed frame changes nothing, this included
+    with pytest.raises(FrameError):
+        fan.feed(msgpack.packb([{"symbol": syms[0], "receive_time_ns": 1}, {"seq": 1}]))
+    assert fan.last_receive_ns == 1_763_700_000_000_000_000 + len(kframes) - 1
+    with pytest.raises(AttributeError):
+        fan.last_receive_ns = 1  # read-only
+
+
+def test_receive_times_agree_on_random_frames(kite_inst: Instruments) -> None:
+    """Random ticks with receive times in random int encodings: both
+    implementations find the same oldest one, the one msgpack decodes."""
+    rnd = random.Random(4)
+    fans = _pair(kite_inst)
+    symbols = [str(s) for s in kite_inst.symbol]
+    encoders = [
+        lambda v: b"\xcf" + v.to_bytes(8, "big"),
+        lambda v: b"\xd3" + v.to_bytes(8, "big", signed=True),
+        lambda v: msgpack.packb(v),
+    ]
+    for _ in range(200):
+        values = [rnd.choice([0, -1, rnd.randrange(1, 2**63), rnd.randrange(1, 2**31)]) for _ in range(rnd.randint(0, 6))]
+        maps = []
+        for v in values:
+            encode = encoders[rnd.randrange(3)] if v > 0 else encoders[1]
+            maps.append(tick_map(rnd.choice(symbols), (RECV, encode(v))))
+        frame = bytes((0x90 | len(maps),)) + b"".join(maps)
+        decoded = [t["receive_time_ns"] for t in msgpack.unpackb(frame)]
+        expected = min((v for v in decoded if v > 0), default=0)
+        assert [f.feed(frame) for f in fans] == [len(maps)] * 2
+        assert [f.last_receive_ns for f in fans] == [expected] * 2

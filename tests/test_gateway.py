@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -25,8 +26,9 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from fastflow import metrics
 from fastflow.gateway.auth import Auth, make_token
-from fastflow.gateway.server import Gateway, GatewayConfig
+from fastflow.gateway.server import Gateway, GatewayConfig, serve_gateway
 from fastflow.store.embedded import EmbeddedRedis
 
 from .gateway_harness import MarketFeed, gateway_process, target_of
@@ -104,6 +106,7 @@ class Collector:
         self.seen: list[tuple[str, int]] = []
         self.last: dict[str, dict[str, Any]] = {}
         self.other: list[dict[str, Any]] = []
+        self.frames = 0  # ticks frames received
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -113,6 +116,7 @@ class Collector:
                 if value["type"] != "ticks":
                     self.other.append(value)
                     continue
+                self.frames += 1
                 for tick in value["ticks"]:
                     self.seen.append((tick["symbol"], tick["seq"]))
                     self.last[tick["symbol"]] = tick
@@ -567,6 +571,106 @@ def test_healthz_metrics_and_other_paths(redis_server: EmbeddedRedis) -> None:
             assert status == 404
 
     run(redis_server, scenario)
+
+
+def test_tick_age_at_the_gateway_and_sent_stages(redis_server: EmbeddedRedis) -> None:
+    """Stage gateway counts every tick of every published frame, stage sent every
+    client frame written (binary and JSON clients), in the window between two
+    scrapes; the seed frame of a (re)connect is not observed."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        seeded = metrics.parse(gateway.metrics())
+        assert seeded['fastflow_tick_age_seconds_count{stage="gateway"}'] == 0  # the seed is not a published frame
+        binary = await connect(gateway.ws_url, compression=None)
+        text = await connect(gateway.ws_url, subprotocols=["fastflow.json.v1"], compression=None)  # type: ignore[list-item]
+        try:
+            await hello(binary)
+            await subscribe(binary, feed.symbols[:40])
+            assert json.loads(await text.recv())["type"] == "hello"
+            await text.send(json.dumps({"op": "subscribe", "symbols": feed.symbols[20:60]}))
+            assert json.loads(await text.recv())["type"] == "subscribed"
+            assert json.loads(await text.recv())["type"] == "snapshot"
+            collectors = [Collector(binary), Collector(text)]
+            before = metrics.parse(await asyncio.to_thread(lambda: http_get(gateway.http_url + "metrics")[2]))
+            frames_in = gateway.counters["frames_in"]
+            ticks = 0
+            for _ in range(12):
+                ticks += len(await feed.step(50))
+            await until(lambda: gateway.counters["frames_in"] == frames_in + 12, "every frame in")
+            await until(lambda: gateway.counters["frames_out"] - before["fastflow_gateway_frames_total"]
+                        == sum(c.frames for c in collectors), "every client frame read")
+            _, kind, body = await asyncio.to_thread(http_get, gateway.http_url + "metrics")
+            assert kind == "text/plain; version=0.0.4; charset=utf-8"
+            after = metrics.parse(body)
+
+            def delta(series: str) -> float:
+                return after[series] - before.get(series, 0.0)
+
+            assert body.decode().count("# TYPE fastflow_tick_age_seconds histogram") == 1
+            assert delta('fastflow_tick_age_seconds_count{stage="gateway"}') == ticks
+            assert delta('fastflow_tick_age_seconds_bucket{stage="gateway",le="+Inf"}') == ticks
+            sent = sum(c.frames for c in collectors)
+            assert all(c.frames > 0 for c in collectors)
+            assert delta('fastflow_tick_age_seconds_count{stage="sent"}') == sent == \
+                delta("fastflow_gateway_frames_total")
+            for stage in ("gateway", "sent"):
+                p99 = metrics.quantile(after, "fastflow_tick_age_seconds", 0.99, labels=f'stage="{stage}"',
+                                       before=before)
+                assert p99 is not None and 0 < p99 < 5.0
+            for collector in collectors:
+                await collector.stop()
+        finally:
+            await binary.close()
+            await text.close()
+
+    run(redis_server, scenario)
+
+
+def test_frames_without_receive_times_are_not_observed(redis_server: EmbeddedRedis) -> None:
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        async with connect(gateway.ws_url, compression=None) as ws:
+            await hello(ws)
+            await subscribe(ws, ["NSE:INFY"])
+            collector = Collector(ws)
+            client = redis.Redis(unix_socket_path=redis_server.unix_socket)
+            client.publish(feed.keys.live, msgpack.packb([{"symbol": "NSE:INFY", "seq": 10**9}]))
+            client.close()
+            await until(lambda: collector.frames == 1, "the frame delivered")
+            assert gateway.age_gateway.count == 0 and gateway.age_sent.count == 0
+            await feed.step(300)
+            await until(lambda: gateway.age_gateway.count > 0, "a frame of the plant observed")
+            await collector.stop()
+
+    run(redis_server, scenario)
+
+
+def test_the_gateway_status_line_has_the_p99_sent(redis_server: EmbeddedRedis) -> None:
+    async def main() -> None:
+        target = target_of(redis_server)
+        feed = MarketFeed(target)
+        await feed.start()
+        await feed.step(200)
+        lines: list[str] = []
+        task = asyncio.create_task(serve_gateway(GatewayConfig(redis=target, port=0), status_every=0.05,
+                                                 report=lines.append, handle_signals=False))
+        try:
+            await until(lambda: any("ready:" in line for line in lines), "ready")
+            url = next(re.search(r"websocket (ws://\S+)", line) for line in lines if "websocket" in line)
+            assert url is not None
+            async with connect(url.group(1), compression=None) as ws:
+                await hello(ws)
+                await subscribe(ws, feed.symbols)
+                collector = Collector(ws)
+                feed.run(hz=50, packets=50)
+                await until(lambda: any(re.search(r"p99 sent [0-9.]+ ms", line) for line in lines), "p99 sent")
+                await collector.stop()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await feed.stop()
+
+    asyncio.run(main())
 
 
 # -- processes ------------------------------------------------------------------------------

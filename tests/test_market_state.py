@@ -160,3 +160,23 @@ def test_state_needs_instruments(hp: types.ModuleType) -> None:
 def test_tick_batch_cannot_be_built_directly(hp: types.ModuleType) -> None:
     with pytest.raises(TypeError):
         hp.TickBatch()
+
+
+def test_batch_receive_time_is_the_oldest_of_its_ticks(hp: types.ModuleType, instruments: Instruments) -> None:
+    """One int per batch for latency accounting: the smallest positive recv_ns
+    of the flushed slots (a slot keeps the receive time of its last update)."""
+    state, dec = make(hp, instruments)
+    assert state.flush().receive_time_ns == 0  # an empty flush
+    dec.feed(kw.message([kf.ltp(RELIANCE, 1), kf.full(INFY)]), 1_763_700_000_000_000_500)
+    assert state.flush().receive_time_ns == 1_763_700_000_000_000_500
+    dec.feed(kw.message([kf.ltp(RELIANCE, 2)]), 1_763_700_000_000_000_900)
+    dec.feed(kw.message([kf.index_full(NIFTY50)]), 1_763_700_000_000_000_700)
+    dec.feed(kw.message([kf.ltp(RELIANCE, 3)]), 1_763_700_000_000_001_000)  # RELIANCE's time moves on
+    batch = state.flush()
+    assert len(batch) == 2 and batch.receive_time_ns == 1_763_700_000_000_000_700
+    # the snapshot: every instrument that has had an update, the oldest of them
+    assert state.snapshot().receive_time_ns == 1_763_700_000_000_000_500
+    state.clear()
+    assert state.snapshot().receive_time_ns == 0
+    with pytest.raises(AttributeError):
+        batch.receive_time_ns = 1  # read-only

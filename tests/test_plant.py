@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import select
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from fastflow import metrics
 from fastflow.cli import main
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.capture import CaptureWriter
@@ -33,6 +35,7 @@ from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 from fastflow.store.config import RedisTarget
 from fastflow.store.consumer import TickStore
+from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 
 from .waiting import until
@@ -142,18 +145,102 @@ def test_healthz_is_503_while_the_feed_is_silent_or_down_then_200_again() -> Non
 
 def test_healthz_refuses_other_paths_methods_and_bad_requests() -> None:
     async def test(sim: KiteSimulator, plant: Plant, port: int) -> None:
-        status, _, body = await http(port, b"GET /metrics HTTP/1.1\r\n\r\n")
-        assert status == 404 and "GET /healthz" in json.loads(body)["error"]
+        for path in (b"/nope", b"/metrics/x", b"/healthz/", b"/"):
+            status, headers, body = await http(port, b"GET " + path + b" HTTP/1.1\r\n\r\n")
+            error = json.loads(body)["error"]
+            assert status == 404 and headers["Content-Type"] == "application/json"
+            assert "GET /healthz" in error and "GET /metrics" in error
         status, headers, _ = await http(port, b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
         assert status == 405 and headers["Allow"] == "GET"
         status, _, _ = await http(port, b"DELETE /healthz HTTP/1.0\r\n\r\n")
         assert status == 405
+        status, headers, body = await http(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        assert status == 405 and headers["Allow"] == "GET" and "/metrics" in json.loads(body)["error"]
+        status, _, _ = await http(port, b"PUT /metrics?x=1 HTTP/1.0\r\n\r\n")
+        assert status == 405
+        status, headers, _ = await http(port, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n")  # a query is fine
+        assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
         status, _, _ = await http(port, b"nonsense\r\n\r\n")
         assert status == 400
         status, _, _ = await http(port, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"x" * 20_000 + b"\r\n\r\n")
         assert status == 431
         status, _, _ = await http(port, b"GET /healthz?verbose=1 HTTP/1.1\r\n\r\n")  # a query is fine
         assert status in (200, 503)
+
+    with_plant(test)
+
+
+async def scrape(port: int) -> dict[str, float]:
+    status, headers, body = await http(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = body.decode()
+    assert all(line.startswith(("# HELP fastflow_", "# TYPE fastflow_", "fastflow_")) for line in text.splitlines())
+    assert text.count("# TYPE fastflow_tick_age_seconds histogram") == 1  # one family, one header
+    return metrics.parse(text)
+
+
+def age_count(series: dict[str, float], stage: str) -> float:
+    count = series[f'fastflow_tick_age_seconds_count{{stage="{stage}"}}']
+    assert series[f'fastflow_tick_age_seconds_bucket{{stage="{stage}",le="+Inf"}}'] == count
+    return count
+
+
+def test_metrics_count_every_tick_decoded_and_acknowledged_by_redis(redis_server: EmbeddedRedis) -> None:
+    """/metrics: the plant's counters, the writer's, and the tick-age histograms:
+    stage decoded counts every tick flushed, stage redis every tick of every
+    flush Redis acknowledged (dropped flushes are not observed)."""
+    from fastflow.store.writer import RedisWriter
+
+    acknowledged = 0
+
+    async def test(sim: KiteSimulator, plant: Plant, port: int) -> None:
+        nonlocal acknowledged
+        writer = RedisWriter(plant.state, RedisTarget.parse(f"unix://{redis_server.unix_socket}"), Keys("kite"),
+                             max_in_flight=2)
+
+        def on_flush(batch: TickBatch) -> None:
+            nonlocal acknowledged
+            written = writer.counters["written"]
+            writer.on_flush(batch)
+            if writer.counters["written"] > written:
+                acknowledged += len(batch)
+
+        plant.attach_store(writer, on_flush)
+        task = asyncio.create_task(writer.run())  # the plant already runs: the store beside it, by hand
+        try:
+            series = await scrape(port)
+            assert series["fastflow_plant_ticks_total"] == age_count(series, "decoded") == plant.ticks
+            await until(lambda: plant.flushes >= 30 and writer.counters["written"] >= 20, "flushes written")
+            series = await scrape(port)  # while streaming: the decoded stage is every tick flushed so far
+            assert series["fastflow_plant_ticks_total"] == age_count(series, "decoded") > 0
+            assert series["fastflow_plant_flushes_total"] > 0 and series["fastflow_plant_streaming_connections"] == 1
+            assert series["fastflow_plant_healthy"] == 1 and series["fastflow_plant_connections"] == 1
+            sim.config.rate = 1e-9  # stop the feed; let every write be acknowledged
+            await until(lambda: writer.ready and writer.health()["in_flight"] == 0, "drained")
+            await writer.drain()
+            flushes = plant.flushes
+            series = await scrape(port)
+            assert plant.flushes == flushes, "the feed did not stop"
+            assert age_count(series, "decoded") == plant.ticks == series["fastflow_plant_ticks_total"]
+            assert age_count(series, "redis") == acknowledged > 0
+            assert series["fastflow_plant_flushes_total"] == plant.flushes
+            assert series["fastflow_redis_written_total"] == writer.counters["written"]
+            assert series["fastflow_redis_dropped_total"] == writer.counters["dropped"]
+            assert series["fastflow_redis_flushes_total"] == writer.counters["flushes"] <= plant.flushes
+            assert series["fastflow_redis_errors_total"] == 0 and series["fastflow_redis_connected"] == 1
+            assert series["fastflow_redis_in_flight"] == 0
+            for name in ("frame_errors", "reconnects", "consumer_errors"):
+                assert series[f"fastflow_plant_{name}_total"] == 0
+            # ages are positive and small next to the windows they are measured in
+            for stage in ("decoded", "redis"):
+                p50 = metrics.quantile(series, "fastflow_tick_age_seconds", 0.5, labels=f'stage="{stage}"')
+                assert p50 is not None and 0 < p50 < 5.0
+            line = plant.status_line(0.0)
+            assert re.search(r"p99 decoded [0-9.]+ ms, redis [0-9.]+ ms", line), line
+            assert "p99 decoded -, redis -" in plant.status_line(0.0)  # nothing new since the last line
+        finally:
+            writer.stop()
+            await asyncio.wait_for(task, DEADLINE)
 
     with_plant(test)
 
@@ -242,6 +329,7 @@ def test_cli_plant_replay_exits_0_when_the_capture_ends(tmp_path: Path, capsys: 
     assert main(["plant", "--replay", str(path), "--status-every", "60"]) == 0
     out = capsys.readouterr().out
     assert "/healthz on http://127.0.0.1:" in out and "500 ticks in 50 flushes" in out
+    assert "/metrics on http://127.0.0.1:" in out
 
 
 @pytest.mark.parametrize(
@@ -342,6 +430,13 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
             time.sleep(0.05)
         assert store.latest("NSE:INFY")["symbol"] == "NSE:INFY"  # type: ignore[index]
         out.until("flushes written")  # a status line with the writer's counters
+        assert re.search(r"p99 decoded ([0-9.]+ ms|-), redis ([0-9.]+ ms|-)", out.until("p99 decoded"))
+        metrics_url = next(line for line in out.seen if "/metrics on " in line).split("/metrics on ")[1].strip()
+        assert metrics_url == health.removesuffix("/healthz") + "/metrics"
+        scraped = metrics.fetch(metrics_url, DEADLINE)
+        assert scraped["fastflow_plant_ticks_total"] > 0
+        assert scraped['fastflow_tick_age_seconds_count{stage="decoded"}'] == scraped["fastflow_plant_ticks_total"]
+        assert scraped["fastflow_redis_written_total"] > 0
         redis_dir = redis_url.removeprefix("unix://").rsplit("/", 1)[0]
         plant.send_signal(signal.SIGTERM)
         assert plant.wait(timeout=DEADLINE) == 0

@@ -14,6 +14,7 @@ import msgpack
 import pytest
 import redis
 
+from fastflow import metrics
 from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.instruments import Instruments
 from fastflow.sim.market import KiteMarket
@@ -213,3 +214,47 @@ def test_the_writer_runs_on_a_redis_cluster(redis_cluster: Any) -> None:
     assert client.hgetall(keys.latest) == feed.expected_latest()
     assert client.xlen(keys.ticks) == 20
     assert len({client.keyslot(k) for k in keys.all()}) == 1
+
+
+def test_acknowledged_flushes_are_observed_in_tick_age_and_dropped_ones_are_not() -> None:
+    async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
+        written = 0
+        for i in range(120):  # no yielding: replies cannot come back, the writer fills up and drops
+            batch = feed.flush(10 + i % 7)
+            assert batch.receive_time_ns > 0
+            before = writer.counters["written"]
+            writer.on_flush(batch)
+            if writer.counters["written"] > before:
+                written += len(batch)
+        assert writer.counters["dropped"] > 0 and writer.tick_age.count == 0  # nothing acknowledged yet
+        await writer.drain()
+        assert writer.tick_age.count == written and writer.tick_age.counts[-1] == 0  # none past 5 s
+        assert writer.tick_age.sum > 0 and writer.health()["in_flight"] == 0
+        text = metrics.render([*writer.metrics(), writer.tick_age.render()]).decode()
+        series = metrics.parse(text)
+        assert series["fastflow_redis_written_total"] == writer.counters["written"]
+        assert series["fastflow_redis_dropped_total"] == writer.counters["dropped"]
+        assert series["fastflow_redis_ticks_total"] == writer.counters["ticks"]
+        assert series["fastflow_redis_connected"] == 1 and series["fastflow_redis_in_flight"] == 0
+        assert series['fastflow_tick_age_seconds_count{stage="redis"}'] == written
+
+    with_writer(test, max_in_flight=2)
+
+
+def test_a_flush_with_an_error_reply_is_not_observed() -> None:
+    async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
+        await write(writer, feed.flush())
+        await writer.drain()
+        observed = writer.tick_age.count
+        client.set(writer.keys.ticks, b"not a stream")  # XADD now fails with WRONGTYPE
+        await write(writer, feed.flush())
+        await writer.drain()
+        assert writer.counters["errors"] == 1 and "WRONGTYPE" in writer.last_error
+        assert writer.tick_age.count == observed
+        client.delete(writer.keys.ticks)
+        batch = feed.flush()
+        await write(writer, batch)
+        await writer.drain()
+        assert writer.tick_age.count == observed + len(batch)
+
+    with_writer(test)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from fastflow import __version__
+
+T = TypeVar("T")
 
 
 def _positive(value: str) -> float:
@@ -18,6 +20,17 @@ def _positive(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
+
+
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived service on uvloop (the plant and the gateway), asyncio's loop without it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        import asyncio
+
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -186,7 +199,6 @@ def _broker_credentials(api_key: str | None, access_token: str | None) -> tuple[
 
 
 def _cmd_plant(args: argparse.Namespace) -> int:
-    import asyncio
 
     from fastflow.ingest.capture import CaptureError, CaptureReader
     from fastflow.ingest.replay import load_instruments
@@ -274,9 +286,9 @@ def _cmd_plant(args: argparse.Namespace) -> int:
         report(f"{broker}: {len(subscriptions)} instruments in {args.mode} mode from {url} "
                f"over {connections} connection(s)")
     try:
-        asyncio.run(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
-                                duration=args.duration, status_every=args.status_every, report=report,
-                                handle_signals=True))
+        _run_loop(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
+                              duration=args.duration, status_every=args.status_every, report=report,
+                              handle_signals=True))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -314,7 +326,6 @@ def _gateway_credentials(flags: Sequence[str]) -> tuple[dict[str, str], str]:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    import asyncio
 
     from fastflow.gateway.auth import Auth
     from fastflow.gateway.server import GatewayConfig, serve_gateway
@@ -343,13 +354,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"fastflow gateway: {message}", flush=True)
 
     try:
-        run = serve_gateway(config, duration=args.duration, status_every=args.status_every, report=report)
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-            asyncio.run(run)
-        else:
-            uvloop.run(run)
+        _run_loop(serve_gateway(config, duration=args.duration, status_every=args.status_every, report=report))
     except OSError as exc:
         return fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     return 0

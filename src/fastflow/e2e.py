@@ -76,6 +76,7 @@ class Recorder:
         self.ticks = 0
         self.out_of_order = 0
         self._task: asyncio.Task[None] | None = None
+        self._pong = asyncio.Event()
         self._pubsub: Any = None
         self._client: Any = None
 
@@ -96,7 +97,12 @@ class Recorder:
         seqs = self.seqs
         while True:
             message = await self._pubsub.get_message(timeout=1.0)
-            if message is None or message["type"] != "message":
+            if message is None:
+                continue
+            if message["type"] == "pong":
+                self._pong.set()
+                continue
+            if message["type"] != "message":
                 continue
             self.frames += 1
             for symbol, seq, _ in scan_ticks(message["data"]):
@@ -105,6 +111,14 @@ class Recorder:
                     self.out_of_order += 1
                 published.append(seq)
                 self.ticks += 1
+
+    async def fence(self, timeout: float) -> None:
+        """Until everything published before this call has been read (PING in
+        subscribed mode answers in order with the messages)."""
+        assert self._pubsub is not None
+        self._pong.clear()
+        await self._pubsub.ping()
+        await asyncio.wait_for(self._pong.wait(), timeout)
 
     def final(self) -> dict[str, int]:
         return {symbol: seqs[-1] for symbol, seqs in self.seqs.items() if seqs}
@@ -204,20 +218,24 @@ class Workers:
 
 
 async def _quiet_plant(stack: Stack, recorder: Recorder, timeout: float = 20.0) -> None:
-    """After the simulator stopped: until the plant's flushes stop changing and
-    the recorder has every frame the plant had acknowledged by Redis."""
+    """After the simulator stopped: until the plant's flushes and Redis
+    acknowledgements stop changing (two scrapes apart), then a PING through the
+    recorder's subscription, whose reply comes after every message published
+    before it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    previous = -1.0
-    while loop.time() < deadline:
+    previous: tuple[float, float] = (-1.0, -1.0)
+    while True:
         plant = await asyncio.to_thread(metrics.fetch, f"{stack.plant_url}/metrics", 5.0)
-        flushes = plant.get("fastflow_plant_flushes_total", 0.0)
-        written = plant.get("fastflow_redis_written_total", flushes)
-        if flushes == previous and recorder.frames >= written:
-            return
-        previous = flushes
+        now = (plant.get("fastflow_plant_flushes_total", 0.0),
+               plant.get('fastflow_tick_age_seconds_count{stage="redis"}', 0.0))
+        if now == previous:
+            break
+        if loop.time() > deadline:
+            raise TimeoutError(f"the plant did not go quiet in {timeout:g} s")
+        previous = now
         await asyncio.sleep(0.25)  # a poll interval: the plant has no push notification for "idle"
-    raise TimeoutError(f"the plant did not go quiet in {timeout:g} s (recorder {recorder.frames} frames)")
+    await recorder.fence(max(1.0, deadline - loop.time()))
 
 
 async def run_once(options: E2EOptions, report: Callable[[str], object] = print) -> dict[str, Any]:

@@ -4,8 +4,11 @@
 decoder and the broker's ingest (every connection of one api_key), and hands
 each :class:`~fastflow.hotpath.TickBatch` (one flush per WebSocket message) to
 its ``on_flush`` consumers: the Redis writer attaches there. It counts flushes
-and ticks and serves ``GET /healthz`` (:class:`HealthServer`): HTTP 200 while
-the ingest streams, 503 otherwise, with a JSON body (docs/ingest.md).
+and ticks, observes the age of each flush's ticks when they are handed to the
+consumers (``fastflow_tick_age_seconds{stage="decoded"}``), and serves
+``GET /healthz`` (:class:`HealthServer`): HTTP 200 while the ingest streams,
+503 otherwise, with a JSON body; and ``GET /metrics``, Prometheus text
+(docs/ingest.md).
 
 The broker switch is :func:`build_decoder` and :func:`build_ingest`, side by
 side: an ingest is anything with ``async run()``, ``stop()`` and ``health()``
@@ -31,6 +34,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from fastflow import metrics
 from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
 from fastflow.ingest.capture import CaptureReader
 from fastflow.instruments import Instruments
@@ -259,21 +263,38 @@ class Plant:
         self.started_ns = time.time_ns()
         self._started = time.monotonic()
         self._stop = asyncio.Event()
+        #: Age of the ticks when their flush is handed to the consumers.
+        self.tick_age = metrics.tick_age("decoded")
+        self._windows = {"decoded": self.tick_age.window()}  # stage -> the status line's window
 
     def attach_store(self, store: Service, on_flush: FlushConsumer) -> None:
         """Run ``store`` (the Redis writer) beside the ingest and give it every flush;
-        its health shows under ``"redis"`` in /healthz."""
+        its health shows under ``"redis"`` in /healthz, its ``metrics()`` and
+        ``tick_age`` histogram (when it has them) in /metrics."""
         self.store = store
         self.add_consumer(on_flush)
+        store_age = self._store_tick_age()
+        if store_age is not None:
+            self._windows["redis"] = store_age.window()
+
+    def _store_tick_age(self) -> metrics.Histogram | None:
+        """The store's ``tick_age`` histogram (the Redis writer's stage ``redis``), if any."""
+        found = getattr(self.store, "tick_age", None)
+        return found if isinstance(found, metrics.Histogram) else None
 
     def add_consumer(self, consumer: FlushConsumer) -> None:
         """Call ``consumer(batch)`` after every flush (the Redis writer, next)."""
         self.consumers.append(consumer)
 
     def _on_flush(self, batch: TickBatch) -> None:
+        n = len(batch)
+        now = time.time_ns()
         self.flushes += 1
-        self.ticks += len(batch)
-        self.last_tick_ns = time.time_ns()
+        self.ticks += n
+        self.last_tick_ns = now
+        received = batch.receive_time_ns  # one int per flush, no object per tick
+        if received and n:
+            self.tick_age.observe_ns(max(0, now - received), n)
         for consumer in self.consumers:
             try:
                 consumer(batch)
@@ -353,17 +374,50 @@ class Plant:
     def healthy(ingest_health: Mapping[str, Any]) -> bool:
         return ingest_health.get("state") == "streaming"
 
+    def metrics(self) -> bytes:
+        """The /metrics body: Prometheus text 0.0.4 (docs/ingest.md)."""
+        ingest = self.ingest.health()
+        connections = ingest.get("connections", [])
+        streaming = sum(1 for c in connections if c.get("state") == "streaming")
+        ages = [self.tick_age]
+        sections = [
+            metrics.gauge("plant_healthy", "1 while the ingest streams (/healthz answers 200)",
+                          1 if self.healthy(ingest) else 0),
+            metrics.gauge("plant_connections", "Broker connections (a replay: 1)", len(connections)),
+            metrics.gauge("plant_streaming_connections", "Broker connections streaming", streaming),
+            metrics.counter("plant_ticks_total", "Ticks flushed (the sum of the flushes' sizes)", self.ticks),
+            metrics.counter("plant_flushes_total", "Flushes handed to the consumers (one per message)",
+                            self.flushes),
+            metrics.counter("plant_frame_errors_total", "Broker messages the decoder rejected",
+                            sum(int(c.get("frame_errors", 0)) for c in connections)),
+            metrics.counter("plant_reconnects_total", "Broker reconnections",
+                            sum(int(c.get("reconnects", 0)) for c in connections)),
+            metrics.counter("plant_consumer_errors_total", "Flush consumers that raised",
+                            self.consumer_errors),
+        ]
+        store_metrics = getattr(self.store, "metrics", None)
+        if callable(store_metrics):
+            sections += store_metrics()
+        store_age = self._store_tick_age()
+        if store_age is not None:
+            ages.append(store_age)
+        sections.append(metrics.family(ages))
+        return metrics.render(sections)
+
     def status_line(self, ticks_per_s: float) -> str:
-        """One line for the terminal: state, ticks/s, connections, reconnects, errors."""
+        """One line for the terminal: state, ticks/s, connections, reconnects,
+        errors; the p99 tick age at each of the plant's stages since the
+        previous call."""
         ingest = self.ingest.health()
         connections = ingest.get("connections", [])
         streaming = sum(1 for c in connections if c.get("state") == "streaming")
         reconnects = sum(int(c.get("reconnects", 0)) for c in connections)
         errors = sum(int(c.get("frame_errors", 0)) for c in connections)
         age = "-" if not self.last_tick_ns else f"{(time.time_ns() - self.last_tick_ns) / 1e9:.2f} s"
+        p99 = ", ".join(f"{stage} {metrics.window_ms(window, 0.99)}" for stage, window in self._windows.items())
         line = (f"{ingest['state']}: {ticks_per_s:,.0f} ticks/s, {streaming}/{len(connections)} connections "
                 f"streaming, reconnects {reconnects}, frame errors {errors}, ticks {self.ticks:,}, "
-                f"last tick {age} ago")
+                f"last tick {age} ago; p99 {p99}")
         if self.store is not None:
             redis = self.store.health()
             line += (f"; redis {redis.get('state')}, {redis.get('written', 0):,} flushes written, "
@@ -371,17 +425,21 @@ class Plant:
         return line
 
 
-# -- /healthz -------------------------------------------------------------------------------
+# -- /healthz and /metrics ------------------------------------------------------------------
+
+PATHS = ("/healthz", "/metrics")
 
 
 class HealthServer:
-    """``GET /healthz`` over HTTP/1.1 on loopback (or ``host``): 200 with the
-    plant's :meth:`Plant.health` as JSON while the ingest streams, 503 with the
-    same body otherwise; 404 for any other path, 405 for any other method
-    (``Allow: GET``), 400 for a malformed request, 408 when the request head
-    does not arrive within ``read_timeout``, 431 when it exceeds
-    ``max_request_bytes``. One request per connection: the server closes it
-    after the response."""
+    """``GET /healthz`` and ``GET /metrics`` over HTTP/1.1 on loopback (or
+    ``host``). /healthz: 200 with the plant's :meth:`Plant.health` as JSON
+    while the ingest streams, 503 with the same body otherwise. /metrics: 200
+    with :meth:`Plant.metrics` (Prometheus text 0.0.4). 404 for any other
+    path, 405 for any other method on either (``Allow: GET``), 400 for a
+    malformed request, 408 when the request head does not arrive within
+    ``read_timeout``, 431 when it exceeds ``max_request_bytes``; errors have
+    a JSON body. One request per connection: the server closes it after the
+    response."""
 
     def __init__(self, plant: Plant, host: str = "127.0.0.1", port: int = 0, *,
                  max_request_bytes: int = 8192, read_timeout: float = 5.0) -> None:
@@ -405,8 +463,13 @@ class HealthServer:
 
     @property
     def url(self) -> str:
+        """The /healthz URL."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/healthz"
+
+    @property
+    def metrics_url(self) -> str:
+        return self.url.removesuffix("/healthz") + "/metrics"
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -417,8 +480,11 @@ class HealthServer:
         self.requests += 1
         try:
             status, body, extra = await self._respond(reader)
-            payload = (json.dumps(body) + "\n").encode()
-            head = [f"HTTP/1.1 {status.value} {status.phrase}", "Content-Type: application/json",
+            if isinstance(body, bytes):
+                payload, kind = body, metrics.CONTENT_TYPE
+            else:
+                payload, kind = (json.dumps(body) + "\n").encode(), "application/json"
+            head = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {kind}",
                     f"Content-Length: {len(payload)}", "Cache-Control: no-store", "Connection: close", *extra]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
             await writer.drain()
@@ -429,7 +495,7 @@ class HealthServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, dict[str, Any], list[str]]:
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, dict[str, Any] | bytes, list[str]]:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
         except asyncio.LimitOverrunError:
@@ -441,16 +507,20 @@ class HealthServer:
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return _error(HTTPStatus.BAD_REQUEST, "malformed request line")
         method, target = parts[0], parts[1]
-        if urlsplit(target).path != "/healthz":
-            return _error(HTTPStatus.NOT_FOUND, f"no such path: {target[:100]}; try GET /healthz")
+        path = urlsplit(target).path
+        if path not in PATHS:
+            return _error(HTTPStatus.NOT_FOUND, f"no such path: {target[:100]}; try GET /healthz or GET /metrics")
         if method != "GET":
-            status, body, _ = _error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method[:20]} not allowed; use GET")
+            status, body, _ = _error(HTTPStatus.METHOD_NOT_ALLOWED,
+                                     f"{method[:20]} not allowed on {path}; use GET")
             return status, body, ["Allow: GET"]
+        if path == "/metrics":
+            return HTTPStatus.OK, self.plant.metrics(), []
         health = self.plant.health()
         return (HTTPStatus.OK if health["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE), health, []
 
 
-def _error(status: HTTPStatus, message: str) -> tuple[HTTPStatus, dict[str, Any], list[str]]:
+def _error(status: HTTPStatus, message: str) -> tuple[HTTPStatus, dict[str, Any] | bytes, list[str]]:
     return status, {"error": message}, []
 
 
@@ -467,9 +537,10 @@ async def serve_plant(
     report: Callable[[str], object] = print,
     handle_signals: bool = False,
 ) -> HealthServer | None:
-    """Run ``plant`` with /healthz (``health_port`` None: none) and a status
-    line every ``status_every`` seconds, until stop(), SIGINT/SIGTERM (with
-    ``handle_signals``), ``duration`` seconds, or the ingest's end."""
+    """Run ``plant`` with /healthz and /metrics (``health_port`` None: none)
+    and a status line every ``status_every`` seconds, until stop(),
+    SIGINT/SIGTERM (with ``handle_signals``), ``duration`` seconds, or the
+    ingest's end."""
     import signal
 
     loop = asyncio.get_running_loop()
@@ -478,6 +549,7 @@ async def serve_plant(
         health = HealthServer(plant, health_host, health_port)
         await health.start()
         report(f"/healthz on {health.url}")
+        report(f"/metrics on {health.metrics_url}")
     if handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, plant.stop)

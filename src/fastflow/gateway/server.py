@@ -19,6 +19,15 @@ One process, one event loop (uvloop when installed), one partition:
   bounded by the high-water mark plus one frame plus its FanOut bitsets; a
   slow client costs the others nothing, because nothing ever waits on it.
 
+Latency accounting: for each published frame the gateway observes the age
+of its ticks (now - their oldest ``receive_time_ns``, which the FanOut reads
+while splitting the frame) when the frame arrives
+(``fastflow_tick_age_seconds{stage="gateway"}``, weighted by the ticks
+stored) and once more when the pass over the changed clients has written
+every client's frame (``stage="sent"``, weighted by the client frames
+written: one timestamp at the end of the pass, an upper bound for every
+client of the pass).
+
 HTTP on the same port: ``/`` (the dashboard), ``/static/*``, ``/healthz``
 (JSON) and ``/metrics`` (Prometheus text). Auth and the origin check run at
 the handshake (:mod:`fastflow.gateway.auth`); control messages are parsed by
@@ -154,6 +163,9 @@ class Gateway:
             "frame written to its socket (each client's gateway hop is at most this)")
         self.snapshot_seconds = metrics.Histogram(
             "gateway_snapshot_seconds", "Building and writing one snapshot reply")
+        #: Age of the ticks when their frame arrives, and when every client's frame is written.
+        self.age_gateway = metrics.tick_age("gateway")
+        self.age_sent = metrics.tick_age("sent")
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -251,27 +263,56 @@ class Gateway:
         self.last_frame = time.time()
 
     def frame(self, frame: bytes) -> None:
-        """One published frame: to every changed client that is not behind."""
+        """One published frame: to every changed client that is not behind.
+        Observes the ticks' age on arrival (stage ``gateway``) and once every
+        client's frame is written (stage ``sent``): two ``time.time_ns()``
+        per frame, none per client or tick."""
         start = time.perf_counter_ns()
+        arrived = time.time_ns()
         self.counters["frames_in"] += 1
         self.counters["bytes_in"] += len(frame)
-        self.last_frame = time.time()
-        if self._feed(frame):
-            self.fanout_seconds.observe_ns(time.perf_counter_ns() - start)
+        self.last_frame = arrived / 1e9
+        ticks = self._apply(frame)
+        if ticks < 0:
+            return
+        assert self.fan is not None  # _apply returned ticks
+        received = self.fan.last_receive_ns  # the frame's oldest receive_time_ns
+        if received and ticks:
+            self.age_gateway.observe_ns(max(0, arrived - received), ticks)
+        written = self._send()
+        if received and written:
+            self.age_sent.observe_ns(max(0, time.time_ns() - received), written)
+        self.fanout_seconds.observe_ns(time.perf_counter_ns() - start)
 
     def _feed(self, frame: bytes) -> bool:
+        """``frame`` into the FanOut, then to every changed client (no latency
+        accounting: the seed of a (re)connect)."""
+        if self._apply(frame) < 0:
+            return False
+        self._send()
+        return True
+
+    def _apply(self, frame: bytes) -> int:
+        """``frame`` into the FanOut: the ticks stored, or -1 (no FanOut yet, a malformed frame)."""
         fan = self.fan
         if fan is None:
-            return False
+            return -1
         try:
-            fan.feed(frame)
+            ticks: int = fan.feed(frame)
         except FrameError as exc:
             self.counters["frame_errors"] += 1
             logger.warning("gateway: a malformed frame from redis skipped: %s", exc)
-            return False
+            return -1
+        return ticks
+
+    def _send(self) -> int:
+        """One pass over the changed clients: each one's frame written to its
+        socket, unless it is behind; the number of client frames written."""
+        fan = self.fan
+        assert fan is not None
         clients = self._clients
         collect = fan.collect
-        frames = sent = skipped = 0
+        frames = texts = sent = skipped = 0
         for cid in fan.changed_clients():
             client = clients[cid]
             if client is None or client.closing or client.protocol.state is not OPEN:
@@ -286,18 +327,19 @@ class Gateway:
                 client.transport.write(frame)
                 frames += 1
                 sent += len(frame)
-            else:
-                self._write(client, collect(cid))
+            elif self._write(client, collect(cid)):
+                texts += 1
         counters = self.counters
         counters["frames_out"] += frames
         counters["bytes_out"] += sent
         counters["conflations"] += skipped
-        return True
+        return frames + texts
 
-    def _write(self, client: _Client, payload: bytes) -> None:
-        """One server message as one WebSocket frame, written without waiting."""
+    def _write(self, client: _Client, payload: bytes) -> bool:
+        """One server message as one WebSocket frame, written without waiting;
+        False when there was nothing to write, or the client is closing."""
         if client.closing or client.protocol.state is not OPEN or not payload:
-            return
+            return False
         if client.binary:
             client.transport.write(proto.ws_header(len(payload)) + payload)
         else:
@@ -306,6 +348,7 @@ class Gateway:
             payload = text
         self.counters["frames_out"] += 1
         self.counters["bytes_out"] += len(payload)
+        return True
 
     def _drained(self, client: _Client) -> None:
         """The client's socket drained below the low-water mark: send what piled up."""
@@ -505,7 +548,7 @@ class Gateway:
             return _response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
                              json.dumps(body, indent=1).encode(), "application/json")
         if path == "/metrics":
-            return _response(HTTPStatus.OK, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+            return _response(HTTPStatus.OK, self.metrics(), metrics.CONTENT_TYPE)
         if path in ("/", "/index.html"):
             return self._static("index.html")
         if path.startswith("/static/"):
@@ -619,6 +662,7 @@ class Gateway:
             metrics.counter("gateway_redis_connects_total", "Live subscriptions made", sub.counters["connects"]),
             self.fanout_seconds.render(),
             self.snapshot_seconds.render(),
+            metrics.family([self.age_gateway, self.age_sent]),
         ])
 
 
@@ -657,12 +701,15 @@ async def serve_gateway(config: GatewayConfig, *, duration: float | None = None,
         report(f"ready: {len(gateway.symbols)} instruments, serving clients")
 
     async def status() -> None:
+        sent = gateway.age_sent.window()
         while True:
             await asyncio.sleep(status_every)
             n = gateway.counters
+            age = metrics.window_ms(sent, 0.99)  # over the interval
             report(f"clients {gateway.clients}  frames in {n['frames_in']:,}  out {n['frames_out']:,}  "
                    f"conflations {n['conflations']:,}  fan-out p99 <= "
-                   f"{gateway.fanout_seconds.quantile(0.99) * 1e3:g} ms  redis {gateway.subscription.state}")
+                   f"{gateway.fanout_seconds.quantile(0.99) * 1e3:g} ms  p99 sent {age}  "
+                   f"redis {gateway.subscription.state}")
 
     tasks = [asyncio.create_task(announce())]
     if status_every > 0:

@@ -128,8 +128,30 @@ def skip(buf: bytes, pos: int) -> int:
     return pos
 
 
-def split_frame(buf: bytes) -> list[tuple[int, int, bytes]]:
-    """The ticks of a frame as ``(start, end, symbol bytes)``; raises _Malformed."""
+_INT_FORMATS = {
+    0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",  # uint 8..64
+    0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",  # int 8..64
+}  # fmt: skip
+_INT64_MAX = 2**63 - 1
+
+
+def receive_time(buf: bytes, pos: int) -> int:
+    """The value of the whole msgpack value at ``pos`` when it is an int in
+    1 .. 2**63 - 1, in any encoding; 0 for anything else."""
+    b = buf[pos]
+    if b <= 0x7F:
+        return b
+    fmt = _INT_FORMATS.get(b)
+    if fmt is None:
+        return 0
+    (value,) = struct.unpack_from(fmt, buf, pos + 1)
+    return int(value) if 0 < value <= _INT64_MAX else 0
+
+
+def split_frame(buf: bytes) -> list[tuple[int, int, bytes, int]]:
+    """The ticks of a frame as ``(start, end, symbol bytes, receive time)``
+    (the tick's last ``"receive_time_ns"`` when a positive int64, else 0);
+    raises _Malformed."""
     if not buf:
         raise _Malformed(TRUNCATED, 0)
     if not _is_array_byte(buf[0]):
@@ -150,11 +172,13 @@ def split_frame(buf: bytes) -> list[tuple[int, int, bytes]]:
         if tick.children > len(buf) - pos:
             raise _Malformed(TRUNCATED, start)
         symbol: bytes | None = None
+        received = 0
         for _ in range(tick.children // 2):
             if pos >= len(buf):
                 raise _Malformed(TRUNCATED, pos)
             key = read_head(buf, pos)
-            is_symbol = key.kind == STR and buf[pos + key.hlen : pos + key.hlen + key.plen] == b"symbol"
+            name = buf[pos + key.hlen : pos + key.hlen + key.plen] if key.kind == STR else None
+            is_symbol = name == b"symbol"
             pos = skip(buf, pos)
             if is_symbol:
                 if pos >= len(buf):
@@ -163,10 +187,13 @@ def split_frame(buf: bytes) -> list[tuple[int, int, bytes]]:
                 if value.kind != STR:
                     raise _Malformed(SYMBOL_TYPE, pos)
                 symbol = buf[pos + value.hlen : pos + value.hlen + value.plen]
+            value_at = pos
             pos = skip(buf, pos)
+            if name == b"receive_time_ns":
+                received = receive_time(buf, value_at)
         if symbol is None:
             raise _Malformed(NO_SYMBOL, start)
-        ticks.append((start, pos, symbol))
+        ticks.append((start, pos, symbol, received))
     if pos != len(buf):
         raise _Malformed(TRAILING, pos)
     return ticks
@@ -209,6 +236,7 @@ class FanOut:
         self._unknown = 0
         self._deliveries = 0
         self._frame_errors = 0
+        self._last_receive_ns = 0
 
     def _client(self, cid: Any) -> int:
         i = _index(cid)
@@ -281,17 +309,25 @@ class FanOut:
         """The ids of the clients with something to collect, ascending."""
         return sorted(cid for cid, changed in self._changed.items() if changed)
 
+    @property
+    def last_receive_ns(self) -> int:
+        """The oldest positive ``receive_time_ns`` int among the ticks of the
+        last frame fed (a tick's last such key counts); 0 when none had one."""
+        return self._last_receive_ns
+
     def feed(self, frame: Any) -> int:
         """Store each tick of one published frame as its instrument's latest
-        blob and mark it for the subscribers; returns the ticks stored."""
+        blob and mark it for the subscribers; returns the ticks stored. Sets
+        :attr:`last_receive_ns`."""
         buf = frame_bytes(frame)
         try:
             ticks = split_frame(buf)
         except _Malformed as exc:
             self._frame_errors += 1
             raise FrameError(exc.reason, exc.offset) from None
+        self._last_receive_ns = min((t[3] for t in ticks if t[3]), default=0)
         applied = 0
-        for start, end, symbol in ticks:
+        for start, end, symbol, _ in ticks:
             slot = self._slots.get(symbol, -1)
             if slot < 0:
                 self._unknown += 1

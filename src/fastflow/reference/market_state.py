@@ -78,6 +78,7 @@ class TickBatch:
 
     ``data`` holds the msgpack maps back to back; tick ``i`` is
     ``data[offsets[i]:offsets[i + 1]]`` and belongs to state slot ``slots[i]``.
+    ``receive_time_ns`` is the oldest positive receive time of its ticks (0: none).
     """
 
     _data: bytes
@@ -85,12 +86,14 @@ class TickBatch:
     _offsets: bytes
     _n: int
     _symbol_table: Sequence[str]  # the state's symbols, by slot (never modified)
+    _receive_time_ns: int
 
     def __init__(self) -> None:
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @classmethod
-    def _create(cls, blobs: list[bytes], slots: list[int], symbol_table: Sequence[str]) -> TickBatch:
+    def _create(cls, blobs: list[bytes], slots: list[int], symbol_table: Sequence[str],
+                receive_time_ns: int = 0) -> TickBatch:
         offsets = [0]
         for blob in blobs:
             offsets.append(offsets[-1] + len(blob))
@@ -100,11 +103,17 @@ class TickBatch:
         batch._offsets = np.array(offsets, dtype=np.int64).tobytes()
         batch._n = len(blobs)
         batch._symbol_table = symbol_table
+        batch._receive_time_ns = receive_time_ns
         return batch
 
     @property
     def data(self) -> bytes:
         return self._data
+
+    @property
+    def receive_time_ns(self) -> int:
+        """The oldest positive receive time (epoch ns) of the batch's ticks, 0 when none has one."""
+        return self._receive_time_ns
 
     def __len__(self) -> int:
         return self._n
@@ -313,15 +322,20 @@ class MarketState:
         self._dirty.clear()
         self._flushes += 1
         self._flushed_ticks += len(slots)
-        return TickBatch._create(blobs, slots, self._symbols)
+        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots))
+
+    def _oldest_receive_time(self, slots: list[int]) -> int:
+        """The smallest positive ``recv_ns`` of ``slots``, 0 when none."""
+        return min((t for t in (int(self._slots["recv_ns"][s]) for s in slots) if t > 0), default=0)
 
     def snapshot(self) -> TickBatch:
         """Every instrument that has had at least one update (``seq`` > 0), in
         slot order, as a :class:`TickBatch` with the blobs :meth:`flush` would
-        emit. Leaves the dirty set and the flush counters alone."""
+        emit (``receive_time_ns``: the oldest of them). Leaves the dirty set
+        and the flush counters alone."""
         slots = [int(slot) for slot in np.flatnonzero(self._slots["seq"])]
         blobs = [encode_tick(self._slots[slot], self._symbols[slot], self._key(slot)) for slot in slots]
-        return TickBatch._create(blobs, slots, self._symbols)
+        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots))
 
     def clear(self) -> None:
         """Forget all market data (identity fields stay) and the dirty set."""

@@ -21,6 +21,13 @@ is marked stale; as soon as there is room again the writer rewrites the whole
 latest hash from the state (``MarketState.snapshot()``), so Redis converges to
 the exact state. Decoding never blocks on Redis, and memory stays bounded.
 
+Latency: when Redis has acknowledged every command of a flush's pipeline
+(all its replies arrived, none an error), the writer observes the age of the
+flush's ticks, ``now - batch.receive_time_ns`` weighted by the tick count, in
+``tick_age`` (``fastflow_tick_age_seconds{stage="redis"}``). Dropped flushes
+are not observed. :meth:`RedisWriter.metrics` renders its counters for the
+plant's ``/metrics``.
+
 Failures: a lost connection (Redis restart, failover) reconnects with capped
 exponential backoff and full jitter; on every (re)connect the writer writes
 the instrument master and meta and the full latest state, then resumes. On a
@@ -46,6 +53,7 @@ import hiredis
 import msgpack
 from redis.crc import key_slot
 
+from fastflow import metrics
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.store.keys import Keys
 
@@ -236,7 +244,11 @@ class RedisWriter:
         self.connect_timeout = connect_timeout
         self._rng = rng or random.Random()
         self._protocol: RespProtocol | None = None
-        self._pending: deque[int] = deque()  # replies still expected, per write
+        # Per write (a flush, a rewrite, the connection's set-up): [replies still
+        # expected, the flush's receive_time_ns (0: not a flush, or a reply was an
+        # error), its tick count]. One small list per flush, none per tick.
+        self._pending: deque[list[int]] = deque()
+        self.tick_age = metrics.tick_age("redis")
         self._stale = True  # the latest hash needs a full rewrite
         self._expire_due = 0.0
         self._stop = asyncio.Event()
@@ -286,7 +298,7 @@ class RedisWriter:
             replies += 1
             self._expire_due = now + 1.0
         protocol.transport.writelines(parts)
-        self._pending.append(replies)
+        self._pending.append([replies, batch.receive_time_ns, len(batch)])
         self.counters["written"] += 1
         self.counters["bytes"] += sum(len(p) for p in parts)
 
@@ -297,11 +309,14 @@ class RedisWriter:
         snapshot = self.state.snapshot()
         if len(snapshot):
             protocol.transport.writelines([snapshot.resp_hset(self._latest), self._expire])
-            self._pending.append(2)
+            self._pending.append([2, 0, 0])
             self.counters["rewrites"] += 1
 
     def _on_reply(self, reply: Any) -> None:
+        pending = self._pending
         if isinstance(reply, hiredis.ReplyError):
+            if pending:
+                pending[0][1] = 0  # not written: not observed
             self.counters["errors"] += 1
             self.last_error = str(reply)
             if self.last_error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "READONLY")):
@@ -310,11 +325,14 @@ class RedisWriter:
                     self._protocol.transport.abort()
             elif self.counters["errors"] == 1 or self.counters["errors"] % 1000 == 0:
                 logger.error("redis: command failed (%d so far): %s", self.counters["errors"], reply)
-        if not self._pending:  # a reply to the connection set-up
+        if not pending:  # a reply to the connection set-up
             return
-        self._pending[0] -= 1
-        if self._pending[0] == 0:
-            self._pending.popleft()
+        head = pending[0]
+        head[0] -= 1
+        if head[0] == 0:
+            pending.popleft()
+            if head[1]:  # a flush, acknowledged whole: its ticks' age at Redis
+                self.tick_age.observe_ns(max(0, time.time_ns() - head[1]), head[2])
             self._catch_up()
 
     def _catch_up(self) -> None:
@@ -334,6 +352,29 @@ class RedisWriter:
     def health(self) -> dict[str, Any]:
         return {"state": self.state_name, "in_flight": len(self._pending), "last_error": self.last_error,
                 **self.counters}
+
+    def metrics(self) -> list[list[str]]:
+        """The writer's counters and gauges as Prometheus sections
+        (``fastflow_redis_*``); the ``tick_age`` histogram is rendered by the
+        plant with its own stage, in one family."""
+        n = self.counters
+        return [
+            metrics.gauge("redis_connected", "1 while the writer is connected to Redis",
+                          1 if self.state_name == "connected" else 0),
+            metrics.gauge("redis_in_flight", "Writes waiting for their replies", len(self._pending)),
+            metrics.counter("redis_connects_total", "Connections made to Redis", n["connects"]),
+            metrics.counter("redis_reconnects_total", "Connections lost or refused, then retried",
+                            n["reconnects"]),
+            metrics.counter("redis_flushes_total", "Flushes handed to the writer", n["flushes"]),
+            metrics.counter("redis_ticks_total", "Ticks in the flushes handed to the writer", n["ticks"]),
+            metrics.counter("redis_written_total", "Flushes written (HSET + XADD + PUBLISH)", n["written"]),
+            metrics.counter("redis_dropped_total",
+                            "Flushes whose stream entry and live message were dropped (writer full or "
+                            "disconnected)", n["dropped"]),
+            metrics.counter("redis_rewrites_total", "Full rewrites of the latest hash", n["rewrites"]),
+            metrics.counter("redis_errors_total", "Error replies from Redis", n["errors"]),
+            metrics.counter("redis_bytes_total", "Bytes written to Redis", n["bytes"]),
+        ]
 
     def stop(self) -> None:
         self._stop.set()
@@ -390,7 +431,7 @@ class RedisWriter:
         self.counters["connects"] += 1
         assert protocol.transport is not None
         protocol.transport.writelines(self._master())
-        self._pending.append(len(self._master()))
+        self._pending.append([len(self._master()), 0, 0])
         self._stale = True
         self._rewrite(protocol)
         return protocol
