@@ -8,12 +8,13 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 SOURCES := $(wildcard ext/*) setup.py pyproject.toml
 
-.PHONY: help venv compile debug test test-debug lint bench fuzz run clean
+.PHONY: help venv compile debug test test-debug lint bench bench-e2e fuzz run clean
 
 help:
 	@echo "make run        start fastflow's main job on its embedded default"
 	@echo "make test       venv + build + lint + tests (compiled and reference) + short benchmarks"
 	@echo "make bench      full benchmarks with a results table (bench/results/)"
+	@echo "make bench-e2e  the end-to-end latency suite (about 10 minutes): bench/results/e2e.md, .json, .png"
 	@echo "make compile    (re)build the Cython extension in place"
 	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing); make compile undoes it"
 	@echo "make test-debug run the tests on a FASTFLOW_DEBUG build (CI does this too)"
@@ -56,6 +57,10 @@ test-debug: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \
 		--benchmark-columns=median,iqr,rounds --benchmark-sort=name --results-dir=bench/results
+
+bench-e2e: $(STAMP)
+	$(PIP) install --quiet -e ".[bench]" --no-build-isolation
+	$(VENV)/bin/fastflow bench e2e
 
 fuzz: $(STAMP)
 	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py tests/test_upstox_decoder.py -k fuzz

@@ -31,8 +31,9 @@ Processes, all on this machine (bound to 127.0.0.1 / a unix socket only):
    ticks' ``receive_time_ns``, so a client's ``now - receive_time_ns`` is the
    publish -> client latency (decode + PUBLISH + Redis + gateway + socket +
    the client's own event loop);
-4. ``--workers`` client processes (this script with ``--worker``), each
-   running its share of the clients on one uvloop loop. A client is a minimal
+4. ``--workers`` client processes (``python -m fastflow.loadgen``, the load
+   client ``fastflow bench e2e`` uses too), each running its share of the
+   clients on one uvloop loop. A client is a minimal
    raw-asyncio WebSocket client (handshake by hand, masked client frames,
    unmasked server frames parsed from the header only) that subscribes to
    ``--watch`` random symbols (seeded per client) and counts frames, bytes and
@@ -42,7 +43,8 @@ Processes, all on this machine (bound to 127.0.0.1 / a unix socket only):
    symbol, seq and receive_time_ns (a regex over the msgpack bytes, checked
    against ``msgpack.unpackb`` on 1 in ``--verify-every`` of them): symbols
    must be on the client's watchlist, seqs must increase per symbol, and
-   every scanned tick gives one latency sample.
+   every scanned tick gives one latency sample, timed when ``data_received``
+   starts on the frame's last bytes (the worker's ``"stamp": "receive"``).
 
 The gateway's own view comes from its ``/metrics`` (scraped before and after
 the measured window, parsed with ``fastflow.metrics``): the fan-out histogram
@@ -60,14 +62,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import math
 import os
-import platform
 import re
-import resource
 import select
 import shutil
 import signal
@@ -80,24 +79,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 from fastflow import metrics
+from fastflow.loadgen import (
+    cpu_seconds,
+    cpu_times,
+    die_with_parent,
+    latency_quantiles,
+    machine,
+    raise_fd_limit,
+    rss_kb,
+    system_times,
+    watchlist,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
-SUBPROTOCOL = "fastflow.msgpack.v1"
-#: Latency histogram: buckets of 2% (50 per e-fold of microseconds).
-LAT_SCALE = 50
-#: ``{"type": "ticks", "ticks": [`` as the gateway splices it; the array header follows.
-TICKS_HEAD = b"\x82\xa4type\xa5ticks\xa5ticks"
-PREFIX_LEN = len(TICKS_HEAD) + 5
-#: symbol, seq and receive_time_ns of every tick map: the plant's encoder writes these three
-#: last, in this order (docs/state.md's fastflow extras). A frame where the scan disagrees
-#: with the array header is decoded with msgpack instead, and some are cross-checked anyway.
-TICK_FIELDS = re.compile(
-    rb"\xa6symbol(?:[\xa0-\xbf]|\xd9.)(.*?)\xa3seq(?:([\x00-\x7f])|\xcc(.)|\xcd(..)|\xce(.{4})|\xcf(.{8}))"
-    rb"\xafreceive_time_ns\xcf(.{8})", re.DOTALL)
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "a": {"title": "1,000 clients at 20k ticks/s", "clients": 1000, "flush_hz": 100.0, "ticks": 200,
@@ -116,427 +112,7 @@ TARGET_P99_MS = 50.0
 TARGET_HOP_P99_MS = 2.0
 
 
-# -- shared ------------------------------------------------------------------------------
-
-
-def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (thousands of sockets per process)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    for value in (want, 65536, 20000):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (value, hard))
-            return value
-        except (ValueError, OSError):
-            continue
-    return soft
-
-
-def die_with_parent() -> None:
-    """In a child before exec: SIGTERM when this process dies (no orphans)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def watchlist(seed: int, cid: int, symbols: list[str], size: int) -> list[str]:
-    """Client ``cid``'s watchlist: ``size`` distinct symbols, the same in every process."""
-    import random
-
-    return random.Random(seed * 1_000_003 + cid).sample(symbols, size)
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-
-
-# -- the client side (--worker) ----------------------------------------------------------
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame (RFC 6455 5.3)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 1 << 16:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    if not n:
-        return head + mask
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    return head + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
-
-
-def scan_ticks(payload: bytes) -> list[tuple[str, int, int]]:
-    """(symbol, seq, receive_time_ns) of each tick in a server frame, without a full decode."""
-    fb = int.from_bytes
-    return [(sym.decode(), fb(s0 or s1 or s2 or s3 or s4, "big"), fb(rt, "big"))
-            for sym, s0, s1, s2, s3, s4, rt in TICK_FIELDS.findall(payload)]
-
-
-def array_count(prefix: bytes) -> int:
-    """Ticks in a ``ticks`` frame from its first bytes; -1 when it is not one (or too short)."""
-    if not prefix.startswith(TICKS_HEAD) or len(prefix) <= len(TICKS_HEAD):
-        return -1
-    at = len(TICKS_HEAD)
-    b = prefix[at]
-    if 0x90 <= b <= 0x9F:
-        return b & 0x0F
-    if b == 0xDC and len(prefix) >= at + 3:
-        return int.from_bytes(prefix[at + 1:at + 3], "big")
-    if b == 0xDD and len(prefix) >= at + 5:
-        return int.from_bytes(prefix[at + 1:at + 5], "big")
-    return -1
-
-
-class WorkerStats:
-    """What one worker process counts over the measured window (and the checks, always)."""
-
-    def __init__(self) -> None:
-        self.frames = 0  # ticks frames received
-        self.ticks = 0  # ticks in them (array headers)
-        self.bytes = 0  # wire bytes received
-        self.uncounted = 0  # ticks frames whose array header was not readable
-        self.scanned = 0  # frames scanned for symbol / seq / latency
-        self.verified = 0  # of those, also decoded with msgpack and compared
-        self.scan_mismatch = 0
-        self.foreign = 0  # ticks of a symbol not on the client's watchlist
-        self.seq_errors = 0  # a tick not newer than the last seen of its symbol
-        self.other = Counter[str]()  # other frames by kind (error, text, ...)
-        self.closes = Counter[str]()  # close frames by code
-        self.lost = 0  # connections lost without a close frame
-        self.latency = Counter[int]()  # bucket -> ticks
-        self.by_second: dict[int, Counter[int]] = {}  # second of the window -> bucket -> ticks
-        self.go_ns = 0
-        self.latency_max_us = 0
-
-
-class WsClient(asyncio.Protocol):
-    """One WebSocket client: the handshake by hand, then server frames parsed from the header."""
-
-    def __init__(self, cid: int, symbols: list[str], host: str, port: int, stats: WorkerStats, *,
-                 full: bool, sample_every: int, verify_every: int) -> None:
-        self.cid = cid
-        self.symbols = symbols
-        self.watch = frozenset(symbols)
-        self.host = host
-        self.port = port
-        self.stats = stats
-        self.full = full
-        self.sample_every = max(1, sample_every)
-        self.phase = cid % self.sample_every
-        self.verify_every = max(1, verify_every)
-        self.transport: asyncio.Transport | None = None
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.failed = ""
-        self.measuring = False
-        self.open = False
-        self.live = False  # the snapshot arrived: everything after it is ticks
-        self.handshake = bytearray()
-        self.seqs: dict[str, int] = {}
-        self.binary = 0  # binary frames seen since live
-        self.frames = 0  # ticks frames in the window
-        # the frame being parsed
-        self.hdr = b""
-        self.left = 0
-        self.opcode = 0
-        self.chunks: list[bytes] | None = None
-        self.prefix = b""
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport instances (no isinstance check here)
-        writer: Any = transport
-        self.transport = writer
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET /ws HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n"
-            "\r\n".encode())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self._fail(f"connection lost during setup: {exc or 'closed'}")
-        elif self.transport is not None:
-            self.stats.lost += 1
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time_ns()
-        if not self.open:
-            self.handshake += data
-            end = self.handshake.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.handshake) > 65536:
-                    self._fail("handshake reply too long")
-                return
-            head, data = bytes(self.handshake[:end]), bytes(self.handshake[end + 4:])
-            if not head.startswith(b"HTTP/1.1 101"):
-                status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-                self._fail(f"handshake refused: {status}")
-                return
-            self.open = True
-            self.handshake = bytearray()
-            self.send(2, msgpack.packb({"op": "subscribe", "symbols": self.symbols}))
-            if not data:
-                return
-        if self.measuring:
-            self.stats.bytes += len(data)
-        if self.hdr:
-            data = self.hdr + data
-            self.hdr = b""
-        pos, n = 0, len(data)
-        while pos < n:
-            left = self.left
-            if left:
-                take = n - pos if n - pos < left else left
-                if self.chunks is not None:
-                    self.chunks.append(data[pos:pos + take])
-                elif len(self.prefix) < PREFIX_LEN:
-                    self.prefix += data[pos:pos + min(take, PREFIX_LEN - len(self.prefix))]
-                pos += take
-                self.left = left - take
-                if self.left:
-                    return
-                self._done(now)
-                continue
-            if n - pos < 2:
-                self.hdr = data[pos:]
-                return
-            b0, length = data[pos], data[pos + 1] & 0x7F
-            h = 2 if length < 126 else 4 if length == 126 else 10
-            if n - pos < h:
-                self.hdr = data[pos:]
-                return
-            if h > 2:
-                length = int.from_bytes(data[pos + 2:pos + h], "big")
-            pos += h
-            self.opcode = opcode = b0 & 0x0F
-            self.left = length
-            self.prefix = b""
-            if opcode == 2 and self.live:
-                self.binary += 1
-                keep = self.full or self.binary % self.sample_every == self.phase
-            else:
-                keep = True
-            self.chunks = [] if keep else None
-            if not length:
-                self._done(now)
-
-    # -- frames
-
-    def send(self, opcode: int, payload: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(client_frame(opcode, payload))
-
-    def _done(self, now: int) -> None:
-        opcode, chunks, self.chunks = self.opcode, self.chunks, None
-        payload = b"".join(chunks) if chunks is not None else b""
-        stats = self.stats
-        if opcode == 2:
-            if not self.live:
-                self._setup(payload)
-                return
-            k = array_count(payload[:PREFIX_LEN] if chunks is not None else self.prefix)
-            if k < 0:
-                if chunks is None:  # not a ticks frame, or a header split oddly: decode nothing, count it
-                    stats.uncounted += 1
-                    return
-                message = msgpack.unpackb(payload, raw=False)
-                stats.other[str(message.get("type"))] += 1
-                return
-            if self.measuring:
-                stats.frames += 1
-                stats.ticks += k
-                self.frames += 1
-            if chunks is not None:
-                self._check(payload, k, now)
-        elif opcode == 9:
-            self.send(0xA, payload)
-        elif opcode == 8:
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-            stats.closes[f"{code} {payload[2:].decode(errors='replace')}"] += 1
-            if not self.ready.done():
-                self._fail(f"closed during setup: {code}")
-            if self.transport is not None:
-                self.transport.close()
-                self.transport = None
-        elif opcode != 0xA:
-            stats.other[f"opcode {opcode}"] += 1
-
-    def _setup(self, payload: bytes) -> None:
-        """hello, subscribed, snapshot: live after the snapshot."""
-        message = msgpack.unpackb(payload, raw=False)
-        kind = message.get("type")
-        if kind == "error":
-            self._fail(f"error: {message.get('code')}: {message.get('message')}")
-        elif kind == "snapshot":
-            for tick in message["ticks"]:
-                self.seqs[tick["symbol"]] = tick["seq"]
-                if tick["symbol"] not in self.watch:
-                    self.stats.foreign += 1
-            self.live = True
-            if not self.ready.done():
-                self.ready.set_result(None)
-
-    def _check(self, payload: bytes, k: int, now: int) -> None:
-        stats = self.stats
-        ticks = scan_ticks(payload)
-        stats.scanned += 1
-        if len(ticks) != k or stats.scanned % self.verify_every == 0:
-            decoded = msgpack.unpackb(payload, raw=False)["ticks"]
-            exact = [(t["symbol"], t["seq"], t["receive_time_ns"]) for t in decoded]
-            stats.verified += 1
-            if exact != ticks:
-                stats.scan_mismatch += 1
-                ticks = exact
-        watch, seqs = self.watch, self.seqs
-        latency = stats.latency if self.measuring else None
-        for symbol, seq, received in ticks:
-            if symbol not in watch:
-                stats.foreign += 1
-            if seq <= seqs.get(symbol, -1):
-                stats.seq_errors += 1
-            seqs[symbol] = seq
-            if latency is not None:
-                us = (now - received) // 1000
-                bucket = int(math.log(us) * LAT_SCALE) if us > 1 else 0
-                latency[bucket] += 1
-                second = (now - stats.go_ns) // 1_000_000_000
-                per = stats.by_second.get(second)
-                if per is None:
-                    per = stats.by_second[second] = Counter()
-                per[bucket] += 1
-                if us > stats.latency_max_us:
-                    stats.latency_max_us = us
-
-    def _fail(self, why: str) -> None:
-        self.failed = self.failed or why
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(why))
-        if self.transport is not None:
-            self.transport.abort()
-
-
-def _emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-async def _worker(cfg: dict[str, Any]) -> None:
-    loop = asyncio.get_running_loop()
-    stats = WorkerStats()
-    host, port = cfg["host"], cfg["port"]
-    clients = [WsClient(cid, watchlist(cfg["seed"], cid, cfg["symbols"], cfg["watch"]), host, port, stats,
-                        full=cid < cfg["full_clients"], sample_every=cfg["sample_every"],
-                        verify_every=cfg["verify_every"]) for cid in cfg["ids"]]
-    gate = asyncio.Semaphore(cfg["concurrency"])
-    timeout = cfg["connect_timeout"]
-
-    async def connect(client: WsClient) -> None:
-        async with gate:
-            try:
-                await asyncio.wait_for(loop.create_connection(lambda: client, host, port), timeout)
-                await asyncio.wait_for(asyncio.shield(client.ready), timeout)
-            except (OSError, TimeoutError, ConnectionError) as exc:
-                client.failed = client.failed or f"{type(exc).__name__}: {exc}"
-                if client.transport is not None:
-                    client.transport.abort()
-
-    started = time.monotonic()
-    await asyncio.gather(*(connect(c) for c in clients))
-    failures = Counter(c.failed for c in clients if c.failed)
-    _emit({"event": "ready", "clients": len(clients), "connected": sum(1 for c in clients if not c.failed),
-           "failures": dict(failures.most_common(5)), "seconds": round(time.monotonic() - started, 3)})
-    window = [0.0, 0.0]
-    cpu = [0.0, 0.0]
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        command = line.strip()
-        if command == "go":
-            for c in clients:
-                c.measuring = True
-            window[0], cpu[0] = time.monotonic(), time.process_time()
-            stats.go_ns = time.time_ns()
-        elif command == "stop" or not line:
-            for c in clients:
-                c.measuring = False
-            window[1], cpu[1] = time.monotonic(), time.process_time()
-            break
-    live = [c for c in clients if c.transport is not None and c.live]
-    per_client = sorted(c.frames for c in clients if not c.failed)
-    _emit({"event": "result", "clients": len(clients), "live_at_end": len(live),
-           "seconds": window[1] - window[0], "cpu_seconds": cpu[1] - cpu[0],
-           "frames": stats.frames, "ticks": stats.ticks, "bytes": stats.bytes, "uncounted": stats.uncounted,
-           "scanned": stats.scanned, "verified": stats.verified, "scan_mismatch": stats.scan_mismatch,
-           "foreign": stats.foreign, "seq_errors": stats.seq_errors, "other": dict(stats.other),
-           "closes": dict(stats.closes), "lost": stats.lost, "latency": {str(k): v for k, v in stats.latency.items()},
-           "latency_by_second": {str(s): {str(k): v for k, v in c.items()} for s, c in stats.by_second.items()},
-           "latency_max_us": stats.latency_max_us, "per_client_frames": per_client,
-           "no_frames": sum(1 for f in per_client if f == 0)})
-    for c in clients:
-        if c.transport is not None:
-            c.transport.abort()
-
-
-def run_worker() -> int:
-    raise_fd_limit()
-    cfg = json.loads(sys.stdin.readline())
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_worker(cfg))
-    else:
-        uvloop.run(_worker(cfg))
-    return 0
-
-
 # -- the driver: processes, /proc, /metrics ----------------------------------------------
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(utime, stime) of a process, in seconds."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan"), float("nan")
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    return sum(cpu_times(pid))
-
-
-def rss_kb(pid: int) -> int:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def system_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores, from /proc/stat."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    total = sum(values[:8])
-    return total - idle, total
 
 
 NETSTAT_KEYS = ("PruneCalled", "RcvPruned", "TCPRcvCollapsed", "TCPBacklogDrop", "TCPRcvQDrop",
@@ -621,22 +197,6 @@ def hist_quantiles(before: dict[str, float], after: dict[str, float], name: str,
         result[f"p{q * 100:g}_le_ms"] = None if bound is None else bound * 1e3
         result[f"p{q * 100:g}_est_ms"] = None if estimate is None else estimate * 1e3
     return result
-
-
-def latency_quantiles(hist: Counter[int], qs: tuple[float, ...]) -> dict[str, Any]:
-    """Quantiles (ms, the bucket's upper bound: 2% resolution) of the merged client histograms."""
-    total = sum(hist.values())
-    out: dict[str, Any] = {"samples": total}
-    ordered = sorted(hist.items())
-    for q in qs:
-        rank, seen, value = q * total, 0, None
-        for bucket, n in ordered:
-            seen += n
-            if seen >= rank:
-                value = math.exp((bucket + 1) / LAT_SCALE) / 1e3
-                break
-        out[f"p{q * 100:g}_ms"] = value
-    return out
 
 
 class Publisher:
@@ -841,12 +401,13 @@ class Run:
         ids = [list(range(w, self.clients, self.workers)) for w in range(self.workers)]
         readers = []
         for share in ids:
-            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"],
+            proc = subprocess.Popen([sys.executable, "-m", "fastflow.loadgen"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
             self.procs.append(proc)
+            # latency stamped in data_received (publish -> client receive), as the results say
             cfg = {"host": "127.0.0.1", "port": port, "ids": share, "symbols": sorted(pub.symbols),
                    "watch": self.watch, "seed": self.seed, "full_clients": self.full_clients,
-                   "sample_every": self.sample_every, "verify_every": self.verify_every,
+                   "sample_every": self.sample_every, "verify_every": self.verify_every, "stamp": "receive",
                    "concurrency": self.connect_concurrency, "connect_timeout": self.connect_timeout}
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(cfg) + "\n").encode())
@@ -1413,14 +974,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write", action="store_true", help="print the figures, write no files")
     p.add_argument("--render-only", action="store_true",
                    help="rewrite gateway.md (and the notes) from gateway.json; run nothing")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.worker:
-        return run_worker()
     if args.render_only:
         stored = json.loads((Path(args.out_dir) / "gateway.json").read_text())["runs"]
         for e in stored.values():

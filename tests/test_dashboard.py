@@ -470,3 +470,46 @@ def _plant_frame() -> bytes:
     decoder.feed(market.step(50, "full"))
     frame: bytes = bytes(state.flush().frame())
     return frame
+
+
+def test_make_run_shows_live_prices_in_the_browser(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """What `make run` does (`fastflow run`: embedded Redis, simulator, plant and gateway as
+    processes), seen from a browser: the dashboard connects, prices its default watchlist and
+    they move; then Ctrl-C stops it with status 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen([sys.executable, "-m", "fastflow", "run", "--port", "0"], stdout=out,
+                               stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        found: list[str] = []
+
+        def dashboard_url() -> bool:
+            assert run.poll() is None, log.read_text()
+            match = re.search(r"dashboard (http://\S+)", log.read_text())
+            if match:
+                found.append(match.group(1))
+            return bool(match)
+
+        end = time.monotonic() + 60  # a minute, as the README promises
+        while not dashboard_url():
+            assert time.monotonic() < end, f"no dashboard URL in 60 s:\n{log.read_text()}"
+            time.sleep(0.05)  # polling the log file for a condition, with a deadline
+        browser.get(found[0])
+        wait(browser, lambda d: conn_state(d) == "live", "the connection badge says live")
+        first = wait(browser, lambda d: all(c["seq"] for c in cards(d)) and by_symbol(d), "a price on every card")
+        assert set(first) == set(DEFAULT_WATCHLIST)
+        for card in first.values():
+            assert shown_price(card["text"]) > 0
+        wait(browser, lambda d: all(int(by_symbol(d)[s]["seq"]) > int(first[s]["seq"]) for s in DEFAULT_WATCHLIST),
+             "every card's seq increasing")
+        assert not severe(browser)
+    finally:
+        run.send_signal(signal.SIGINT)
+        code = run.wait(60)
+    assert code == 0, log.read_text()
+    assert "stopped: every child exited, files removed" in log.read_text()

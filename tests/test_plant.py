@@ -37,6 +37,7 @@ from fastflow.store.config import RedisTarget
 from fastflow.store.consumer import TickStore
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
+from fastflow.store.writer import RedisWriter
 
 from .waiting import until
 
@@ -532,3 +533,25 @@ def test_the_plant_keeps_redis_current_across_a_redis_restart() -> None:
 
 def test_the_plant_runs_on_a_redis_cluster(redis_cluster: Any) -> None:
     _redis_test(lambda: redis_cluster.target, None)
+
+
+def test_a_replay_into_redis_waits_for_the_writer_and_drops_nothing(tmp_path: Path,
+                                                                     redis_server: EmbeddedRedis) -> None:
+    """At full speed a replay outruns Redis; it waits on the writer's backpressure
+    instead of making it drop: every flush is written and acknowledged, in order."""
+    rows = kite_universe()
+    market = KiteMarket.from_rows(rows, seed=3)
+    path = tmp_path / "feed.ffcap"
+    with CaptureWriter(path, broker="kite", instruments="synthetic") as capture:
+        for i in range(400):
+            capture.append(1_763_700_000_000_000_000 + i * 1_000_000, market.step(200, "full"))
+    plant = Plant("kite", Instruments.from_kite_rows(rows), {}, replay=path)
+    writer = RedisWriter(plant.state, RedisTarget.parse(f"unix://{redis_server.unix_socket}"), Keys("kite"),
+                         maxlen=10_000)
+    plant.attach_store(writer, writer.on_flush)
+    asyncio.run(serve_plant(plant, health_port=None, status_every=None, report=lambda _: None))
+    assert plant.flushes == 400
+    assert writer.counters["dropped"] == 0 and writer.counters["written"] == 400, writer.counters
+    assert writer.tick_age.count == plant.ticks  # every flush acknowledged
+    client = RedisTarget.parse(f"unix://{redis_server.unix_socket}").client()
+    assert client.xlen(Keys("kite").ticks) == 400

@@ -10,7 +10,9 @@ scan disagrees with is decoded with msgpack, and some are cross-checked
 anyway). Per tick it checks that the symbol is on its watchlist and that the
 seq is newer than the last one of that symbol, and it records the latency
 ``time.time_ns() (after the scan) - receive_time_ns``, which is the tick's age
-when the client has decoded it: plant receive → client decode.
+when the client has decoded it: plant receive → client decode. With
+``stamp="receive"`` the time is taken instead when ``data_received`` starts on
+the frame's last bytes (before the scan), as ``bench/gateway_load.py`` measures.
 
 With ``track`` a client also keeps, per symbol, ``[snapshot seq, first seq
 after it, ticks received, last seq]``, so the driver can tell, against the
@@ -21,6 +23,10 @@ JSON line on stdin, connects its clients, answers ``ready``, and then obeys
 ``go`` (start the measured window), ``stop`` (end it and report) and
 ``finish {...}`` (wait, up to a deadline, until every tracked client has seen
 the given last seq of each of its symbols, then report), one JSON line each.
+The configuration's keys: ``host``, ``port``, ``ids`` (the client ids), ``symbols``,
+``watch``, ``seed`` (required); ``full_clients`` (0), ``sample_every`` (1),
+``verify_every`` (1000), ``track`` (false), ``stamp`` ("decode"), ``concurrency``
+(100), ``connect_timeout`` (30 s), ``finish_timeout`` (20 s).
 """
 
 from __future__ import annotations
@@ -159,14 +165,20 @@ def latency_quantiles(hist: Counter[int] | dict[int, int], qs: tuple[float, ...]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (nan when it is gone)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process, in seconds (nan when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return float("nan"), float("nan")
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (nan when it is gone)."""
+    user, system = cpu_times(pid)
+    return user + system
 
 
 def rss_kb(pid: int) -> int:
@@ -215,10 +227,15 @@ class WsClient(asyncio.Protocol):
     """One WebSocket client: the handshake by hand, then server frames parsed from the header.
 
     ``full``: scan every ticks frame (else 1 in ``sample_every``); ``track``:
-    keep per symbol [snapshot seq, first seq, ticks, last seq] (implies full)."""
+    keep per symbol [snapshot seq, first seq, ticks, last seq] (implies full);
+    ``stamp``: when a tick's latency is taken, ``"decode"`` (after the scan) or
+    ``"receive"`` (when ``data_received`` starts on the frame's last bytes)."""
 
     def __init__(self, cid: int, symbols: list[str], host: str, port: int, stats: WorkerStats, *,
-                 full: bool, sample_every: int = 1, verify_every: int = 1000, track: bool = False) -> None:
+                 full: bool, sample_every: int = 1, verify_every: int = 1000, track: bool = False,
+                 stamp: str = "decode") -> None:
+        if stamp not in ("decode", "receive"):
+            raise ValueError(f"stamp must be 'decode' or 'receive', not {stamp!r}")
         self.cid = cid
         self.symbols = symbols
         self.watch = frozenset(symbols)
@@ -227,6 +244,7 @@ class WsClient(asyncio.Protocol):
         self.stats = stats
         self.full = full or track
         self.track = track
+        self.stamp_on_receive = stamp == "receive"
         self.sample_every = max(1, sample_every)
         self.phase = cid % self.sample_every
         self.verify_every = max(1, verify_every)
@@ -269,6 +287,7 @@ class WsClient(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        now = time.time_ns() if self.stamp_on_receive else 0
         if not self.open:
             self.handshake += data
             end = self.handshake.find(b"\r\n\r\n")
@@ -304,7 +323,7 @@ class WsClient(asyncio.Protocol):
                 self.left = left - take
                 if self.left:
                     return
-                self._done()
+                self._done(now)
                 continue
             if n - pos < 2:
                 self.hdr = data[pos:]
@@ -327,7 +346,7 @@ class WsClient(asyncio.Protocol):
                 keep = True
             self.chunks = [] if keep else None
             if not length:
-                self._done()
+                self._done(now)
 
     # -- frames
 
@@ -335,7 +354,8 @@ class WsClient(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(client_frame(opcode, payload))
 
-    def _done(self) -> None:
+    def _done(self, now: int = 0) -> None:
+        """A whole frame; ``now``: its receive time (0: take the time after the scan)."""
         opcode, chunks, self.chunks = self.opcode, self.chunks, None
         payload = b"".join(chunks) if chunks is not None else b""
         stats = self.stats
@@ -356,7 +376,7 @@ class WsClient(asyncio.Protocol):
                 stats.ticks += k
                 self.frames += 1
             if chunks is not None:
-                self._check(payload, k)
+                self._check(payload, k, now)
         elif opcode == 9:
             self.send(0xA, payload)
         elif opcode == 8:
@@ -388,10 +408,11 @@ class WsClient(asyncio.Protocol):
             if not self.ready.done():
                 self.ready.set_result(None)
 
-    def _check(self, payload: bytes, k: int) -> None:
+    def _check(self, payload: bytes, k: int, now: int = 0) -> None:
         stats = self.stats
         ticks = scan_ticks(payload)
-        now = time.time_ns()  # decoded: the tick's age is now - receive_time_ns
+        if not now:
+            now = time.time_ns()  # decoded: the tick's age is now - receive_time_ns
         stats.scanned += 1
         if len(ticks) != k or stats.scanned % self.verify_every == 0:
             decoded = msgpack.unpackb(payload, raw=False)["ticks"]
@@ -465,7 +486,8 @@ async def _worker(cfg: dict[str, Any]) -> None:
     track = bool(cfg.get("track"))
     clients = [WsClient(cid, watchlist(cfg["seed"], cid, cfg["symbols"], cfg["watch"]), host, port, stats,
                         full=cid < cfg.get("full_clients", 0), sample_every=cfg.get("sample_every", 1),
-                        verify_every=cfg.get("verify_every", 1000), track=track) for cid in cfg["ids"]]
+                        verify_every=cfg.get("verify_every", 1000), track=track,
+                        stamp=cfg.get("stamp", "decode")) for cid in cfg["ids"]]
     changed = asyncio.Event()
     for c in clients:
         c.changed = changed

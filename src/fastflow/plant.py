@@ -170,6 +170,9 @@ class ReplayIngest:
             raise ValueError(f"a {self.reader.broker} capture cannot drive a {decoder.state.broker} state")
         self.speed = speed
         self.on_flush = on_flush
+        #: With a store attached: True while it cannot take another flush (the replay
+        #: waits instead of making the store drop: a replay has all the time it needs).
+        self.busy: Callable[[], bool] | None = None
         self.state = "idle"
         self.last_frame_ns = 0
         self.counters = {"frames": 0, "frame_errors": 0, "flushes": 0}
@@ -183,6 +186,15 @@ class ReplayIngest:
         connection = {"state": self.state, "source": self.path, "last_frame_age_s": age,
                       "torn_tail": self.reader.torn_tail, **self.counters}
         return {"state": self.state, "connections": [connection]}
+
+    async def _until_ready(self, busy: Callable[[], bool]) -> None:
+        """Until the store takes flushes again (or stop()): yields while it drains
+        (its replies come in on this loop), then a millisecond per turn when it stays
+        busy (Redis away, reconnecting), so a wait does not spin a core."""
+        turns = 0
+        while busy() and not self._stop.is_set():
+            turns += 1
+            await asyncio.sleep(0 if turns < 1000 else 0.001)
 
     async def run(self) -> None:
         self.state = "streaming"
@@ -204,6 +216,11 @@ class ReplayIngest:
                         return
             elif self.counters["frames"] % self.YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+            if self.busy is not None and self.busy():
+                await self._until_ready(self.busy)
+                if self._stop.is_set():
+                    self.state = "stopped"
+                    return
             self.counters["frames"] += 1
             self.last_frame_ns = time.time_ns()
             try:
@@ -273,6 +290,9 @@ class Plant:
         ``tick_age`` histogram (when it has them) in /metrics."""
         self.store = store
         self.add_consumer(on_flush)
+        busy = getattr(store, "busy", None)
+        if isinstance(self.ingest, ReplayIngest) and callable(busy):
+            self.ingest.busy = busy  # a replay waits for Redis rather than dropping
         store_age = self._store_tick_age()
         if store_age is not None:
             self._windows["redis"] = store_age.window()
@@ -332,10 +352,19 @@ class Plant:
             if not ingest.done():
                 ingest.cancel()
             if store is not None and self.store is not None:
+                await self._drain_store(store)
                 self.store.stop()
                 done, _ = await asyncio.wait({store}, timeout=self.shutdown_timeout)
                 if not done:
                     store.cancel()
+
+    async def _drain_store(self, task: asyncio.Task[None]) -> None:
+        """Before stopping the store: its flushes in flight answered (a millisecond
+        per turn, up to ``shutdown_timeout``), so the last ones are acknowledged."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
+        while getattr(self.store, "in_flight", 0) and not task.done() and loop.time() < deadline:
+            await asyncio.sleep(0.001)
 
     @property
     def uptime(self) -> float:

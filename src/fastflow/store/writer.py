@@ -268,6 +268,18 @@ class RedisWriter:
 
     # -- the hot side: once per flush ------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Flushes written and not yet answered."""
+        return len(self._pending)
+
+    def busy(self) -> bool:
+        """True while :meth:`on_flush` would drop: not connected, the transport
+        over its high-water mark, or ``max_in_flight`` flushes unanswered. A
+        replay waits on this instead of losing flushes."""
+        protocol = self._protocol
+        return protocol is None or protocol.paused or len(self._pending) >= self.max_in_flight
+
     def on_flush(self, batch: TickBatch) -> None:
         """Write ``batch`` now, or drop its stream entry and live message (counted)
         and mark the latest state stale when the writer is full or disconnected."""
