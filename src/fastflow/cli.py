@@ -199,7 +199,6 @@ def _broker_credentials(api_key: str | None, access_token: str | None) -> tuple[
 
 
 def _cmd_plant(args: argparse.Namespace) -> int:
-
     from fastflow.ingest.capture import CaptureError, CaptureReader
     from fastflow.ingest.replay import load_instruments
     from fastflow.instruments import InstrumentError
@@ -326,7 +325,6 @@ def _gateway_credentials(flags: Sequence[str]) -> tuple[dict[str, str], str]:
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-
     from fastflow.gateway.auth import Auth
     from fastflow.gateway.server import GatewayConfig, serve_gateway
     from fastflow.store.config import RedisTarget

@@ -43,11 +43,18 @@ from typing import Any
 
 from fastflow import metrics
 from fastflow.config import Config, load_config
-from fastflow.loadgen import cpu_seconds, latency_quantiles, machine, scan_ticks, system_times
+from fastflow.loadgen import (
+    cpu_seconds,
+    latency_quantiles,
+    machine,
+    scan_ticks,
+    system_times,
+)
+from fastflow.metrics import STAGES
 from fastflow.stack import Stack
+from fastflow.store.embedded import die_with_parent
 from fastflow.store.keys import Keys
 
-STAGES = ("decoded", "redis", "gateway", "sent")
 QUANTILES = (0.5, 0.99, 0.999)
 BUDGET_P99_MS = 50.0
 
@@ -175,8 +182,6 @@ class Workers:
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(self, configs: list[dict[str, Any]], cpus: set[int] | None) -> list[dict[str, Any]]:
-        from fastflow.loadgen import die_with_parent
-
         for cfg in configs:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "fastflow.loadgen", stdin=asyncio.subprocess.PIPE,
@@ -321,9 +326,7 @@ def summarise(options: E2EOptions, results: list[dict[str, Any]], before: dict[s
     e2e["max_ms"] = max(r["latency_max_us"] for r in results) / 1e3
     hops: dict[str, dict[str, float | None]] = {}
     for stage in STAGES:
-        source = "plant" if stage in ("decoded", "redis") else "gateway"
-        hops[stage] = {f"p{q * 100:g}_ms": _ms(metrics.quantile(after[source], "fastflow_tick_age_seconds", q,
-                                                                labels=f'stage="{stage}"', before=before[source]))
+        hops[stage] = {f"p{q * 100:g}_ms": _ms(metrics.stage_quantile(after, stage, q, before=before))
                        for q in QUANTILES}
 
     def delta(source: str, name: str) -> float:

@@ -41,13 +41,14 @@ import platform
 import random
 import re
 import resource
-import signal
 import sys
 import time
 from collections import Counter
 from typing import Any
 
 import msgpack
+
+from fastflow.store.embedded import die_with_parent as die_with_parent  # re-exported: bench/gateway_load.py
 
 SUBPROTOCOL = "fastflow.msgpack.v1"
 #: Latency histogram: buckets of 2% (50 per e-fold of microseconds).
@@ -76,14 +77,6 @@ def raise_fd_limit() -> int:
         except (ValueError, OSError):
             continue
     return soft
-
-
-def die_with_parent() -> None:
-    """In a child before exec: SIGTERM when this process dies (no orphans)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def watchlist(seed: int, cid: int, symbols: list[str], size: int) -> list[str]:

@@ -37,6 +37,8 @@ AGE_BUCKETS: tuple[float, ...] = (
 #: The tick-age histogram family and its stages, in the order a tick passes them.
 TICK_AGE = "tick_age_seconds"
 STAGES: tuple[str, ...] = ("decoded", "redis", "gateway", "sent")
+#: The stages the plant observes; the gateway observes the others.
+PLANT_STAGES: tuple[str, ...] = ("decoded", "redis")
 TICK_AGE_HELP = ("Age of a tick (now - its receive_time_ns) when it reaches a stage: decoded (plant: flush "
                  "handed to the consumers), redis (plant: Redis acknowledged the flush's writes), gateway "
                  "(gateway: published frame received), sent (gateway: every changed client's frame written "
@@ -316,6 +318,16 @@ def _buckets(scrape: Mapping[str, float], name: str, want: Mapping[str, str]) ->
         except ValueError:
             continue
     return out
+
+
+def stage_quantile(after: Mapping[str, Mapping[str, float]], stage: str, q: float, *,
+                   before: Mapping[str, Mapping[str, float]] | None = None) -> float | None:
+    """Quantile ``q`` of the tick age at ``stage`` over a window, from scrapes of
+    both processes keyed ``"plant"`` and ``"gateway"`` (the plant observes
+    :data:`PLANT_STAGES`, the gateway the rest)."""
+    process = "plant" if stage in PLANT_STAGES else "gateway"
+    earlier = before.get(process) if before else None
+    return quantile(after[process], f"fastflow_{TICK_AGE}", q, labels=f'stage="{stage}"', before=earlier or None)
 
 
 def bucket_quantile(bounds: Sequence[float], counts: Sequence[float], q: float, *,

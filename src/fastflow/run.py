@@ -27,8 +27,6 @@ from fastflow import metrics
 from fastflow.config import Config
 from fastflow.stack import ChildExit, Stack, StackError
 
-STAGES = ("decoded", "redis", "gateway", "sent")
-
 
 class Status:
     """The status line: scrapes the plant's and the gateway's ``/metrics`` and
@@ -68,16 +66,11 @@ class Status:
         elapsed = max(now - self.then, 1e-9)
         plant, gateway = now_scrape["plant"], now_scrape["gateway"]
         ticks = plant.get("fastflow_plant_ticks_total", 0.0) - self.before["plant"].get("fastflow_plant_ticks_total", 0.0)
-        p99: dict[str, float | None] = {}
-        for stage in STAGES:
-            source = plant if stage in ("decoded", "redis") else gateway
-            before = self.before["plant" if source is plant else "gateway"]
-            p99[stage] = metrics.quantile(source, "fastflow_tick_age_seconds", 0.99,
-                                          labels=f'stage="{stage}"', before=before or None)
+        p99 = {stage: metrics.stage_quantile(now_scrape, stage, 0.99, before=self.before) for stage in metrics.STAGES}
         clients = int(gateway.get("fastflow_gateway_clients", 0))
         memory = await self.redis_memory()
         self.before, self.then = now_scrape, now
-        hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in STAGES)
+        hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in metrics.STAGES)
         return (f"{ticks / elapsed:,.0f} ticks/s | e2e p99 {_ms(p99['sent'])} ({hops}) | "
                 f"{clients} client{'s' if clients != 1 else ''} | redis {memory}")
 

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastflow.config import Config
-from fastflow.store.embedded import EmbeddedRedis, RedisServerError
+from fastflow.store.embedded import EmbeddedRedis, RedisServerError, die_with_parent
 
 #: The simulator's credentials (not secrets: they only open the simulator).
 SIM_API_KEY = "fastflow"
@@ -72,13 +72,6 @@ class ChildExit:
             else f"exited with code {code}"
         lines = "\n".join(f"    {line}" for line in self.log) or "    (no output)"
         return f"the {self.name} (pid {self.pid}) {how}; its last lines:\n{lines}"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Child:
@@ -111,7 +104,7 @@ class Child:
         env["PYTHONUNBUFFERED"] = "1"
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent)
         if self.cpus:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(self.process.pid, self.cpus)
@@ -143,7 +136,7 @@ class Child:
                     return match
             checked = self._seen
             if self._reader is None or self._reader.done():
-                raise StackError(self.failure("exited before it was up").describe())
+                raise StackError(self.failure().describe())
             self._changed.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -152,9 +145,10 @@ class Child:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
-    def failure(self, why: str = "", lines: int = 20) -> ChildExit:
+    def failure(self) -> ChildExit:
+        """The child as it ended: exit code (-1 while unknown) and the output lines kept."""
         code = self.process.returncode if self.process is not None else None
-        return ChildExit(self.name, self.pid, code if code is not None else -1, list(self.lines)[-lines:])
+        return ChildExit(self.name, self.pid, code if code is not None else -1, list(self.lines))
 
     async def exited(self) -> ChildExit:
         """Wait for the process to end (and its output to be read)."""
@@ -203,7 +197,6 @@ class Stack:
         self.dashboard_url = ""
         self.ws_url = ""
         self.instruments = 0
-        self._stopping = False
 
     @property
     def simulated(self) -> bool:
@@ -326,7 +319,6 @@ class Stack:
     async def stop(self) -> None:
         """Stop the gateway, the plant and the simulator (in that order), then
         Redis; remove the run's files. Safe to call twice."""
-        self._stopping = True
         for name in ("gateway", "plant", "simulator"):
             child = self.children.get(name)
             if child is not None:

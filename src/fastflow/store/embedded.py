@@ -76,7 +76,7 @@ def _ping(path: str | None, port: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: Linux sends it SIGTERM when its parent dies, so
     even a SIGKILLed fastflow leaves no redis-server behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -127,7 +127,7 @@ class EmbeddedRedis:
         args += list(self.extra)
         try:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+                                            stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         except OSError as exc:  # not a program (exec format error), vanished, no permission
             self.stop()
             raise RedisServerError(f"{self.binary} could not be started: {exc}") from exc
