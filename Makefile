@@ -63,7 +63,7 @@ bench-e2e: $(STAMP)
 	$(VENV)/bin/fastflow bench e2e
 
 fuzz: $(STAMP)
-	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/test_kite_fuzz.py tests/test_upstox_decoder.py -k fuzz
+	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/hotpath/test_kite_fuzz.py tests/hotpath/test_upstox_decoder.py -k fuzz
 
 run: $(STAMP)
 	$(VENV)/bin/fastflow run

@@ -3,15 +3,15 @@ real processes, with sanity checks only.
 
 The full suite, its rate and client matrix and its results table are
 ``fastflow bench e2e`` / ``bench/e2e.py`` (bench/results/e2e.md); this runs
-the same machinery (:func:`fastflow.e2e.run_once`) small enough for ``make
+the same machinery (:func:`fastflow.tools.e2e.run_once`) small enough for ``make
 test``: the embedded Redis, the Kite simulator at :data:`RATE` ticks/s, the
 plant and the gateway as subprocesses, and :data:`CLIENTS` msgpack WebSocket
-clients (:mod:`fastflow.loadgen`), each subscribed to :data:`WATCH` random
+clients (:mod:`fastflow.tools.loadgen`), each subscribed to :data:`WATCH` random
 instruments, measured for :data:`SECONDS` s after :data:`WARMUP` s.
 
 The figures (end-to-end p50 / p99 / p99.9, plant receive -> client decode, and
 the p99 of the tick's age at each stage) go to ``extra_info``; nothing asserts
-a speed, the machine is shared (the latency budget is tests/test_e2e_budget.py).
+a speed, the machine is shared (the latency budget is tests/e2e/test_e2e_budget.py).
 It asserts only that the run measured something and was sane: latency samples,
 no seq out of order, no tick of a symbol off a client's watchlist, and the plant
 kept up with the simulator.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastflow.e2e import STAGES, E2EOptions, one_line, run_once
+from fastflow.tools.e2e import STAGES, E2EOptions, one_line, run_once
 
 RATE = 1000.0
 CLIENTS = 10

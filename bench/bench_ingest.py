@@ -35,10 +35,10 @@ from typing import Any
 import pytest
 from kiteconnect import KiteTicker
 
+from fastflow.brokers.kite.session import KiteIngest
 from fastflow.hotpath import TickBatch
-from fastflow.ingest.kite_session import KiteIngest
 from fastflow.instruments import Instruments
-from fastflow.plant import Plant
+from fastflow.services.plant import Plant
 from fastflow.sim.universe import kite_universe
 
 PACKETS = 50_000  # per benchmark call

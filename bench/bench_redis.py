@@ -29,9 +29,9 @@ from fastflow.hotpath import KiteDecoder, MarketState, TickBatch
 from fastflow.instruments import Instruments
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
-from fastflow.store.config import RedisTarget
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
+from fastflow.store.target import RedisTarget
 from fastflow.store.writer import RedisWriter, command
 
 FLUSHES = 50

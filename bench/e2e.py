@@ -7,12 +7,12 @@ Redis -> gateway -> N msgpack WebSocket clients, all over loopback.
 
 This is ``fastflow bench e2e [options]`` (what ``make bench-e2e`` runs), with
 the same options (see ``--help``): the arguments go through the CLI's own
-parser (:func:`fastflow.cli.build_parser`) to :func:`fastflow.e2e.main`, so
+parser (:func:`fastflow.cli.build_parser`) to :func:`fastflow.tools.e2e.main`, so
 the method, defaults and output are the same whichever way it starts. It writes
 bench/results/e2e.md (the table: end-to-end p50 / p99 / p99.9 and the p99 per
 stage, for each rate and client count, and the highest rate with p99 under
 50 ms), e2e.json (every figure) and e2e.png (the plot, with matplotlib) to
-``--out`` (default bench/results); the method is in :mod:`fastflow.e2e`.
+``--out`` (default bench/results); the method is in :mod:`fastflow.tools.e2e`.
 
 The short form that ``make test`` runs (one two-second run, sanity checks only)
 is bench/bench_e2e.py.
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import sys
 
-from fastflow import e2e
 from fastflow.cli import build_parser
+from fastflow.tools import e2e
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ Processes, all on this machine (bound to 127.0.0.1 / a unix socket only):
    ticks' ``receive_time_ns``, so a client's ``now - receive_time_ns`` is the
    publish -> client latency (decode + PUBLISH + Redis + gateway + socket +
    the client's own event loop);
-4. ``--workers`` client processes (``python -m fastflow.loadgen``, the load
+4. ``--workers`` client processes (``python -m fastflow.tools.loadgen``, the load
    client ``fastflow bench e2e`` uses too), each running its share of the
    clients on one uvloop loop. A client is a minimal
    raw-asyncio WebSocket client (handshake by hand, masked client frames,
@@ -47,7 +47,7 @@ Processes, all on this machine (bound to 127.0.0.1 / a unix socket only):
    starts on the frame's last bytes (the worker's ``"stamp": "receive"``).
 
 The gateway's own view comes from its ``/metrics`` (scraped before and after
-the measured window, parsed with ``fastflow.metrics``): the fan-out histogram
+the measured window, parsed with ``fastflow.obs.metrics``): the fan-out histogram
 (the gateway hop, coarse buckets), the tick-age histograms at the gateway's
 stages (``tick_age`` in the JSON: publish -> frame received, publish -> every
 client's frame written), frames and ticks sent, conflations, disconnects. RSS comes from
@@ -79,8 +79,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fastflow import metrics
-from fastflow.loadgen import (
+from fastflow.obs import metrics
+from fastflow.tools.loadgen import (
     cpu_seconds,
     cpu_times,
     die_with_parent,
@@ -177,7 +177,7 @@ def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
 
 
 def scrape(port: int) -> dict[str, float]:
-    """The gateway's /metrics as {series (with labels): value} (:func:`fastflow.metrics.fetch`)."""
+    """The gateway's /metrics as {series (with labels): value} (:func:`fastflow.obs.metrics.fetch`)."""
     return metrics.fetch(f"http://127.0.0.1:{port}/metrics", 10.0)
 
 
@@ -185,7 +185,7 @@ def hist_quantiles(before: dict[str, float], after: dict[str, float], name: str,
                    qs: tuple[float, ...], labels: str = "") -> dict[str, Any]:
     """Quantiles of a histogram (``name`` without the ``fastflow_`` prefix) over the
     window (after - before): the bucket's upper bound (what the gateway can say) and a
-    linear interpolation inside it (:func:`fastflow.metrics.quantile`)."""
+    linear interpolation inside it (:func:`fastflow.obs.metrics.quantile`)."""
     full = f"fastflow_{name}"
     suffix = f"{{{labels}}}" if labels else ""
     count = after.get(f"{full}_count{suffix}", 0.0) - before.get(f"{full}_count{suffix}", 0.0)
@@ -208,8 +208,8 @@ class Publisher:
         from fastflow.instruments import Instruments
         from fastflow.sim.market import KiteMarket
         from fastflow.sim.universe import kite_universe
-        from fastflow.store.config import RedisTarget
         from fastflow.store.keys import Keys
+        from fastflow.store.target import RedisTarget
 
         rows = kite_universe()
         self.target = RedisTarget.parse(redis_url)
@@ -401,7 +401,7 @@ class Run:
         ids = [list(range(w, self.clients, self.workers)) for w in range(self.workers)]
         readers = []
         for share in ids:
-            proc = subprocess.Popen([sys.executable, "-m", "fastflow.loadgen"],
+            proc = subprocess.Popen([sys.executable, "-m", "fastflow.tools.loadgen"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
             self.procs.append(proc)
             # latency stamped in data_received (publish -> client receive), as the results say

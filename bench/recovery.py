@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from fastflow.brokers.kite.session import KiteSession
+from fastflow.brokers.upstox.session import UpstoxSession
 from fastflow.hotpath import KiteDecoder, MarketState, UpstoxDecoder
-from fastflow.ingest.kite_session import KiteSession
 from fastflow.ingest.session import FeedSession
-from fastflow.ingest.upstox_session import UpstoxSession
 from fastflow.instruments import Instruments
 from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket

@@ -19,10 +19,10 @@ import uvloop
 
 from fastflow.ingest.capture import CaptureReader
 from fastflow.ingest.replay import load_instruments
-from fastflow.plant import Plant
-from fastflow.store.config import RedisTarget
+from fastflow.services.plant import Plant
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
+from fastflow.store.target import RedisTarget
 from fastflow.store.writer import RedisWriter
 
 

@@ -28,8 +28,8 @@ import pytest
 import redis
 import redis.cluster
 
-from fastflow.store.config import RedisTarget
 from fastflow.store.embedded import EmbeddedRedis, find_redis_server
+from fastflow.store.target import RedisTarget
 
 DEADLINE = 20.0  # seconds for a cluster to form (redis-cli itself waits in 1 s steps)
 

@@ -41,7 +41,7 @@ def test_console_script_is_installed() -> None:
 
 def test_run_with_a_duration_stops_by_itself() -> None:
     """`fastflow run --duration`: the whole stack comes up, reports, and stops with status 0
-    (the rest of `fastflow run` is tests/test_run.py)."""
+    (the rest of `fastflow run` is tests/services/test_run.py)."""
     result = fastflow("run", "--port", "0", "--duration", "3", "--rate", "2000", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "from the simulator" in result.stdout and "dashboard http://127.0.0.1:" in result.stdout

@@ -35,7 +35,7 @@ def _run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from fastflow.config import ConfigError, load_config
-    from fastflow.run import run
+    from fastflow.services.supervisor import run
 
     overrides: dict[str, object] = {}
     if args.broker is not None:
@@ -53,7 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from fastflow import e2e
+    from fastflow.tools import e2e
 
     return e2e.main(args)
 
@@ -126,9 +126,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
     import contextlib
     import signal
 
+    from fastflow.brokers.kite.session import KiteSession
     from fastflow.hotpath import KiteDecoder, MarketState
     from fastflow.ingest.capture import CaptureWriter
-    from fastflow.ingest.kite_session import KiteSession
     from fastflow.ingest.replay import load_instruments
 
     instruments = load_instruments("kite", args.instruments)
@@ -202,7 +202,7 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     from fastflow.ingest.capture import CaptureError, CaptureReader
     from fastflow.ingest.replay import load_instruments
     from fastflow.instruments import InstrumentError
-    from fastflow.plant import Plant, resolve_subscriptions, serve_plant
+    from fastflow.services.plant import Plant, resolve_subscriptions, serve_plant
 
     def fail(message: str) -> int:
         print(f"fastflow plant: {message}", file=sys.stderr)
@@ -255,9 +255,9 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     def report(message: str) -> None:
         print(f"fastflow plant: {message}", flush=True)
 
-    from fastflow.store.config import RedisTarget
     from fastflow.store.embedded import EmbeddedRedis, RedisServerError
     from fastflow.store.keys import Keys
+    from fastflow.store.target import RedisTarget
     from fastflow.store.writer import RedisWriter
 
     embedded: EmbeddedRedis | None = None
@@ -327,8 +327,8 @@ def _gateway_credentials(flags: Sequence[str]) -> tuple[dict[str, str], str]:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from fastflow.gateway.auth import Auth
     from fastflow.gateway.server import GatewayConfig, serve_gateway
-    from fastflow.store.config import RedisTarget
     from fastflow.store.keys import Keys
+    from fastflow.store.target import RedisTarget
 
     def fail(message: str) -> int:
         print(f"fastflow gateway: {message}", file=sys.stderr)
@@ -392,7 +392,7 @@ def _cmd_instruments(args: argparse.Namespace) -> int:
 def _cmd_tail(args: argparse.Namespace) -> int:
     import asyncio
 
-    from fastflow.tail import TailOptions, tail
+    from fastflow.client.tail import TailOptions, tail
 
     if (args.count is not None and args.count < 1) or args.retries < 0:
         print("fastflow tail: --count must be >= 1 and --retries >= 0", file=sys.stderr)

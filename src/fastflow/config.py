@@ -509,7 +509,7 @@ def _validate(config: Config) -> None:
         if redis.cluster:
             raise fail("redis.cluster", "the embedded Redis is not a cluster: give redis.url a cluster node")
     else:
-        from fastflow.store.config import RedisTarget
+        from fastflow.store.target import RedisTarget
 
         try:
             RedisTarget.parse(redis.url, cluster=True if redis.cluster else None)

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 import msgpack
 
-from fastflow.store.config import RedisTarget
 from fastflow.store.keys import Keys
+from fastflow.store.target import RedisTarget
 from fastflow.store.writer import RedisSetupError, RespProtocol, command, partition_node
 
 logger = logging.getLogger(__name__)

@@ -58,13 +58,14 @@ from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from fastflow import __version__, metrics
+from fastflow import __version__
 from fastflow.gateway import protocol as proto
 from fastflow.gateway.auth import Auth
 from fastflow.gateway.live import LiveSubscription
 from fastflow.hotpath import FanOut, FrameError
-from fastflow.store.config import RedisTarget
+from fastflow.obs import metrics
 from fastflow.store.keys import Keys
+from fastflow.store.target import RedisTarget
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """What every broker connection shares: the reconnect loop, the liveness
 watchdog, the circuit breaker, and the hand-off of each message to the hot path.
 
-:class:`FeedSession` is the base of :class:`~fastflow.ingest.kite_session.KiteSession`
-and :class:`~fastflow.ingest.upstox_session.UpstoxSession`. A subclass says how
+:class:`FeedSession` is the base of :class:`~fastflow.brokers.kite.session.KiteSession`
+and :class:`~fastflow.brokers.upstox.session.UpstoxSession`. A subclass says how
 to open a connection (:meth:`FeedSession._open`), how to subscribe
 (:meth:`FeedSession._subscribe`) and what its text frames mean; the base does
 the rest (docs/ingest.md):

@@ -35,10 +35,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from fastflow.brokers.upstox.constants import MODES
 from fastflow.sim import upstox_wire as wire
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe, upstox_universe
-from fastflow.upstox import MODES
 
 IntArray = npt.NDArray[np.int64]
 

@@ -57,9 +57,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from fastflow.brokers.upstox.constants import (
+    AUTHORIZE_PATH,
+    COMBINED_LIMITS,
+    FEED_PATH,
+    INDIVIDUAL_LIMITS,
+    MODES,
+    limit_error,
+)
 from fastflow.sim import upstox_wire as wire
 from fastflow.sim.upstox_market import UpstoxMarket
-from fastflow.upstox import AUTHORIZE_PATH, COMBINED_LIMITS, FEED_PATH, INDIVIDUAL_LIMITS, MODES, limit_error
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +365,7 @@ class UpstoxSimulator:
 
     @property
     def api_url(self) -> str:
-        """The base URL an :class:`~fastflow.ingest.upstox_session.UpstoxSession` authorizes against."""
+        """The base URL an :class:`~fastflow.brokers.upstox.session.UpstoxSession` authorizes against."""
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:

@@ -53,8 +53,8 @@ import hiredis
 import msgpack
 from redis.crc import key_slot
 
-from fastflow import metrics
 from fastflow.hotpath import MarketState, TickBatch
+from fastflow.obs import metrics
 from fastflow.store.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ WRITE_BUFFER_HIGH = 16 * 2**20
 
 
 class Endpoint(Protocol):
-    """Where Redis is (:class:`fastflow.store.config.RedisTarget`)."""
+    """Where Redis is (:class:`fastflow.store.target.RedisTarget`)."""
 
     @property
     def host(self) -> str: ...

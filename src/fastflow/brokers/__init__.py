@@ -1,0 +1,1 @@
+"""Everything broker-specific, behind one registry."""

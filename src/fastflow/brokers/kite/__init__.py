@@ -1,0 +1,1 @@
+"""Zerodha Kite: the ticker WebSocket (binary frames)."""

@@ -1,0 +1,1 @@
+"""Upstox: Market Data Feed V3 (protobuf over WebSocket)."""

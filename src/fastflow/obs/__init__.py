@@ -1,0 +1,1 @@
+"""Observability and process plumbing shared by every service: metrics, backoff, health, processes."""

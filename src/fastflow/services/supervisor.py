@@ -1,0 +1,170 @@
+"""``fastflow run``: the main job on one command.
+
+It loads the configuration (:mod:`fastflow.config`), starts the
+:class:`~fastflow.services.stack.Stack` (embedded Redis, simulator or real broker,
+plant, gateway: separate processes), prints the dashboard URL, and shows a
+status line while it runs: ticks/s, the end-to-end p99 (plant receive → frame
+written to the clients' sockets, from the gateway's ``/metrics``) with the p99
+at each stage before it, the gateway's clients and Redis's memory.
+
+Ctrl-C or SIGTERM stops every child (gateway, plant, simulator, Redis) and
+removes the run's files; the exit status is 0. A child that exits by itself is
+reported with its last log lines and the whole run stops with exit status 1.
+Nothing is restarted (see :mod:`fastflow.services.stack`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from fastflow.config import Config
+from fastflow.obs import metrics
+from fastflow.services.stack import ChildExit, Stack, StackError
+
+
+class Status:
+    """The status line: scrapes the plant's and the gateway's ``/metrics`` and
+    Redis's INFO, and reports the window since the previous call."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.before: dict[str, dict[str, float]] = {"plant": {}, "gateway": {}}
+        self.then = time.monotonic()
+        self._redis: Any = None
+
+    async def scrape(self) -> dict[str, dict[str, float]]:
+        urls = {"plant": f"{self.stack.plant_url}/metrics", "gateway": f"{self.stack.dashboard_url}metrics"}
+        out: dict[str, dict[str, float]] = {}
+        for name, url in urls.items():
+            try:
+                out[name] = await asyncio.to_thread(metrics.fetch, url, 2.0)
+            except OSError:
+                out[name] = {}
+        return out
+
+    async def redis_memory(self) -> str:
+        try:
+            if self._redis is None:
+                import redis.asyncio
+
+                self._redis = redis.asyncio.from_url(self.stack.redis_url, socket_timeout=2.0)
+            info = await self._redis.info("memory")
+            return str(info.get("used_memory_human", "?"))
+        except Exception:  # a status line must not fail the run
+            self._redis = None
+            return "?"
+
+    async def line(self) -> str:
+        now_scrape = await self.scrape()
+        now = time.monotonic()
+        elapsed = max(now - self.then, 1e-9)
+        plant, gateway = now_scrape["plant"], now_scrape["gateway"]
+        ticks = plant.get("fastflow_plant_ticks_total", 0.0) - self.before["plant"].get("fastflow_plant_ticks_total", 0.0)
+        p99 = {stage: metrics.stage_quantile(now_scrape, stage, 0.99, before=self.before) for stage in metrics.STAGES}
+        clients = int(gateway.get("fastflow_gateway_clients", 0))
+        memory = await self.redis_memory()
+        self.before, self.then = now_scrape, now
+        hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in metrics.STAGES)
+        return (f"{ticks / elapsed:,.0f} ticks/s | e2e p99 {_ms(p99['sent'])} ({hops}) | "
+                f"{clients} client{'s' if clients != 1 else ''} | redis {memory}")
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f} ms"
+
+
+async def supervise(config: Config, *, duration: float | None = None, out: TextIO = sys.stdout,
+                    verbose: bool = False) -> int:
+    """Run the stack until a signal, ``duration`` or a child's death; returns the exit status."""
+    tty = out.isatty()
+
+    def say(message: str) -> None:
+        out.write(("\r\x1b[2K" if tty else "") + f"fastflow run: {message}\n")
+        out.flush()
+
+    echo = (lambda name, line: say(f"[{name}] {line}")) if verbose else None
+    stack = Stack(config, echo=echo)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    source = "the real broker" if config.broker.live else "the simulator"
+    say(f"starting: {config.broker.name} from {source}, redis {'embedded' if config.redis.url == 'embedded' else 'external'}")
+    started = asyncio.create_task(stack.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():  # a signal during start-up
+        started.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StackError):
+            await started
+        await stack.stop()
+        say("stopped before it was up")
+        return 0
+    try:
+        started.result()
+    except StackError as exc:
+        say(f"could not start: {exc}")
+        return 1
+    pids = ", ".join(f"{name} {child.pid}" for name, child in stack.children.items())
+    redis_pid = f", redis-server {stack.redis.process.pid}" if stack.redis and stack.redis.process else ""
+    say(f"up: {stack.instruments} instruments; processes: {pids}{redis_pid}")
+    say(f"dashboard {stack.dashboard_url}  websocket {stack.ws_url}  redis {stack.redis_url}  "
+        f"plant {stack.plant_url}/metrics")
+    say(f"files in {stack.directory}; Ctrl-C stops everything")
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    status = Status(stack)
+    died = asyncio.create_task(stack.wait())
+    every = config.run.status_every
+    exit_code = 0
+    try:
+        while True:
+            done, _ = await asyncio.wait({died, stopping}, timeout=every if every > 0 else None,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if died in done:
+                if stop.is_set():
+                    break
+                dead: ChildExit = died.result()
+                dead = dataclasses.replace(dead, log=dead.log[-config.run.log_lines:])
+                if tty:
+                    out.write("\n")
+                say(dead.describe())
+                say("stopping everything (exit status 1)")
+                exit_code = 1
+                break
+            if stopping in done:
+                break
+            line = await status.line()
+            if tty:
+                out.write(f"\r\x1b[2K{line}")
+                out.flush()
+            else:
+                say(line)
+    finally:
+        died.cancel()
+        stopping.cancel()
+        await status.close()
+        if tty:
+            out.write("\n")
+        await stack.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if exit_code == 0:
+        say("stopped: every child exited, files removed")
+    return exit_code
+
+
+def run(config: Config, *, duration: float | None = None, verbose: bool = False) -> int:
+    """``fastflow run``: blocks until Ctrl-C/SIGTERM, ``duration`` or a child's death."""
+    return asyncio.run(supervise(config, duration=duration, verbose=verbose))

@@ -1,0 +1,1 @@
+"""Tools, not stages: the load generator and the end-to-end harness behind ``fastflow bench e2e``."""
