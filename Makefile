@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 SOURCES := $(wildcard ext/*) setup.py pyproject.toml
 
-.PHONY: help venv compile debug test test-debug lint bench bench-e2e fuzz run clean
+.PHONY: help venv compile debug test test-pure test-debug lint bench bench-e2e fuzz run clean
 
 help:
 	@echo "make run        start fastflow's main job on its embedded default"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-e2e  the end-to-end latency suite (about 10 minutes): bench/results/e2e.md, .json, .png"
 	@echo "make compile    (re)build the Cython extension in place"
 	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing); make compile undoes it"
+	@echo "make test-pure  the stages above the hot path on the reference implementation (FASTFLOW_PUREPYTHON=1)"
 	@echo "make test-debug run the tests on a FASTFLOW_DEBUG build (CI does this too)"
 	@echo "make fuzz       a longer hypothesis fuzz run of the decoder"
 	@echo "make clean      remove build outputs"
@@ -46,6 +47,13 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest tests
 	$(PY) -m pytest bench -q --benchmark-max-time=0.05 --benchmark-min-rounds=3 --benchmark-warmup=off
+
+# The stages above the hot path on the pure-Python reference implementation (the hot
+# path's own tests already run both implementations in every run of `make test`).
+PURE_STAGES := tests/brokers tests/ingest tests/store tests/gateway tests/client tests/services tests/obs
+
+test-pure: $(STAMP)
+	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest -q $(PURE_STAGES)
 
 # The suite on a debug build (C-level checks, -O0 -g, line tracing, asyncio debug),
 # then the release build is restored.

@@ -16,7 +16,7 @@ from kiteconnect import KiteTicker
 from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 N_INSTRUMENTS = 10_000
 PER_MESSAGE = 200

@@ -31,8 +31,9 @@ from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
+from fastflow.store.resp import command
 from fastflow.store.target import RedisTarget
-from fastflow.store.writer import RedisWriter, command
+from fastflow.store.writer import RedisWriter
 
 FLUSHES = 50
 PER_FLUSH = 200

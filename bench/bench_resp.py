@@ -21,7 +21,7 @@ from redis.connection import Connection
 from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 N_INSTRUMENTS = 10_000
 TICKS = 200

@@ -74,16 +74,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fastflow.obs import metrics
+from fastflow.obs import health, metrics
+from fastflow.obs.process import LineReader, die_with_parent, stop_process, wait_ready
 from fastflow.tools.loadgen import (
     cpu_seconds,
     cpu_times,
-    die_with_parent,
     latency_quantiles,
     machine,
     raise_fd_limit,
@@ -129,51 +128,6 @@ def tcp_counters() -> dict[str, int]:
                 out.update({k: int(v) for k, v in zip(names.split()[1:], values.split()[1:], strict=False)
                             if k in NETSTAT_KEYS})
     return out
-
-
-class LineReader:
-    """JSON/text lines from a child's stdout, with a timeout (select on the raw fd)."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        self.process = process
-        self.fd = process.stdout.fileno()
-        self.buf = b""
-
-    def readline(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no line from pid {self.process.pid} in {timeout:g} s")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                chunk = os.read(self.fd, 65536)
-                if not chunk:
-                    raise EOFError(f"pid {self.process.pid} exited (status {self.process.poll()})")
-                self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
-
-
-def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as reply:
-            return reply.status, reply.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -361,15 +315,18 @@ class Run:
         if not found:
             raise RuntimeError(f"cannot read the gateway's port from {line!r}")
         port = int(found.group(1))
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             with contextlib.suppress(OSError):
-                if http_get(port, "/healthz", 2.0)[0] == 200:
-                    return port
-            if time.monotonic() > deadline:
-                tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise TimeoutError(f"gateway not ready (healthz) in 30 s: {' / '.join(tail)}")
-            time.sleep(0.05)
+                return health.get(f"http://127.0.0.1:{port}/healthz", 2.0)[0] == 200
+            return False
+
+        if not wait_ready(self.gateway, healthy, 30.0, 0.05):
+            tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
+            code = self.gateway.poll()
+            why = "not ready (healthz) in 30 s" if code is None else f"exited ({code})"
+            raise TimeoutError(f"gateway {why}: {' / '.join(tail)}")
+        return port
 
     def execute(self) -> dict[str, Any]:
         try:

@@ -29,11 +29,11 @@ from fastflow.brokers.upstox.session import UpstoxSession
 from fastflow.hotpath import KiteDecoder, MarketState, UpstoxDecoder
 from fastflow.ingest.session import FeedSession
 from fastflow.instruments import Instruments
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
+from fastflow.sim.servers.upstox import UpstoxSimConfig, UpstoxSimulator
 from fastflow.sim.universe import kite_universe
-from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
-from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
 
 KITE = {408065: "full", 738561: "quote", 256265: "ltp"}
 UPSTOX = {"NSE_EQ|INE009A01021": "full", "NSE_EQ|INE002A01018": "ltpc", "NSE_INDEX|Nifty 50": "full"}

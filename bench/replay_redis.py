@@ -18,8 +18,8 @@ import time
 import uvloop
 
 from fastflow.ingest.capture import CaptureReader
-from fastflow.ingest.replay import load_instruments
 from fastflow.services.plant import Plant
+from fastflow.sim.universe import load as load_instruments
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 from fastflow.store.target import RedisTarget

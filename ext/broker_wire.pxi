@@ -29,3 +29,15 @@ cdef inline int64_t kite_price_divisor(uint32_t segment) noexcept nogil:
 def price_divisor(token):
     """The divisor that turns a raw Kite price of ``token`` into rupees."""
     return kite_price_divisor(<uint32_t>(token & 0xFF))
+
+
+def wire_constants():
+    """The constants above as a dict (name -> value), to check them against the reference's."""
+    return {
+        "KITE_LTP_LEN": KITE_LTP_LEN, "KITE_INDEX_QUOTE_LEN": KITE_INDEX_QUOTE_LEN,
+        "KITE_INDEX_FULL_LEN": KITE_INDEX_FULL_LEN, "KITE_QUOTE_LEN": KITE_QUOTE_LEN,
+        "KITE_FULL_LEN": KITE_FULL_LEN, "KITE_DEPTH_OFFSET": KITE_DEPTH_OFFSET,
+        "KITE_DEPTH_ENTRY_LEN": KITE_DEPTH_ENTRY_LEN, "KITE_ASK_OFFSET": KITE_ASK_OFFSET,
+        "KITE_SEGMENT_CDS": KITE_SEGMENT_CDS, "KITE_SEGMENT_BCD": KITE_SEGMENT_BCD,
+        "KITE_SEGMENT_INDICES": KITE_SEGMENT_INDICES, "KITE_SEGMENT_NCO": KITE_SEGMENT_NCO,
+    }

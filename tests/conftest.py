@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +30,22 @@ def hp(request: pytest.FixtureRequest) -> types.ModuleType:
 @pytest.fixture
 def compiled() -> types.ModuleType:
     return load_impl("compiled")
+
+
+@pytest.fixture(params=("asyncio", "uvloop"))
+def event_loop_policy(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test's ``asyncio.run`` on asyncio's loop, then on uvloop's (the loop the
+    plant and the gateway run on as processes). Use with
+    ``pytestmark = pytest.mark.usefixtures("event_loop_policy")``."""
+    import asyncio
+
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield request.param
+    finally:
+        asyncio.set_event_loop_policy(None)
 
 
 def kite_row(token: int, symbol: str, exchange: str, segment: str, itype: str = "EQ") -> dict[str, Any]:

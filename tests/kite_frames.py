@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 
 def full(token: int, ltp: int = 150025, rnd: random.Random | None = None) -> bytes:

@@ -11,11 +11,11 @@ Keys and channels a test writes should carry the test's own partition
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +28,7 @@ import pytest
 import redis
 import redis.cluster
 
+from fastflow.obs.process import stop_process, stop_processes, wait_ready
 from fastflow.store.embedded import EmbeddedRedis, find_redis_server
 from fastflow.store.target import RedisTarget
 
@@ -54,21 +55,6 @@ def find_redis_cli(server_binary: str) -> str:
     found = shutil.which("redis-cli")
     if not found:
         raise RuntimeError(f"no redis-cli next to {server_binary} or on PATH: needed to form a test cluster")
-    return found
-
-
-def children() -> list[int]:
-    """Live (not zombie) child processes of this test process (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                found.append(int(entry))
     return found
 
 
@@ -151,19 +137,14 @@ class RedisClusterNodes:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.processes.append(process)
             client = self.node_client(port)
-            end = time.monotonic() + DEADLINE
             try:
-                while process.poll() is None and time.monotonic() < end:
-                    try:
-                        if client.ping():
-                            self.ports.append(port)
-                            return
-                    except redis.ConnectionError:
-                        time.sleep(0.01)
+                if wait_ready(process, functools.partial(_pings, client), DEADLINE):
+                    self.ports.append(port)
+                    return
             finally:
                 client.close()
             text = Path(log).read_text(errors="replace") if os.path.exists(log) else ""
-            _stop(process)
+            stop_process(process)
             if attempt == 4 or "Address already in use" not in text:
                 raise RuntimeError(f"cluster node on port {port} did not start: {text.strip()[-2000:]}")
 
@@ -189,11 +170,7 @@ class RedisClusterNodes:
     def stop(self) -> None:
         """Stop every node (SIGTERM, then SIGKILL) and remove the directory."""
         processes, self.processes = self.processes, []
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            _stop(process)
+        stop_processes(processes)
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = ""
@@ -218,14 +195,11 @@ def _cluster_state(client: redis.Redis) -> str:
     return found.group(1) if found else ""
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ defaults of `fastflow plant` / `fastflow gateway`."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -344,29 +345,44 @@ def test_fastflow_config_command(tmp_path: Path) -> None:
 
 
 def test_plant_takes_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastflow.services.plant import credentials
+
     args = cli.build_parser().parse_args(["plant", "--symbols", "NSE:INFY"])
     assert args.api_key is None and args.access_token is None
-    monkeypatch.delenv("FASTFLOW_BROKER_API_KEY", raising=False)
-    monkeypatch.delenv("FASTFLOW_BROKER_ACCESS_TOKEN", raising=False)
-    assert cli._broker_credentials(None, None) == ("fastflow", "sim-token")  # the simulator's
-    monkeypatch.setenv("FASTFLOW_BROKER_API_KEY", "myapp")
-    monkeypatch.setenv("FASTFLOW_BROKER_ACCESS_TOKEN", TOKEN)
-    assert cli._broker_credentials(None, None) == ("myapp", TOKEN)
-    assert cli._broker_credentials("flag", "flagtok") == ("flag", "flagtok")
+
+    def plant(env: dict[str, str], *flags: str) -> tuple[str, str]:
+        parsed = cli.build_parser().parse_args(["plant", "--symbols", "NSE:INFY", *flags])
+        overrides = {key: getattr(parsed, dest) for dest, key in parsed.config_keys.items()}
+        return credentials(load_config(env=env, overrides=overrides, command="plant"))
+
+    assert plant({}) == ("fastflow", "sim-token")  # the simulator's
+    env = {"FASTFLOW_BROKER_API_KEY": "myapp", "FASTFLOW_BROKER_ACCESS_TOKEN": TOKEN}
+    assert plant(env) == ("myapp", TOKEN)
+    assert plant(env, "--api-key", "flag", "--access-token", "flagtok") == ("flag", "flagtok")
 
 
-def test_gateway_takes_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FASTFLOW_GATEWAY_API_KEYS", "FASTFLOW_GATEWAY_TOKEN_SECRET", "FASTFLOW_TOKEN_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    assert cli._gateway_credentials([]) == ({}, "")
+def test_gateway_takes_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for name in list(os.environ):
+        if name.startswith("FASTFLOW_"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(ROOT / "tests")  # no ./fastflow.toml here
+
+    def gateway(*flags: str) -> tuple[dict[str, str], str]:
+        config = cli._gateway_config(cli.build_parser().parse_args(["gateway", *flags]))
+        assert config is not None
+        return dict(config.gateway.api_keys), config.gateway.token_secret
+
+    assert gateway() == ({}, "")
     monkeypatch.setenv("FASTFLOW_GATEWAY_API_KEYS", "k1=alice,k2")
     monkeypatch.setenv("FASTFLOW_TOKEN_SECRET", "legacy")
-    assert cli._gateway_credentials(["k2=bob", "k3"]) == ({"k1": "alice", "k2": "bob", "k3": "api-key"}, "legacy")
+    assert gateway("--api-key", "k2=bob", "--api-key", "k3") == (
+        {"k1": "alice", "k2": "bob", "k3": "api-key"}, "legacy")
     monkeypatch.setenv("FASTFLOW_GATEWAY_TOKEN_SECRET", SECRET)
-    assert cli._gateway_credentials([])[1] == SECRET
+    assert gateway()[1] == SECRET
     monkeypatch.setenv("FASTFLOW_GATEWAY_API_KEYS", "=nobody")
-    with pytest.raises(ValueError, match="FASTFLOW_GATEWAY_API_KEYS"):
-        cli._gateway_credentials([])
+    assert cli._gateway_config(cli.build_parser().parse_args(["gateway"])) is None
+    assert "FASTFLOW_GATEWAY_API_KEYS" in capsys.readouterr().err
 
 
 def test_gateway_command_reads_the_environment() -> None:
@@ -378,3 +394,54 @@ def test_gateway_command_reads_the_environment() -> None:
                             env=clean_env(FASTFLOW_GATEWAY_API_KEYS="k1=alice", FASTFLOW_GATEWAY_TOKEN_SECRET=SECRET))
     assert result.returncode == 0, result.stderr
     assert "fastflow gateway: dashboard http://127.0.0.1:" in result.stdout
+
+
+def test_each_command_starts_from_its_own_documented_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./fastflow.toml here
+    assert load_config(env={}, command="run").simulator.rate == 20_000.0
+    assert load_config(env={}, command="sim").simulator.rate == 10_000.0
+    assert load_config(env={}, command="run").redis.url == "embedded"
+    assert load_config(env={}, command="plant").redis.url == "embedded"
+    assert load_config(env={}, command="gateway").redis.url == "redis://127.0.0.1:6379/0"
+    # a command default is still below the file, the environment and the flags
+    path = write(tmp_path, "[simulator]\nrate = 500\n")
+    assert load_config(path, env={}, command="sim").simulator.rate == 500.0
+    assert load_config(env={"FASTFLOW_REDIS_URL": "unix:///tmp/r.sock"}, command="gateway").redis.url == \
+        "unix:///tmp/r.sock"
+    assert load_config(env={}, command="sim", overrides={"simulator.rate": 7}).simulator.rate == 7.0
+    with pytest.raises(ValueError, match="unknown command"):
+        load_config(env={}, command="nosuch")
+
+
+def test_a_configuration_handed_to_a_child_is_the_same_and_checked_again() -> None:
+    from fastflow.config import from_data, to_data
+
+    config = load_config(env={"FASTFLOW_GATEWAY_API_KEYS": "k1=alice", "FASTFLOW_BROKER_ACCESS_TOKEN": TOKEN,
+                              "FASTFLOW_BROKER_API_KEY": "myapp", "FASTFLOW_BROKER_SYMBOLS": "NSE:INFY,NSE:TCS"},
+                         overrides={"gateway.port": 0}, command="plant")
+    data = json.loads(json.dumps(to_data(config)))  # through the file's JSON
+    again = from_data(data, source="plant.json")
+    assert again == config and again.broker.access_token == TOKEN and again.broker.symbols == ("NSE:INFY", "NSE:TCS")
+    assert set(again.sources.values()) == {"plant.json"}
+    data["gateway"]["port"] = 99999
+    with pytest.raises(ConfigError, match=r"plant.json: gateway.port: expected an integer 0..65535"):
+        from_data(data, source="plant.json")
+    with pytest.raises(ConfigError, match=r"unknown key gateway\.prot"):
+        from_data({"gateway": {"prot": 1}}, source="plant.json")
+
+
+def test_no_command_line_flag_defines_a_default_of_its_own() -> None:
+    """Every flag that sets a configuration key leaves its default to the Config (argparse
+    default None), so no default is defined twice."""
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, sub in subparsers.choices.items():
+        keys = sub.get_default("config_keys") or {}
+        for action in sub._actions:
+            if action.dest in keys:
+                assert action.default is None, (name, action.dest)
+                section, _, key = keys[action.dest].partition(".")
+                assert key in Config().masked()[section], (name, action.dest)
+                checked += 1
+    assert checked >= 40

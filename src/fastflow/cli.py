@@ -1,15 +1,23 @@
-"""The ``fastflow`` command line. Every subcommand has ``--help``."""
+"""The ``fastflow`` command line. Every subcommand has ``--help``.
+
+Argument parsing only: a flag that sets a configuration key is an override of the
+one :class:`~fastflow.config.Config` (:func:`_flag`), read with the command's
+defaults (:data:`fastflow.config.COMMAND_DEFAULTS`), and the command hands the
+validated configuration to its service (``fastflow.services.<name>.main(config)``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from fastflow import __version__
+from fastflow.config import MODES, Config
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from fastflow.instruments import Instruments
 
 
 def _positive(value: str) -> float:
@@ -22,34 +30,63 @@ def _positive(value: str) -> float:
     return number
 
 
-def _run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run a long-lived service on uvloop (the plant and the gateway), asyncio's loop without it."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        import asyncio
+def _defaults(command: str) -> Config:
+    """The configuration a command starts from before files, environment and flags:
+    where a flag's help names a default, it comes from here (each default is defined
+    once, in :mod:`fastflow.config`)."""
+    from fastflow.config import COMMAND_DEFAULTS, from_data, to_data
 
-        return asyncio.run(main)
-    return uvloop.run(main)
+    data = to_data(Config())
+    for key, value in COMMAND_DEFAULTS.get(command, {}).items():
+        section, _, name = key.partition(".")
+        data[section][name] = value
+    return from_data(data, source="default")
+
+
+def _flag(parser: Any, *names: str, key: str, help: str, command: str, show_default: bool = True,
+          owner: argparse.ArgumentParser | None = None, **options: Any) -> None:
+    """A flag that overrides the configuration key ``key``; its help shows the key's default."""
+    if show_default:
+        default = _defaults(command).get(key)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        help = f"{help} (default {shown if shown not in ('', None) else 'none'}; config {key})"
+    else:
+        help = f"{help} (config {key})"
+    action = parser.add_argument(*names, default=None, help=help, **options)
+    owner = owner or parser
+    keys = owner.get_default("config_keys") or {}
+    owner.set_defaults(config_keys={**keys, action.dest: key})
+
+
+def _load(command: str, args: argparse.Namespace, **extra: object) -> Config | None:
+    """The configuration of ``command`` with the flags given as overrides; None (after
+    printing why) when it is not valid."""
+    from fastflow.config import ConfigError, load_config
+
+    overrides: dict[str, object] = {key: getattr(args, dest) for dest, key in (args.config_keys or {}).items()}
+    overrides.update(extra)
+    try:
+        return load_config(args.config, overrides=overrides, command=command)
+    except ConfigError as exc:
+        print(f"fastflow {args.command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _instruments(broker: str, source: str) -> Instruments:
+    """The instrument master ``source`` names: a file, or ``""``/``synthetic`` (the
+    built-in universe, as ``fastflow sim`` serves it)."""
+    from fastflow.sim.universe import load
+
+    return load(broker, source)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fastflow.config import ConfigError, load_config
-    from fastflow.services.supervisor import run
+    from fastflow.services import supervisor
 
-    overrides: dict[str, object] = {}
-    if args.broker is not None:
-        overrides["broker.name"] = args.broker
-    if args.port is not None:
-        overrides["gateway.port"] = args.port
-    if args.rate is not None:
-        overrides["simulator.rate"] = args.rate
-    try:
-        config = load_config(args.config, overrides=overrides)
-    except ConfigError as exc:
-        print(f"fastflow run: {exc}", file=sys.stderr)
+    config = _load("run", args)
+    if config is None:
         return 2
-    return run(config, duration=args.duration, verbose=args.verbose)
+    return supervisor.main(config, duration=args.duration, verbose=args.verbose)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -59,66 +96,77 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    import asyncio
-    import contextlib
-    import signal
+    from fastflow.services import simulator
 
-    from fastflow.sim.faults import Fault, FaultTarget, run_faults
+    config = _load("sim", args)
+    return 2 if config is None else simulator.main(config, duration=args.duration)
 
-    try:
-        faults = [Fault.parse(text) for text in args.fault]
-    except ValueError as exc:
-        print(f"fastflow sim: {exc}", file=sys.stderr)
+
+def _cmd_plant(args: argparse.Namespace) -> int:
+    from fastflow.ingest.capture import CaptureError, CaptureReader
+    from fastflow.instruments import InstrumentError
+    from fastflow.services import plant
+
+    def fail(message: str) -> int:
+        print(f"fastflow plant: {message}", file=sys.stderr)
         return 2
-    simulator: FaultTarget
-    if args.broker == "kite":
-        from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
-        from fastflow.sim.market import KiteMarket
-        from fastflow.sim.universe import kite_universe, write_kite_csv
 
-        rows = kite_universe()
-        if args.instruments_out:
-            write_kite_csv(rows, args.instruments_out)
-        kite = KiteSimulator(KiteMarket.from_rows(rows, seed=args.seed), KiteSimConfig(
-            api_key=args.api_key, access_token=args.access_token, rate=args.rate, seed=args.seed))
-        simulator, size = kite, len(rows)
-    else:
-        from fastflow.sim.universe import write_upstox_json
-        from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
-        from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
+    if args.speed is not None:
+        try:
+            speed = None if args.speed == "max" else float(args.speed)
+        except ValueError:
+            return fail(f"--speed takes max or a number, not {args.speed!r}")
+        if speed is not None and not speed > 0:
+            return fail("--speed must be > 0")
+    extra: dict[str, object] = {}
+    source = args.instruments or ""
+    if args.replay:  # the capture says which broker, and which instrument master
+        try:
+            reader = CaptureReader(args.replay)
+        except (CaptureError, OSError) as exc:
+            return fail(str(exc))
+        if args.broker not in (None, reader.broker):
+            return fail(f"{args.replay} is a {reader.broker} capture, not {args.broker}")
+        extra["broker.name"] = reader.broker
+        source = source or str(reader.header.get("instruments", ""))
+        extra["broker.instruments"] = None if source in ("", "synthetic") else source
+    elif args.all:
+        extra["broker.symbols"] = ()
+    elif not args.symbols:
+        return fail("say what to subscribe: --symbols NSE:INFY,... or --all")
+    config = _load("plant", args, **extra)
+    if config is None:
+        return 2
+    instruments = None
+    if config.broker.instruments in ("", "synthetic"):
+        try:
+            instruments = _instruments(config.broker.name, "")
+        except (InstrumentError, OSError, ValueError) as exc:
+            return fail(str(exc))
+    return plant.main(config, duration=args.duration, instruments=instruments)
 
-        kite_rows, records = upstox_pairs()
-        if args.instruments_out:
-            write_upstox_json(records, args.instruments_out)
-        upstox = UpstoxSimulator(UpstoxMarket(kite_rows, records, seed=args.seed), UpstoxSimConfig(
-            access_token=args.access_token, rate=args.rate, seed=args.seed))
-        simulator, size = upstox, len(records)
 
-    async def main() -> None:
-        if args.broker == "kite":
-            await kite.start(args.host, args.port)
-            port = kite.port
-            where = f"Kite ticker on ws://{args.host}:{port}/?api_key={args.api_key}&access_token={args.access_token}"
-        else:
-            await upstox.start(args.host, args.port)
-            port = upstox.port
-            where = (f"Upstox feed on http://{args.host}:{port} (authorize: GET /v3/feed/market-data-feed/authorize "
-                     f"with Authorization: Bearer {args.access_token})")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        print(f"fastflow sim: {where} ({size} instruments, {args.rate:,.0f} packets/s)", flush=True)
-        faulting = asyncio.create_task(run_faults(simulator, faults, lambda m: print(f"fastflow sim: {m}", flush=True)))
-        with contextlib.suppress(TimeoutError):  # --duration elapsed
-            await asyncio.wait_for(stop.wait(), args.duration)
-        faulting.cancel()
-        await (kite.stop() if args.broker == "kite" else upstox.stop())
-        stats = kite.stats if args.broker == "kite" else upstox.stats
-        print(f"fastflow sim: stopped; {stats}", flush=True)
+def _gateway_config(args: argparse.Namespace) -> Config | None:
+    """``fastflow gateway``'s configuration: its ``--api-key KEY[=NAME]`` flags add to
+    (and win over) ``gateway.api_keys`` from the file and the environment."""
+    from fastflow.config import parse_api_keys
 
-    asyncio.run(main())
-    return 0
+    config = _load("gateway", args)
+    if config is None or not args.api_key:
+        return config
+    try:
+        flags = parse_api_keys(",".join(args.api_key))
+    except ValueError as exc:
+        print(f"fastflow gateway: --api-key takes KEY or KEY=NAME: {exc}", file=sys.stderr)
+        return None
+    return _load("gateway", args, **{"gateway.api_keys": {**config.gateway.api_keys, **flags}})
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from fastflow.services import gateway
+
+    config = _gateway_config(args)
+    return 2 if config is None else gateway.main(config, duration=args.duration)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -129,9 +177,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from fastflow.brokers.kite.session import KiteSession
     from fastflow.hotpath import KiteDecoder, MarketState
     from fastflow.ingest.capture import CaptureWriter
-    from fastflow.ingest.replay import load_instruments
-
-    instruments = load_instruments("kite", args.instruments)
+    instruments = _instruments("kite", args.instruments)
     try:
         tokens = [instruments.token_of(s.strip()) for s in args.symbols.split(",") if s.strip()]
     except KeyError as exc:
@@ -162,12 +208,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from fastflow.hotpath import MarketState
     from fastflow.ingest.capture import CaptureError, CaptureReader
-    from fastflow.ingest.replay import load_instruments, replay
+    from fastflow.ingest.replay import replay
 
     try:
         reader = CaptureReader(args.path)
         source = args.instruments or str(reader.header.get("instruments", ""))
-        state = MarketState(load_instruments(reader.broker, source))
+        state = MarketState(_instruments(reader.broker, source))
         speed = None if args.speed == "max" else float(args.speed)
         result = replay(args.path, state, speed=speed)
     except (CaptureError, OSError, ValueError) as exc:
@@ -182,179 +228,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     for symbol in (s.strip() for s in args.watch.split(",") if s.strip()):
         tick = state.tick(symbol)
         print(f"{symbol}: last_price {tick.get('last_price')} seq {tick['seq']} mode {tick['mode']}")
-    return 0
-
-
-def _broker_credentials(api_key: str | None, access_token: str | None) -> tuple[str, str]:
-    """``fastflow plant``'s api_key and access_token: the flags, else
-    ``$FASTFLOW_BROKER_API_KEY`` / ``$FASTFLOW_BROKER_ACCESS_TOKEN`` (so that a
-    parent never puts them on a command line), else the simulator's."""
-    import os
-
-    if api_key is None:
-        api_key = os.environ.get("FASTFLOW_BROKER_API_KEY") or "fastflow"
-    if access_token is None:
-        access_token = os.environ.get("FASTFLOW_BROKER_ACCESS_TOKEN") or "sim-token"
-    return api_key, access_token
-
-
-def _cmd_plant(args: argparse.Namespace) -> int:
-    from fastflow.ingest.capture import CaptureError, CaptureReader
-    from fastflow.ingest.replay import load_instruments
-    from fastflow.instruments import InstrumentError
-    from fastflow.services.plant import Plant, resolve_subscriptions, serve_plant
-
-    def fail(message: str) -> int:
-        print(f"fastflow plant: {message}", file=sys.stderr)
-        return 2
-
-    try:
-        speed = None if args.speed == "max" else float(args.speed)
-    except ValueError:
-        return fail(f"--speed takes max or a number, not {args.speed!r}")
-    if speed is not None and not speed > 0:
-        return fail("--speed must be > 0")
-    subscriptions: dict[Any, str] = {}
-    try:
-        if args.replay:
-            reader = CaptureReader(args.replay)
-            broker = reader.broker
-            if args.broker not in (None, broker):
-                return fail(f"{args.replay} is a {broker} capture, not {args.broker}")
-            instruments = load_instruments(broker, args.instruments or str(reader.header.get("instruments", "")))
-        else:
-            broker = args.broker or "kite"
-            modes = ("ltpc", "full", "option_greeks", "full_d30") if broker == "upstox" else ("ltp", "quote", "full")
-            if args.mode not in modes:
-                return fail(f"--mode {args.mode} is not a {broker} mode; expected one of {', '.join(modes)}")
-            if not args.symbols and not args.all:
-                return fail("say what to subscribe: --symbols NSE:INFY,... or --all")
-            instruments = load_instruments(broker, args.instruments)
-            symbols = None if args.all else [s.strip() for s in args.symbols.split(",") if s.strip()]
-            subscriptions, note = resolve_subscriptions(instruments, symbols, args.mode)
-            if note:
-                print(f"fastflow plant: {note}", file=sys.stderr, flush=True)
-    except KeyError as exc:
-        return fail(str(exc.args[0]))
-    except (CaptureError, InstrumentError, OSError, ValueError) as exc:
-        return fail(str(exc))
-    api_key, access_token = _broker_credentials(args.api_key, args.access_token)
-    options: dict[str, Any]
-    if broker == "upstox":
-        url = args.url or "https://api.upstox.com"
-        options = {"access_token": access_token, "api_url": url, "watchdog": args.watchdog}
-    else:
-        url = args.url or "wss://ws.kite.trade"
-        options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": args.watchdog}
-    try:
-        plant = Plant(broker, instruments, subscriptions, ingest_options=options,
-                      replay=args.replay or None, speed=speed)
-    except (NotImplementedError, ValueError) as exc:
-        return fail(str(exc))
-
-    def report(message: str) -> None:
-        print(f"fastflow plant: {message}", flush=True)
-
-    from fastflow.store.embedded import EmbeddedRedis, RedisServerError
-    from fastflow.store.keys import Keys
-    from fastflow.store.target import RedisTarget
-    from fastflow.store.writer import RedisWriter
-
-    embedded: EmbeddedRedis | None = None
-    if args.redis != "none":
-        try:
-            keys = Keys(args.partition or broker, prefix=args.redis_prefix)
-            if args.redis == "embedded":
-                embedded = EmbeddedRedis().start()
-                target = RedisTarget.parse(embedded.url)
-                report(f"redis: {embedded.url} (embedded redis-server, stopped on exit)")
-            else:
-                target = RedisTarget.parse(args.redis, cluster=True if args.redis_cluster else None)
-                report(f"redis: {target}")
-            writer = RedisWriter(plant.state, target, keys, maxlen=args.stream_maxlen, ttl=args.ttl)
-        except (ValueError, RedisServerError) as exc:
-            if embedded is not None:
-                embedded.stop()
-            return fail(str(exc))
-        plant.attach_store(writer, writer.on_flush)
-
-    if args.replay:
-        report(f"replaying {args.replay} ({broker}, speed {args.speed}) into {len(instruments)} instruments")
-    else:
-        connections = len(plant.ingest.health()["connections"])
-        report(f"{broker}: {len(subscriptions)} instruments in {args.mode} mode from {url} "
-               f"over {connections} connection(s)")
-    try:
-        _run_loop(serve_plant(plant, health_host=args.health_host, health_port=args.health_port,
-                              duration=args.duration, status_every=args.status_every, report=report,
-                              handle_signals=True))
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    health = plant.health()
-    states = ", ".join(str(c.get("state")) for c in health["ingest"]["connections"])
-    report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
-           f"connections {states}; decoder {health['decoder']}")
-    if health["state"] == "auth_failed":
-        print("fastflow plant: the broker refused the access token (circuit breaker open): renew it",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def _gateway_credentials(flags: Sequence[str]) -> tuple[dict[str, str], str]:
-    """``fastflow gateway``'s API keys (key -> client name) and token secret:
-    ``$FASTFLOW_GATEWAY_API_KEYS`` (``key=name,key2=name2``) plus the
-    ``--api-key`` flags (which win), and ``$FASTFLOW_GATEWAY_TOKEN_SECRET``,
-    else the legacy ``$FASTFLOW_TOKEN_SECRET``. ValueError says what is malformed."""
-    import os
-
-    from fastflow.config import parse_api_keys
-
-    try:
-        keys = parse_api_keys(os.environ.get("FASTFLOW_GATEWAY_API_KEYS", ""))
-    except ValueError as exc:
-        raise ValueError(f"FASTFLOW_GATEWAY_API_KEYS: {exc}") from None
-    for item in flags:
-        key, eq, name = item.partition("=")
-        if not key:
-            raise ValueError(f"--api-key takes KEY or KEY=NAME, not {item!r}")
-        keys[key] = name if eq and name else "api-key"
-    secret = os.environ.get("FASTFLOW_GATEWAY_TOKEN_SECRET", os.environ.get("FASTFLOW_TOKEN_SECRET", ""))
-    return keys, secret
-
-
-def _cmd_gateway(args: argparse.Namespace) -> int:
-    from fastflow.gateway.auth import Auth
-    from fastflow.gateway.server import GatewayConfig, serve_gateway
-    from fastflow.store.keys import Keys
-    from fastflow.store.target import RedisTarget
-
-    def fail(message: str) -> int:
-        print(f"fastflow gateway: {message}", file=sys.stderr)
-        return 2
-
-    try:
-        keys, secret = _gateway_credentials(args.api_key)
-    except ValueError as exc:
-        return fail(str(exc))
-    try:
-        config = GatewayConfig(
-            redis=RedisTarget.parse(args.redis, cluster=True if args.redis_cluster else None),
-            keys=Keys(args.partition, prefix=args.redis_prefix), host=args.host, port=args.port,
-            auth=Auth(keys, secret.encode(), allow_loopback=not args.require_auth),
-            allowed_origins=tuple(args.allow_origin), max_symbols=args.max_symbols,
-            high_water=args.high_water, lag_limit=args.lag_limit, reuse_port=args.reuse_port)
-    except ValueError as exc:
-        return fail(str(exc))
-
-    def report(message: str) -> None:
-        print(f"fastflow gateway: {message}", flush=True)
-
-    try:
-        _run_loop(serve_gateway(config, duration=args.duration, status_every=args.status_every, report=report))
-    except OSError as exc:
-        return fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     return 0
 
 
@@ -423,6 +296,25 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+BROKERS = tuple(MODES)
+ALL_MODES = tuple(mode for modes in MODES.values() for mode in modes if mode)
+
+
+def _config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="TOML configuration (default: $FASTFLOW_CONFIG, else ./fastflow.toml if any)")
+    parser.set_defaults(config_keys={})
+
+
+def _redis_flags(parser: argparse.ArgumentParser, command: str, *, metavar: str, url: str, partition: str) -> None:
+    """The Redis flags of a service that reads or writes it (plant, gateway)."""
+    _flag(parser, "--redis", key="redis.url", metavar=metavar, help=url, command=command)
+    _flag(parser, "--redis-cluster", key="redis.cluster", action="store_const", const=True,
+          help="the --redis URL is a Redis Cluster node", command=command, show_default=False)
+    _flag(parser, "--redis-prefix", key="redis.prefix", help="key prefix", command=command)
+    _flag(parser, "--partition", key="redis.partition", help=partition, command=command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastflow",
@@ -441,10 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Configuration: fastflow.toml (or --config / FASTFLOW_CONFIG) and FASTFLOW_* variables; see "
         "`fastflow config` and docs/configuration.md.",
     )
-    p.add_argument("--config", default=None, metavar="FILE", help="TOML configuration (default: ./fastflow.toml if any)")
-    p.add_argument("--broker", choices=["kite", "upstox"], default=None, help="broker (default: the configuration's, kite)")
-    p.add_argument("--port", type=int, default=None, help="gateway and dashboard port (default 8765; 0: a free port)")
-    p.add_argument("--rate", type=_positive, default=None, help="simulator packets per second (default 20000)")
+    _config_flag(p)
+    _flag(p, "--broker", key="broker.name", choices=BROKERS, help="broker", command="run")
+    _flag(p, "--port", key="gateway.port", type=int, help="gateway and dashboard port (0: a free port)", command="run")
+    _flag(p, "--rate", key="simulator.rate", type=_positive, help="simulator packets per second", command="run")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--verbose", action="store_true", help="also print every line the children print")
     p.set_defaults(func=_cmd_run)
@@ -484,19 +376,24 @@ def build_parser() -> argparse.ArgumentParser:
         "authorize endpoint (single-use URLs, 401 on a bad token) and feed (sub/change_mode/unsub, market_info, "
         "initial_feed then live_feed protobuf frames, pings, per-mode limits).",
     )
-    p.add_argument("--broker", choices=["kite", "upstox"], default="kite", help="wire protocol (default kite)")
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="listen port (default: a free port, printed)")
-    p.add_argument("--api-key", default="fastflow", help="api_key the clients must present (Kite)")
-    p.add_argument("--access-token", default="sim-token", help="access_token the clients must present")
-    p.add_argument("--instruments-out", default="", help="write the instrument dump here (Kite: .csv[.gz]; Upstox: .json[.gz])")
-    p.add_argument("--rate", type=_positive, default=10_000.0, help="packets (Upstox: feeds) per second, all connections")
-    p.add_argument("--seed", type=int, default=0, help="market random seed (default 0)")
+    _config_flag(p)
+    sim = "sim"
+    _flag(p, "--broker", key="broker.name", choices=BROKERS, help="wire protocol", command=sim)
+    _flag(p, "--host", key="simulator.host", help="listen address", command=sim)
+    _flag(p, "--port", key="simulator.port", type=int, help="listen port (0: a free port, printed)", command=sim)
+    _flag(p, "--api-key", key="simulator.api_key", help="api_key the clients must present (Kite)", command=sim)
+    _flag(p, "--access-token", key="simulator.access_token", help="access_token the clients must present",
+          command=sim)
+    _flag(p, "--instruments-out", key="simulator.instruments_out",
+          help="write the instrument dump here (Kite: .csv[.gz]; Upstox: .json[.gz])", command=sim)
+    _flag(p, "--rate", key="simulator.rate", type=_positive,
+          help="packets (Upstox: feeds) per second, all connections", command=sim)
+    _flag(p, "--seed", key="simulator.seed", type=int, help="market random seed", command=sim)
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
-    p.add_argument("--fault", action="append", default=[], metavar="NAME@SECONDS[:DURATION]",
-                   help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
-                   "garbage@3 (malformed frame), expire@30 (auth refused on reconnect), slow@5:10[:F] (rate / F "
-                   "for 10 s), burst@8:3 (data held 3 s, then sent at once); repeatable")
+    _flag(p, "--fault", key="simulator.faults", action="append", metavar="NAME@SECONDS[:DURATION]",
+          help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
+          "garbage@3 (malformed frame), expire@30 (auth refused on reconnect), slow@5:10[:F] (rate / F "
+          "for 10 s), burst@8:3 (data held 3 s, then sent at once); repeatable", command=sim, show_default=False)
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser(
@@ -536,47 +433,52 @@ def build_parser() -> argparse.ArgumentParser:
         "C state, flush once per message, and serve GET /healthz (200 while streaming, 503 otherwise). "
         "With --replay, a capture file drives the state instead. Stops cleanly on SIGINT/SIGTERM.",
     )
-    p.add_argument("--broker", choices=["kite", "upstox"], default=None,
-                   help="broker (default kite; with --replay, the capture's)")
-    p.add_argument("--url", default=None,
-                   help="Kite: the ticker URL (default wss://ws.kite.trade; the simulator: ws://127.0.0.1:PORT/); "
-                   "Upstox: the API base the feed is authorized at (default https://api.upstox.com; the "
-                   "simulator: http://127.0.0.1:PORT)")
-    p.add_argument("--api-key", default=None,
-                   help="Kite api_key (default: $FASTFLOW_BROKER_API_KEY, else the simulator's)")
-    p.add_argument("--access-token", default=None,
-                   help="access_token (default: $FASTFLOW_BROKER_ACCESS_TOKEN, else the simulator's; prefer the "
-                   "variable: a command line is visible to every user of the machine)")
-    p.add_argument("--instruments", default="",
-                   help="instrument master: a Kite CSV or an Upstox JSON[.gz] (default: the synthetic universe "
-                   "`fastflow sim` serves)")
+    _config_flag(p)
+    plant = "plant"
+    _flag(p, "--broker", key="broker.name", choices=BROKERS, help="broker (with --replay: the capture's)",
+          command=plant)
+    _flag(p, "--url", key="broker.url",
+          help="Kite: the ticker URL (\"\": wss://ws.kite.trade; the simulator: ws://127.0.0.1:PORT/); "
+          "Upstox: the API base the feed is authorized at (\"\": https://api.upstox.com; the simulator: "
+          "http://127.0.0.1:PORT)", command=plant)
+    _flag(p, "--api-key", key="broker.api_key",
+          help="Kite api_key (also $FASTFLOW_BROKER_API_KEY; unset: the simulator's)", command=plant)
+    _flag(p, "--access-token", key="broker.access_token",
+          help="access_token (prefer $FASTFLOW_BROKER_ACCESS_TOKEN: a command line is visible to every user of "
+          "the machine; unset: the simulator's)", command=plant, show_default=False)
+    _flag(p, "--instruments", key="broker.instruments",
+          help="instrument master: a Kite CSV or an Upstox JSON[.gz] (none: the synthetic universe "
+          "`fastflow sim` serves)", command=plant)
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--symbols", default="", help="comma-separated EXCHANGE:TRADINGSYMBOLs or tokens")
+    _flag(what, "--symbols", key="broker.symbols", help="comma-separated EXCHANGE:TRADINGSYMBOLs or tokens",
+          command=plant, show_default=False, owner=p)
     what.add_argument("--all", action="store_true",
                       help="every instrument of the master, up to what one plant may subscribe (Kite: 9000 "
-                   "tokens per api_key; Upstox: the connection's cap for the mode)")
-    p.add_argument("--mode", choices=["ltp", "quote", "full", "ltpc", "option_greeks", "full_d30"], default="full",
-                   help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30 "
-                   "(default full)")
-    p.add_argument("--watchdog", type=_positive, default=5.0,
-                   help="seconds without a frame before a connection counts as dead (default 5)")
-    p.add_argument("--health-host", default="127.0.0.1", help="/healthz listen address (default 127.0.0.1)")
-    p.add_argument("--health-port", type=int, default=0, help="/healthz port (default 0: a free port, printed)")
+                      "tokens per api_key; Upstox: the connection's cap for the mode)")
+    _flag(p, "--mode", key="broker.mode", choices=ALL_MODES,
+          help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30", command=plant)
+    _flag(p, "--watchdog", key="broker.watchdog", type=_positive,
+          help="seconds without a frame before a connection counts as dead", command=plant)
+    _flag(p, "--health-host", key="plant.health_host", help="/healthz listen address", command=plant)
+    _flag(p, "--health-port", key="plant.health_port", type=int, help="/healthz port (0: a free port, printed)",
+          command=plant)
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
-    p.add_argument("--status-every", type=_positive, default=5.0, help="seconds between status lines")
-    p.add_argument("--replay", default="", metavar="FILE",
-                   help="drive the state from this capture instead of a connection (--url, --symbols ignored)")
-    p.add_argument("--speed", default="max", help="with --replay: max (default), or a factor such as 1 or 10")
-    p.add_argument("--redis", default="embedded", metavar="URL|embedded|none",
-                   help="where to write: embedded (default: a private redis-server on a unix socket, stopped on "
-                   "exit), a URL (redis://[user:password@]host:port/db, rediss://..., unix:///path.sock, "
-                   "redis+cluster://host:port), or none")
-    p.add_argument("--redis-cluster", action="store_true", help="the --redis URL is a Redis Cluster node")
-    p.add_argument("--redis-prefix", default="ff", help="key prefix (default ff)")
-    p.add_argument("--partition", default="", help="partition name in the keys (default: the broker)")
-    p.add_argument("--stream-maxlen", type=int, default=1_000,
-                   help="the tick stream keeps about this many flushes (MAXLEN ~; default 1000; Redis holds about that many x the bytes of a flush)")
-    p.add_argument("--ttl", type=int, default=86_400, help="seconds the latest-state hash outlives the last flush")
+    _flag(p, "--status-every", key="plant.status_every", type=_positive, help="seconds between status lines",
+          command=plant)
+    _flag(p, "--replay", key="plant.replay", metavar="FILE",
+          help="drive the state from this capture instead of a connection (--url, --symbols ignored)",
+          command=plant)
+    _flag(p, "--speed", key="plant.speed", help="with --replay: max, or a factor such as 1 or 10", command=plant)
+    _redis_flags(p, plant, metavar="URL|embedded|none",
+                 url="where to write: embedded (a private redis-server on a unix socket, stopped on exit), a URL "
+                 "(redis://[user:password@]host:port/db, rediss://..., unix:///path.sock, "
+                 "redis+cluster://host:port), or none",
+                 partition="partition name in the keys (none: the broker's name)")
+    _flag(p, "--stream-maxlen", key="redis.stream_maxlen", type=int,
+          help="the tick stream keeps about this many flushes (MAXLEN ~; Redis holds about that many x the "
+          "bytes of a flush)", command=plant)
+    _flag(p, "--ttl", key="redis.ttl", type=int, help="seconds the latest-state hash outlives the last flush",
+          command=plant)
     p.set_defaults(func=_cmd_plant)
 
     p = sub.add_parser(
@@ -588,30 +490,33 @@ def build_parser() -> argparse.ArgumentParser:
         "past --lag-limit. Serves the dashboard at /, /healthz and /metrics on the same port. Stops cleanly on "
         "SIGINT/SIGTERM. Run several against one Redis (separate ports, or --reuse-port).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="listen port (default 8765; 0: a free port, printed)")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
-                   help="the Redis the plant writes to (the URL `fastflow plant` prints; default "
-                   "redis://127.0.0.1:6379/0)")
-    p.add_argument("--redis-cluster", action="store_true", help="the --redis URL is a Redis Cluster node")
-    p.add_argument("--redis-prefix", default="ff", help="key prefix (default ff)")
-    p.add_argument("--partition", default="kite", help="the plant's partition (default kite)")
+    _config_flag(p)
+    gw = "gateway"
+    _flag(p, "--host", key="gateway.host", help="listen address", command=gw)
+    _flag(p, "--port", key="gateway.port", type=int, help="listen port (0: a free port, printed)", command=gw)
+    _redis_flags(p, gw, metavar="URL", url="the Redis the plant writes to (the URL `fastflow plant` prints)",
+                 partition="the plant's partition (none: the broker's name, broker.name)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY[=NAME]",
                    help="an API key clients may present (Authorization: Bearer KEY, or ?token=KEY); repeatable; "
-                   "added to $FASTFLOW_GATEWAY_API_KEYS (KEY=NAME,KEY2=NAME2). Signed tokens are accepted when "
-                   "$FASTFLOW_GATEWAY_TOKEN_SECRET (or the legacy $FASTFLOW_TOKEN_SECRET) is set.")
-    p.add_argument("--require-auth", action="store_true",
-                   help="refuse clients without a credential even on loopback (default: loopback needs none)")
-    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="a browser origin allowed besides the gateway's own (e.g. http://localhost:3000; * for any)")
-    p.add_argument("--max-symbols", type=int, default=1000, help="symbols per client watchlist (default 1000)")
-    p.add_argument("--high-water", type=int, default=256 * 1024,
-                   help="bytes queued on a client's socket above which its ticks are conflated (default 262144)")
-    p.add_argument("--lag-limit", type=_positive, default=10.0,
-                   help="seconds a client may stay over the high-water mark before it is closed (default 10)")
-    p.add_argument("--reuse-port", action="store_true", help="SO_REUSEPORT: several gateways on one port")
+                   "added to gateway.api_keys ($FASTFLOW_GATEWAY_API_KEYS: KEY=NAME,KEY2=NAME2). Signed tokens "
+                   "are accepted when gateway.token_secret ($FASTFLOW_GATEWAY_TOKEN_SECRET, or the legacy "
+                   "$FASTFLOW_TOKEN_SECRET) is set.")
+    _flag(p, "--require-auth", key="gateway.require_auth", action="store_const", const=True,
+          help="refuse clients without a credential even on loopback (default: loopback needs none)",
+          command=gw, show_default=False)
+    _flag(p, "--allow-origin", key="gateway.allow_origins", action="append", metavar="ORIGIN",
+          help="a browser origin allowed besides the gateway's own (e.g. http://localhost:3000; * for any); "
+          "repeatable", command=gw, show_default=False)
+    _flag(p, "--max-symbols", key="gateway.max_symbols", type=int, help="symbols per client watchlist", command=gw)
+    _flag(p, "--high-water", key="gateway.high_water", type=int,
+          help="bytes queued on a client's socket above which its ticks are conflated", command=gw)
+    _flag(p, "--lag-limit", key="gateway.lag_limit", type=_positive,
+          help="seconds a client may stay over the high-water mark before it is closed", command=gw)
+    _flag(p, "--reuse-port", key="gateway.reuse_port", action="store_const", const=True,
+          help="SO_REUSEPORT: several gateways on one port", command=gw, show_default=False)
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
-    p.add_argument("--status-every", type=float, default=0.0, help="seconds between status lines (default: none)")
+    _flag(p, "--status-every", key="gateway.status_every", type=float,
+          help="seconds between status lines (0: none)", command=gw)
     p.set_defaults(func=_cmd_gateway)
 
     p = sub.add_parser(

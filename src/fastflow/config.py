@@ -33,9 +33,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastflow import brokers
+from fastflow.errors import FastflowError
+from fastflow.obs import redact
+
 DEFAULT_FILE = "fastflow.toml"
-BROKERS = ("kite", "upstox")
-MODES = {"kite": ("ltp", "quote", "full"), "upstox": ("ltpc", "full", "option_greeks", "full_d30")}
+BROKERS = brokers.NAMES
+#: Each broker's subscription modes (from the broker registry).
+MODES = {name: brokers.get(name).modes for name in BROKERS}
 MASK = "********"
 #: ``FASTFLOW_*`` variables that are not configuration keys (accepted silently).
 #: ``FASTFLOW_TOKEN_SECRET`` is the legacy name of ``gateway.token_secret``.
@@ -51,7 +56,7 @@ COMMAND_LINE = "command line"
 DEFAULT = "default"
 
 
-class ConfigError(ValueError):
+class ConfigError(FastflowError, ValueError):
     """The configuration is unusable; the message names the key and its source."""
 
 
@@ -59,7 +64,7 @@ class ConfigError(ValueError):
 class BrokerSection:
     """``[broker]``: which broker, its credentials and what to subscribe."""
 
-    name: str = "kite"
+    name: str = brokers.DEFAULT
     api_key: str = ""
     access_token: str = dataclasses.field(default="", repr=False)
     url: str = ""
@@ -78,10 +83,18 @@ class BrokerSection:
 
 @dataclasses.dataclass(frozen=True)
 class SimulatorSection:
-    """``[simulator]``: the local broker used without credentials."""
+    """``[simulator]``: the local broker (``fastflow sim``; ``fastflow run`` without
+    credentials). ``api_key``/``access_token`` are what its clients must present: not
+    secrets, they open only the simulator, and a plant without credentials uses them."""
 
     rate: float = 20_000.0
     seed: int = 0
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str = "fastflow"
+    access_token: str = "sim-token"
+    instruments_out: str = ""
+    faults: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,20 +104,37 @@ class RedisSection:
     url: str = "embedded"
     cluster: bool = False
     prefix: str = "ff"
+    #: The partition's name in the keys; "" = the broker's name.
+    partition: str = ""
     stream_maxlen: int = 1_000
     ttl: int = 86_400
 
     def __repr__(self) -> str:  # without the password in the URL
         return (f"RedisSection(url={mask_url(self.url)!r}, cluster={self.cluster!r}, prefix={self.prefix!r}, "
-                f"stream_maxlen={self.stream_maxlen!r}, ttl={self.ttl!r})")
+                f"partition={self.partition!r}, stream_maxlen={self.stream_maxlen!r}, ttl={self.ttl!r})")
+
+    def partition_of(self, broker: BrokerSection) -> str:
+        """The partition the plant writes and the gateway reads."""
+        return self.partition or broker.name
 
 
 @dataclasses.dataclass(frozen=True)
 class PlantSection:
-    """``[plant]``: the plant's /healthz listener."""
+    """``[plant]``: the plant's /healthz listener, its status lines, and a capture to
+    replay instead of a broker connection."""
 
     health_host: str = "127.0.0.1"
     health_port: int = 0
+    status_every: float = 5.0
+    #: A capture file (``fastflow record``) that drives the state instead of the broker.
+    replay: str = ""
+    #: The replay's pace: ``max`` or a factor of the recorded pace (1, 10, 0.5).
+    speed: str = "max"
+
+    @property
+    def replay_speed(self) -> float | None:
+        """``speed`` as a number; None for ``max``."""
+        return None if self.speed == "max" else float(self.speed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +151,10 @@ class GatewaySection:
     max_symbols: int = 1_000
     high_water: int = 262_144
     lag_limit: float = 10.0
+    #: SO_REUSEPORT: several gateways on one port.
+    reuse_port: bool = False
+    #: Seconds between status lines; 0 = none.
+    status_every: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +164,17 @@ class RunSection:
     status_every: float = 1.0
     log_lines: int = 20
 
+
+#: Where a command run on its own documents another default than ``fastflow run``: each
+#: such default is here, once, and sits just above the section defaults (below the file,
+#: the environment and the flags).
+COMMAND_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "sim": {"simulator.rate": 10_000.0},
+    "gateway": {"redis.url": "redis://127.0.0.1:6379/0"},
+}
+#: The commands :func:`load_config` knows; ``run`` (and ``config``) check what only
+#: ``fastflow run`` needs (credentials in pairs, an instrument dump with credentials).
+COMMANDS = ("run", "config", "sim", "plant", "gateway")
 
 _SECTIONS: dict[str, type[Any]] = {
     "broker": BrokerSection, "simulator": SimulatorSection, "redis": RedisSection,
@@ -219,6 +264,15 @@ def _origin(value: str) -> bool:
             and not parts.query and not parts.fragment and "@" not in parts.netloc)
 
 
+def _speed(value: str) -> bool:
+    if value == "max":
+        return True
+    try:
+        return math.isfinite(float(value)) and float(value) > 0
+    except ValueError:
+        return False
+
+
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # what fastflow.store.keys.Keys accepts
 
 #: Dotted key -> (what is expected, the check) for keys with more than a type.
@@ -230,6 +284,13 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
                        lambda v: all(s.strip() for s in v)),
     "broker.watchdog": ("a number of seconds > 0", _number(0, strict=True)),
     "simulator.rate": ("a number of packets per second > 0", _number(0, strict=True)),
+    "simulator.host": ("a host name or address", _host),
+    "simulator.port": ("an integer 0..65535", _port),
+    "redis.partition": ("\"\" or 1-64 letters, digits, '_', '.', ':' or '-'",
+                        lambda v: v == "" or _PREFIX.fullmatch(v) is not None),
+    "plant.status_every": ("a number of seconds > 0", _number(0, strict=True)),
+    "plant.speed": ("max or a number > 0", _speed),
+    "gateway.status_every": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
     "redis.url": ("embedded or a Redis URL (redis://, rediss://, unix://)", bool),
     "redis.prefix": ("1-64 letters, digits, '_', '.', ':' or '-' (no whitespace or braces)",
                      lambda v: _PREFIX.fullmatch(v) is not None),
@@ -261,6 +322,11 @@ def env_var(key: str) -> str:
 
 
 _ENV = {env_var(key): key for key in _KEYS}
+
+
+def environment_keys() -> frozenset[str]:
+    """Every environment variable that carries configuration (the keys', and the legacy token secret's)."""
+    return frozenset(_ENV) | {LEGACY_TOKEN_SECRET}
 
 
 def _where(source: str, key: str) -> str:
@@ -347,7 +413,8 @@ def _unknown_key(key: str) -> str:
     close = difflib.get_close_matches(key, list(_KEYS), n=1)
     if not close:  # a key in the wrong section: port -> gateway.port
         bare = key.rpartition(".")[2]
-        close = [k for k in _KEYS if k.rpartition(".")[2] == bare][:1]
+        # the later section first: [gateway] before [simulator] (gateway.port, gateway.host)
+        close = [k for k in reversed(_KEYS) if k.rpartition(".")[2] == bare][:1]
     return f"unknown key {key}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
@@ -378,25 +445,38 @@ def _read_file(path: str, shown: str) -> dict[str, Any]:
         if found:
             raise ConfigError(f"{shown}: line {found[2]}: {found[1]} (column {found[3]})") from None
         raise ConfigError(f"{shown}: {exc}") from None
+    values = _tables(data, shown)
+    instruments = values.get("broker.instruments")
+    if instruments and not os.path.isabs(instruments):
+        values["broker.instruments"] = os.path.join(os.path.dirname(os.path.abspath(path)), instruments)
+    return values
+
+
+def _tables(data: Mapping[str, Any], shown: str) -> dict[str, Any]:
+    """``[section]`` tables (a TOML file's, or :func:`to_data`'s) as checked values by dotted key."""
     values: dict[str, Any] = {}
     for section, table in data.items():
         if section not in _SECTIONS:
-            if not isinstance(table, dict):
+            if not isinstance(table, Mapping):
                 raise ConfigError(f"{shown}: {_unknown_key(section)}: keys belong in a section such as [gateway]")
             close = difflib.get_close_matches(section, list(_SECTIONS), n=1)
             hint = f" (did you mean [{close[0]}]?)" if close else ""
             raise ConfigError(f"{shown}: unknown section [{section}]{hint}")
-        if not isinstance(table, dict):
+        if not isinstance(table, Mapping):
             raise ConfigError(f"{shown}: {section}: expected a table [{section}], got {table!r}")
         for name, value in table.items():
             key = f"{section}.{name}"
             if key not in _KEYS:
                 raise ConfigError(f"{shown}: {_unknown_key(key)}")
             values[key] = _check(key, value, shown)
-    instruments = values.get("broker.instruments")
-    if instruments and not os.path.isabs(instruments):
-        values["broker.instruments"] = os.path.join(os.path.dirname(os.path.abspath(path)), instruments)
     return values
+
+
+def _build(values: Mapping[str, Any], sources: Mapping[str, str], source_file: str | None) -> Config:
+    """The :class:`Config` of checked ``values`` by dotted key (the others at their defaults)."""
+    sections = {section: cls(**{field.name: values[f"{section}.{field.name}"] for field in dataclasses.fields(cls)
+                                if f"{section}.{field.name}" in values}) for section, cls in _SECTIONS.items()}
+    return Config(**sections, source_file=source_file, sources=sources)
 
 
 def _find_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -444,17 +524,20 @@ def _from_override(key: str, value: object) -> Any:
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, object] | None = None) -> Config:
+                overrides: Mapping[str, object] | None = None, command: str = "run") -> Config:
     """Read and validate the configuration (module docstring).
 
     ``path``: the TOML file (missing: an error); None looks at
     ``$FASTFLOW_CONFIG``, then ``./fastflow.toml``. ``env`` defaults to
     ``os.environ``. ``overrides`` maps dotted keys to values from command-line
     flags (typed, or strings parsed like environment variables); a None value
-    means the flag was not given. Raises :class:`ConfigError`.
+    means the flag was not given. ``command`` (one of :data:`COMMANDS`) picks
+    that command's own defaults (:data:`COMMAND_DEFAULTS`). Raises :class:`ConfigError`.
     """
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
     env = os.environ if env is None else env
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(COMMAND_DEFAULTS.get(command, {}))
     sources: dict[str, str] = dict.fromkeys(_KEYS, DEFAULT)
     source_file: str | None = None
     found = _find_file(path, env)
@@ -468,44 +551,66 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str,
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key], sources[key] = _from_override(key, value), COMMAND_LINE
-    sections: dict[str, Any] = {}
-    for section, cls in _SECTIONS.items():
-        sections[section] = cls(**{name: values[f"{section}.{name}"] for name in (
-            field.name for field in dataclasses.fields(cls)) if f"{section}.{name}" in values})
-    config = Config(**sections, source_file=source_file, sources=sources)
-    _validate(config)
+    config = _build(values, sources, source_file)
+    _validate(config, command)
     return config
 
 
-def _validate(config: Config) -> None:
+#: The source named for the values of a configuration handed to a child process.
+HANDED_DOWN = "fastflow run"
+
+
+def to_data(config: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as nested plain data, secrets included (JSON-able): what
+    ``fastflow run`` hands a child in a file only its user can read
+    (:func:`from_data` reads it back). Never print it: :meth:`Config.masked` is for showing."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in _KEYS:
+        section, _, name = key.partition(".")
+        value = config.get(key)
+        out.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else \
+            dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def from_data(data: Mapping[str, Any], *, source: str = HANDED_DOWN) -> Config:
+    """A :class:`Config` from :func:`to_data`'s output, every value checked again
+    (a ConfigError names the key); no file, no environment."""
+    return _build(_tables(data, source), dict.fromkeys(_KEYS, source), None)
+
+
+def _validate(config: Config, command: str = "run") -> None:
     """The checks that involve more than one key, or the file system."""
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{_where(config.sources[key], key)}: {message}")
 
     broker = config.broker
     modes = MODES[broker.name]
-    if broker.mode not in modes:
+    whole_run = command in ("run", "config")  # fastflow plant checks mode and URL against its broker itself
+    if whole_run and broker.mode not in modes:
         article = "an" if broker.name == "upstox" else "a"
         raise fail("broker.mode", f"{broker.mode!r} is not {article} {broker.name} mode; expected "
                    f"{', '.join(modes[:-1])} or {modes[-1]}")
-    if broker.url:
+    if whole_run and broker.url:
         schemes = ("ws", "wss") if broker.name == "kite" else ("http", "https")
         parts = urlsplit(broker.url)
         if parts.scheme not in schemes or not parts.netloc:
             raise fail("broker.url", f"expected a {schemes[0]}:// or {schemes[1]}:// URL for {broker.name} "
                        f"(or \"\" for the broker's own), got {broker.url!r}")
-    if broker.name == "kite" and bool(broker.api_key) != bool(broker.access_token):
+    if whole_run and broker.name == "kite" and bool(broker.api_key) != bool(broker.access_token):
         empty = "broker.access_token" if broker.api_key else "broker.api_key"
         other = "broker.api_key" if broker.api_key else "broker.access_token"
         raise fail(empty, f"empty while {other} is set: Kite needs both (or neither, for the simulator)")
     if broker.instruments:
         if not os.path.isfile(broker.instruments):
             raise fail("broker.instruments", f"no such file: {broker.instruments}")
-    elif broker.live:
+    elif broker.live and whole_run:
         raise fail("broker.instruments", "required with broker credentials (the broker's instrument dump)")
 
     redis = config.redis
-    if redis.url == "embedded":
+    if redis.url == "none" and command == "plant":
+        pass  # fastflow plant --redis none: no store
+    elif redis.url == "embedded":
         if redis.cluster:
             raise fail("redis.cluster", "the embedded Redis is not a cluster: give redis.url a cluster node")
     else:
@@ -526,14 +631,9 @@ def _validate(config: Config) -> None:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with a password (``user:PASSWORD@``, ``PASSWORD@`` or
-    ``?password=``) replaced by ``********``."""
-    def userinfo(found: re.Match[str]) -> str:
-        user, colon, _ = found.group(2).partition(":")
-        return f"{found.group(1)}{user}:{MASK}@" if colon else f"{found.group(1)}{MASK}@"
-
-    url = re.sub(r"^([A-Za-z0-9+.-]*://)([^/?#]*)@", userinfo, url)
-    return re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", url)
+    """``url`` with its password shown as ``********``, like every secret here
+    (the rule: :func:`fastflow.obs.redact.mask_url`)."""
+    return redact.mask_url(url, MASK)
 
 
 def _mask_api_keys(keys: Mapping[str, str]) -> dict[str, str]:

@@ -1,9 +1,21 @@
-"""Exceptions shared by the compiled hot path and its reference twin."""
+"""The root of fastflow's exceptions, and the ones the hot path raises.
+
+Every public exception of the package derives from :class:`FastflowError`
+(``except FastflowError`` catches anything fastflow raises on purpose) and
+keeps its historical base too (``ValueError``, ``ConnectionError``, ...), so
+existing ``except`` clauses still work. :class:`FrameError` is defined here,
+in Python, so that the compiled module (``ext/frame_error.pyx`` imports it)
+and the reference implementation raise the very same class.
+"""
 
 from __future__ import annotations
 
 
-class FrameError(ValueError):
+class FastflowError(Exception):
+    """Base of every exception fastflow defines."""
+
+
+class FrameError(FastflowError, ValueError):
     """A broker frame that cannot be decoded.
 
     ``reason`` says what is wrong and ``offset`` is the byte offset in the

@@ -13,8 +13,8 @@ from typing import Any
 from fastflow.brokers.kite.session import KiteSession
 from fastflow.hotpath import KiteDecoder, MarketState, TickBatch
 from fastflow.instruments import Instruments
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
 from fastflow.sim.universe import kite_universe
 
 from ..waiting import drive, subscribed, until
@@ -228,7 +228,7 @@ def test_slow_sending_keeps_the_session_and_recovers() -> None:
 def test_simulator_sends_several_messages_per_interval_within_message_limits() -> None:
     """A budget larger than the subscription is sent as several whole messages
     per interval, none over 3000 packets, none with a token twice."""
-    from fastflow.sim.kite_server import MAX_PACKETS_PER_MESSAGE
+    from fastflow.sim.servers.kite import MAX_PACKETS_PER_MESSAGE
 
     async def main() -> None:
         rows = kite_universe()
@@ -262,7 +262,7 @@ def test_simulator_sends_several_messages_per_interval_within_message_limits() -
 def test_new_fault_switches_parse() -> None:
     import pytest
 
-    from fastflow.sim.faults import Fault
+    from fastflow.sim.servers.faults import Fault
 
     assert Fault.parse("slow@5") == Fault("slow", 5.0, 5.0, 10.0)
     assert Fault.parse("slow@5:2:4") == Fault("slow", 5.0, 2.0, 4.0)
@@ -274,7 +274,7 @@ def test_new_fault_switches_parse() -> None:
 
 
 def test_run_faults_drives_any_fault_target() -> None:
-    from fastflow.sim.faults import FAULTS, Fault, run_faults
+    from fastflow.sim.servers.faults import FAULTS, Fault, run_faults
 
     calls: list[tuple[str, tuple[float, ...]]] = []
 

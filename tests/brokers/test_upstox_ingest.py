@@ -19,9 +19,9 @@ from fastflow.hotpath import MarketState, TickBatch, UpstoxDecoder
 from fastflow.ingest.capture import CaptureWriter
 from fastflow.ingest.replay import replay
 from fastflow.instruments import Instruments
-from fastflow.sim import upstox_wire as wire
-from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
-from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
+from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
+from fastflow.sim.servers.upstox import UpstoxSimConfig, UpstoxSimulator
+from fastflow.sim.wire import upstox as wire
 
 from ..waiting import drive, subscribed, until
 from ..waiting import ticks_flow_again as flow_again

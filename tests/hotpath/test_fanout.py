@@ -19,8 +19,8 @@ from fastflow import reference
 from fastflow.errors import FrameError
 from fastflow.instruments import Instruments
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
 from fastflow.sim.universe import kite_universe
-from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
 
 UPSTOX_MODES = ("full", "ltpc", "option_greeks", "full_d30")
 

@@ -8,7 +8,7 @@ import sys
 import types
 
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 from .. import kite_frames as kf
 from ..conftest import TOKENS

@@ -9,7 +9,7 @@ import pytest
 
 from fastflow.errors import FrameError
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 from .. import kite_frames as kf
 from ..conftest import (

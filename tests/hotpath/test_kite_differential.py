@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kiteconnect import KiteTicker
 
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 from ..conftest import TOKENS
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fastflow.errors import FrameError
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 from .. import kite_frames as kf
 from ..conftest import TOKENS

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.errors import FrameError
-from fastflow.sim import kite_wire as kw
+from fastflow.sim.wire import kite as kw
 
 from ..conftest import (
     BCD_FUT,

@@ -3,7 +3,7 @@
 (``fastflow.reference``).
 
 Both get the same Upstox instruments and the same sequence of ``FeedResponse``
-frames, built with :mod:`fastflow.sim.upstox_wire` (every payload kind, 0-35
+frames, built with :mod:`fastflow.sim.wire.upstox` (every payload kind, 0-35
 depth levels, greeks present or absent, "1d"/"I1"/other OHLC intervals,
 unknown and duplicate keys, empty feeds, merged messages, market_info,
 unknown fields), plus mutated, truncated and random bytes, with the same
@@ -30,7 +30,7 @@ from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.errors import FrameError
 from fastflow.reference.upstox_decoder import llround
-from fastflow.sim import upstox_wire as uw
+from fastflow.sim.wire import upstox as uw
 
 from .test_reference_differential import canon, outcome
 

@@ -26,10 +26,10 @@ from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.brokers.upstox.constants import MODES
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire as kw
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
 from fastflow.sim.universe import kite_universe
-from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
+from fastflow.sim.wire import kite as kw
 from fastflow.store.embedded import EmbeddedRedis
 
 from .. import kite_frames as kf

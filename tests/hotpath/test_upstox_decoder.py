@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastflow.errors import FrameError
-from fastflow.sim import upstox_wire as uw
+from fastflow.sim.wire import upstox as uw
 
 from ..conftest import UPSTOX_KEYS, UpstoxInstruments
 

@@ -17,8 +17,8 @@ from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.ingest.capture import CaptureError, CaptureReader, CaptureWriter
 from fastflow.ingest.replay import replay
 from fastflow.instruments import Instruments
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
 from fastflow.sim.universe import kite_universe
 
 DEADLINE = 10.0

@@ -27,8 +27,8 @@ import pytest
 from fastflow.brokers.kite.session import KiteIngest
 from fastflow.instruments import Instruments
 from fastflow.services.plant import Plant
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
 from fastflow.sim.universe import kite_universe
 
 from ..waiting import until

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -29,9 +28,10 @@ from fastflow.ingest.capture import CaptureWriter
 from fastflow.ingest.replay import replay
 from fastflow.instruments import Instruments
 from fastflow.obs import metrics
-from fastflow.services.plant import HealthServer, Plant, build_ingest, resolve_subscriptions, serve_plant
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
+from fastflow.obs.process import LineReader, children
+from fastflow.services.plant import Plant, health_server, serve_plant
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
 from fastflow.sim.universe import kite_universe
 from fastflow.store.consumer import TickStore
 from fastflow.store.embedded import EmbeddedRedis
@@ -40,6 +40,8 @@ from fastflow.store.target import RedisTarget
 from fastflow.store.writer import RedisWriter
 
 from ..waiting import until
+
+pytestmark = pytest.mark.usefixtures("event_loop_policy")  # asyncio, then uvloop
 
 INFY, RELIANCE, NIFTY50 = 408065, 738561, 256265
 SUBSCRIPTIONS = {INFY: "full", RELIANCE: "quote", NIFTY50: "ltp"}
@@ -90,7 +92,7 @@ def with_plant(test: Callable[[KiteSimulator, Plant, int], Awaitable[None]], **i
                    "watchdog": 1.0, "backoff_base": 0.01, "backoff_cap": 0.05, "rng": random.Random(5),
                    **ingest_options}
         plant = Plant("kite", Instruments.from_kite_rows(rows), SUBSCRIPTIONS, ingest_options=options)
-        server = HealthServer(plant, "127.0.0.1", 0)
+        server = health_server(plant, "127.0.0.1", 0)
         await server.start()
         task = asyncio.create_task(plant.run())
         try:
@@ -259,49 +261,6 @@ def test_a_failing_consumer_is_counted_and_the_plant_goes_on() -> None:
     with_plant(test)
 
 
-def test_the_broker_switch_builds_each_ingest_in_one_place() -> None:
-    from fastflow.brokers.upstox.session import UpstoxIngest
-    from fastflow.hotpath import KiteDecoder, UpstoxDecoder
-    from fastflow.sim.universe import upstox_universe
-
-    state = MarketState(Instruments.from_kite_rows(kite_universe()))
-    upstox_state = MarketState(Instruments.from_upstox_rows(upstox_universe()))
-    ingest = build_ingest("upstox", UpstoxDecoder(upstox_state), {"NSE_EQ|INE009A01021": "full"}, access_token="t")
-    assert isinstance(ingest, UpstoxIngest)
-    with pytest.raises(TypeError, match="UpstoxDecoder"):
-        build_ingest("upstox", KiteDecoder(state), {})
-    with pytest.raises(ValueError, match="unknown broker"):
-        build_ingest("zerodha", KiteDecoder(state), {})
-
-
-def test_upstox_subscriptions_are_instrument_keys_within_the_mode_cap() -> None:
-    from fastflow.sim.universe import upstox_universe
-
-    instruments = Instruments.from_upstox_rows(upstox_universe())
-    small, note = resolve_subscriptions(instruments, ["NSE:INFY", "NSE_INDEX|Nifty 50"], "full")
-    assert small == {"NSE_EQ|INE009A01021": "full", "NSE_INDEX|Nifty 50": "full"} and note == ""
-    everything, note = resolve_subscriptions(instruments, None, "ltpc")
-    assert len(everything) == len(instruments) and note == ""
-    capped, note = resolve_subscriptions(instruments, None, "full", limit=10)
-    assert len(capped) == 10 and "first 10" in note
-
-
-def test_all_takes_at_most_one_api_keys_worth() -> None:
-    rows = [dict(row) for row in kite_universe()]
-    base = len(rows)
-    for i in range(9_100 - base):  # pad the master past 9000 instruments
-        rows.append({**rows[1 + i % 50], "instrument_token": ((900_000 + i) << 8) | 1,
-                     "exchange_token": 900_000 + i, "tradingsymbol": f"PAD{i}"})
-    instruments = Instruments.from_kite_rows(rows)
-    subscriptions, note = resolve_subscriptions(instruments, None, "ltp")
-    assert len(subscriptions) == 9000 and list(subscriptions)[:3] == [int(t) for t in instruments.token[:3]]
-    assert "9,100 instruments" in note and "first 9,000" in note
-    small, note = resolve_subscriptions(instruments, ["NSE:INFY", str(NIFTY50)], "full")
-    assert small == {INFY: "full", NIFTY50: "full"} and note == ""
-    with pytest.raises(KeyError, match="NSE:NOSUCH"):
-        resolve_subscriptions(instruments, ["NSE:NOSUCH"], "full")
-
-
 def test_replay_drives_the_same_state_as_the_replay_module(tmp_path: Path) -> None:
     rows = kite_universe()
     market = KiteMarket.from_rows(rows, seed=9)
@@ -365,31 +324,6 @@ def test_plant_help(capsys: pytest.CaptureFixture[str]) -> None:
 # -- subprocesses ------------------------------------------------------------------------------
 
 
-class Lines:
-    """A subprocess's stdout, read line by line with a deadline."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        self.fd = process.stdout.fileno()
-        self.buffer = b""
-        self.seen: list[str] = []
-
-    def until(self, marker: str) -> str:
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            while b"\n" in self.buffer:
-                line, self.buffer = self.buffer.split(b"\n", 1)
-                self.seen.append(line.decode())
-                if marker in self.seen[-1]:
-                    return self.seen[-1]
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no line with {marker!r} in time; saw {self.seen}"
-            if select.select([self.fd], [], [], remaining)[0]:
-                chunk = os.read(self.fd, 65536)
-                assert chunk, f"stdout closed before a line with {marker!r}; saw {self.seen}"
-                self.buffer += chunk
-
-
 def get_healthz(url: str) -> int:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     try:
@@ -408,7 +342,7 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
         sim = subprocess.Popen([*fastflow, "sim", "--broker", broker, "--port", "0", "--rate", "2000",
                                 "--duration", "120"], stdout=subprocess.PIPE, env=ENV)
         processes.append(sim)
-        banner = Lines(sim).until("127.0.0.1:")
+        banner = LineReader(sim, DEADLINE).until("127.0.0.1:")
         port = int(banner.split("127.0.0.1:")[1].split("/")[0].split(" ")[0])
         url = f"ws://127.0.0.1:{port}/" if broker == "kite" else f"http://127.0.0.1:{port}"
         plant = subprocess.Popen(
@@ -417,7 +351,7 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
             stdout=subprocess.PIPE, env=ENV,
         )
         processes.append(plant)
-        out = Lines(plant)
+        out = LineReader(plant, DEADLINE)
         health = out.until("/healthz on ").split("/healthz on ")[1].strip()
         deadline = time.monotonic() + DEADLINE
         while get_healthz(health) != 200:
@@ -452,21 +386,6 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
                 process.wait(timeout=DEADLINE)
     assert all(p.returncode is not None for p in processes)
     assert not [pid for pid in children() if pid in {p.pid for p in processes}], "orphan processes"
-
-
-def children() -> list[int]:
-    """Live child processes of this test process (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid() and fields[0] != "Z":
-                found.append(int(entry))
-    return found
 
 
 def test_unknown_symbol_exits_2_from_the_command_line() -> None:

@@ -186,6 +186,10 @@ async def test_broker_credentials_connect_to_that_broker_instead_of_a_simulator(
             match = await run.expect(r"websocket (ws://\S+)")
             assert "from the real broker" in run.text
             assert set(run.pids()) == {"plant", "gateway", "redis-server"}
+            for pid in run.pids().values():  # the configuration reached them in a file, not argv or environment
+                for part in ("cmdline", "environ"):
+                    with open(f"/proc/{pid}/{part}", "rb") as handle:
+                        assert b"my-secret-token" not in handle.read(), (pid, part)
             async with connect(match.group(1), ["NSE:TCS"]) as client:
                 async for tick in client:
                     assert tick["symbol"] == "NSE:TCS"

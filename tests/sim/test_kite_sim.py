@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.instruments import Instruments
-from fastflow.sim.kite_server import KiteSimConfig, KiteSimulator
 from fastflow.sim.market import KiteMarket
+from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
 from fastflow.sim.universe import kite_universe
 
 INFY, NIFTY50, RELIANCE = 408065, 256265, 738561
@@ -201,7 +201,7 @@ def test_market_steps_chosen_tokens() -> None:
 
 
 def test_fault_switch_parsing() -> None:
-    from fastflow.sim.kite_server import Fault
+    from fastflow.sim.servers.faults import Fault
 
     assert Fault.parse("drop@10") == Fault("drop", 10.0, 0.0)
     assert Fault.parse("silence@2.5:7") == Fault("silence", 2.5, 7.0)

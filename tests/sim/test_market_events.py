@@ -17,10 +17,10 @@ import pytest
 
 from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.instruments import Instruments
-from fastflow.sim import kite_wire
-from fastflow.sim import market as market_module
 from fastflow.sim.market import KiteMarket, MarketEvent
+from fastflow.sim.market import events as market_module
 from fastflow.sim.universe import INDEX_CONSTITUENTS, NIFTY50, kite_universe
+from fastflow.sim.wire import kite as kite_wire
 
 from ..conftest import INFY, KITE_ROWS, RELIANCE, SBIN_BSE
 from ..conftest import NIFTY50 as NIFTY50_TOKEN

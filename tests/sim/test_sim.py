@@ -1,6 +1,6 @@
 """Tests for the synthetic Kite universe (``fastflow.sim.universe``) and market
 (``fastflow.sim.market``), checked against kiteconnect's own parsers and the
-``fastflow.sim.kite_wire`` encoders."""
+``fastflow.sim.wire.kite`` encoders."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import kiteconnect
 import numpy as np
 import pytest
 
-from fastflow.sim import kite_wire
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import COLUMNS, kite_universe, write_kite_csv
+from fastflow.sim.wire import kite as kite_wire
 
 TODAY = datetime.date(2026, 11, 21)  # a Saturday; next Tuesdays: 24 Nov (monthly), 1 Dec
 START = 1_795_000_000

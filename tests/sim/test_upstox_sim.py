@@ -19,9 +19,9 @@ from websockets.exceptions import InvalidStatus
 from fastflow.brokers.upstox.constants import AUTHORIZE_PATH, FEED_PATH, limit_error
 from fastflow.hotpath import MarketState, UpstoxDecoder
 from fastflow.instruments import Instruments
-from fastflow.sim import upstox_wire as wire
-from fastflow.sim.upstox_market import UpstoxMarket, upstox_pairs
-from fastflow.sim.upstox_server import UpstoxSimConfig, UpstoxSimulator
+from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
+from fastflow.sim.servers.upstox import UpstoxSimConfig, UpstoxSimulator
+from fastflow.sim.wire import upstox as wire
 
 from ..waiting import until
 

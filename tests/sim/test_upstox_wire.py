@@ -1,4 +1,4 @@
-"""The Upstox V3 encoder (``fastflow.sim.upstox_wire``) against the official
+"""The Upstox V3 encoder (``fastflow.sim.wire.upstox``) against the official
 protobuf classes, generated from the schema by ``tests/upstox_pb.py``.
 
 Every message is described once as a plain "spec" (dicts and tuples), then
@@ -26,7 +26,7 @@ from google.protobuf.internal import api_implementation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastflow.sim import upstox_wire as uw
+from fastflow.sim.wire import upstox as uw
 
 from .. import upstox_pb
 

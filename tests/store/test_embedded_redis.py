@@ -14,10 +14,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from fastflow.obs.process import children
+from fastflow.obs.redact import mask_url
 from fastflow.store.embedded import EmbeddedRedis, RedisServerError, find_redis_server
-from fastflow.store.target import RedisTarget, mask_url
+from fastflow.store.target import RedisTarget
 
-from ..redis_servers import RedisClusterNodes, children, server_version, wait_for
+from ..redis_servers import RedisClusterNodes, server_version, wait_for
 
 # -- EmbeddedRedis -----------------------------------------------------------
 

@@ -92,6 +92,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
+from fastflow.errors import FastflowError
+from fastflow.obs.backoff import Backoff
+
 __all__ = [
     "AuthError",
     "Client",
@@ -115,7 +118,7 @@ _SUBPROTOCOLS: Final = {"msgpack": MSGPACK, "json": JSON}
 _RETRYABLE: Final = ("unavailable", "rate_limited")  # error codes after which the client resubscribes
 
 
-class ClientError(Exception):
+class ClientError(FastflowError):
     """Base of the client's errors."""
 
 
@@ -213,7 +216,7 @@ class Client:
         self.max_pending = max_pending
         credential = api_key or token
         self._headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(backoff_base, backoff_cap, rng)
 
         self.state: str = "connecting"
         self.last: dict[str, Tick] = {}
@@ -454,6 +457,7 @@ class Client:
                     self.state = "reconnecting"
                 if self._healthy:
                     failures = 0
+                    self._backoff.reset()
                 else:
                     failures += 1
                 if not self.reconnect:
@@ -462,7 +466,9 @@ class Client:
                     raise Unreachable(f"{self.url}: {error}")
                 if self.max_retries is not None and failures > self.max_retries:
                     raise Unreachable(f"{self.url}: {failures} connection attempt(s) failed; last: {error}")
-                delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** max(0, failures - 1)))
+                delay = self._backoff.next_delay()
+                if not failures:  # the retry after a healthy connection waits at most base, and starts the count
+                    self._backoff.reset()
                 logger.warning("fastflow.client: %s; reconnecting in %.2f s", error, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:

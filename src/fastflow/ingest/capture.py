@@ -4,7 +4,7 @@ File format (all integers little-endian)::
 
     magic     8 bytes   b"FFCAP\\x00\\x01\\n"
     hlen      u32       length of the header
-    header    hlen      UTF-8 JSON: {"broker": "kite"|"upstox", "instruments": "<path or name>",
+    header    hlen      UTF-8 JSON: {"broker": "<registry name>", "instruments": "<path or name>",
                                      "created_ns": <int>, ...}
     records   until the end of the file, each:
         length    u32   payload length
@@ -30,13 +30,16 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from fastflow import brokers
+from fastflow.errors import FastflowError
+
 MAGIC = b"FFCAP\x00\x01\n"
 _HLEN = struct.Struct("<I")
 _RECORD = struct.Struct("<Iq I")  # length, recv_ns, crc32
 MAX_RECORD = 64 * 1024 * 1024
 
 
-class CaptureError(ValueError):
+class CaptureError(FastflowError, ValueError):
     """A capture file that is not one, or is corrupt before its tail."""
 
 
@@ -44,7 +47,7 @@ class CaptureWriter:
     """Appends frames to a capture file (created with its header if new)."""
 
     def __init__(self, path: str | os.PathLike[str], *, broker: str, instruments: str = "", **meta: Any) -> None:
-        if broker not in ("kite", "upstox"):
+        if broker not in brokers.NAMES:
             raise ValueError(f"unknown broker {broker!r}")
         self.path = os.fspath(path)
         exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -131,6 +134,6 @@ def _read_header(f: BinaryIO, path: str) -> dict[str, Any]:
         header = json.loads(raw)
     except ValueError as exc:
         raise CaptureError(f"{path}: header is not JSON: {exc}") from None
-    if not isinstance(header, dict) or header.get("broker") not in ("kite", "upstox"):
+    if not isinstance(header, dict) or header.get("broker") not in brokers.NAMES:
         raise CaptureError(f"{path}: header names no known broker")
     return header

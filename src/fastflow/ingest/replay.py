@@ -1,21 +1,31 @@
-"""Drive the hot path from a capture file (``fastflow replay``).
+"""Drive the hot path from a capture file: the one replay loop.
 
-Frames go through the same decoder as live ones, with their recorded receive
-times, so a replay reproduces the live run's final state exactly. ``speed``
-None replays as fast as possible (how throughput is measured without a
-network); otherwise the recorded gaps are slept, divided by ``speed``.
+:class:`ReplayIngest` is a capture as an ingest (``fastflow plant --replay``):
+frames go through the same decoder as live ones, with their recorded receive
+times, one flush per frame, inside the event loop (so /healthz answers and
+``stop()`` works). :func:`replay` runs the same loop to the end and returns
+counts (``fastflow replay``, tests, benchmarks): a replay reproduces the live
+run's final state exactly. ``speed`` None replays as fast as possible (how
+throughput is measured without a network); otherwise the recorded gaps are
+slept, divided by ``speed``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
 from fastflow.ingest.capture import CaptureReader
-from fastflow.instruments import Instruments
+
+Decoder = KiteDecoder | UpstoxDecoder
+#: What :meth:`ReplayIngest._frames` yields while the store is busy.
+BUSY: float = -1.0
 
 
 @dataclasses.dataclass
@@ -28,15 +38,116 @@ class ReplayResult:
     torn_tail: int | None = None
 
 
-def load_instruments(broker: str, source: str) -> Instruments:
-    """The instrument master a capture names: a file path, or ``synthetic``
-    (the built-in universe, as ``fastflow sim`` serves it)."""
-    if source in ("", "synthetic"):
-        from fastflow.sim.universe import kite_universe, upstox_universe
+class ReplayIngest:
+    """A capture file as an ingest. State: ``idle``, ``streaming`` while frames
+    flow, then ``finished`` (or ``stopped``)."""
 
-        rows = kite_universe() if broker == "kite" else upstox_universe()
-        return Instruments.from_kite_rows(rows) if broker == "kite" else Instruments.from_upstox_rows(rows)
-    return Instruments.from_kite_csv(source) if broker == "kite" else Instruments.from_upstox(source)
+    YIELD_EVERY = 256  # frames between yields to the event loop at full speed
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        path: str | os.PathLike[str],
+        *,
+        speed: float | None = None,
+        on_flush: Callable[[TickBatch], None] | None = None,
+    ) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.decoder = decoder
+        self.path = os.fspath(path)
+        self.reader = CaptureReader(self.path)
+        if self.reader.broker != decoder.state.broker:
+            raise ValueError(f"a {self.reader.broker} capture cannot drive a {decoder.state.broker} state")
+        self.speed = speed
+        self.on_flush = on_flush
+        #: With a store attached: True while it cannot take another flush (the replay
+        #: waits instead of making the store drop: a replay has all the time it needs).
+        self.busy: Callable[[], bool] | None = None
+        self.state = "idle"
+        self.last_frame_ns = 0
+        self.result = ReplayResult()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
+        result = self.result
+        connection = {"state": self.state, "source": self.path, "last_frame_age_s": age,
+                      "torn_tail": self.reader.torn_tail, "frames": result.frames,
+                      "frame_errors": result.frame_errors, "flushes": result.flushes}
+        return {"state": self.state, "connections": [connection]}
+
+    def _frames(self) -> Iterator[float]:
+        """The one replay loop, without I/O: feeds each frame and flushes. Before a
+        frame it yields how long its driver must wait first: the seconds until the
+        frame is due (``speed`` set), ``0.0`` every :attr:`YIELD_EVERY` frames at
+        full speed (a turn of the event loop), :data:`BUSY` while the attached store
+        cannot take another flush. It returns when the capture ends."""
+        result = self.result
+        state = self.decoder.state
+        feed = self.decoder.feed
+        clock = time.monotonic
+        started = clock()
+        first_ns = 0
+        try:
+            for recv_ns, payload in self.reader:
+                if self.speed is not None:
+                    first_ns = first_ns or recv_ns
+                    due = (recv_ns - first_ns) / 1e9 / self.speed - (clock() - started)
+                    if due > 0:
+                        yield due
+                elif result.frames % self.YIELD_EVERY == 0:
+                    yield 0.0
+                busy = self.busy
+                while busy is not None and busy():
+                    yield BUSY
+                result.frames += 1
+                self.last_frame_ns = time.time_ns()
+                try:
+                    result.updates += feed(payload, recv_ns)
+                except FrameError:
+                    result.frame_errors += 1
+                    continue
+                if state.dirty_count:
+                    result.flushes += 1
+                    batch = state.flush()
+                    if self.on_flush is not None:
+                        self.on_flush(batch)
+        finally:
+            result.seconds = clock() - started
+            result.torn_tail = self.reader.torn_tail
+
+    async def run(self) -> None:
+        """Replay on the event loop until the capture ends or :meth:`stop`."""
+        self.state = "streaming"
+        waits = 0  # consecutive BUSY turns: yield first, then a millisecond per turn
+        for wait in self._frames():
+            if self._stop.is_set():
+                self.state = "stopped"
+                return
+            if wait < 0:  # BUSY
+                waits += 1
+                await asyncio.sleep(0 if waits < 1000 else 0.001)
+                continue
+            waits = 0
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+            else:
+                await asyncio.sleep(0)
+        self.state = "stopped" if self._stop.is_set() else "finished"
+
+    def run_blocking(self) -> ReplayResult:
+        """Replay in this thread, sleeping the recorded gaps (no event loop, no store)."""
+        self.state = "streaming"
+        for wait in self._frames():
+            if wait:
+                time.sleep(wait if wait > 0 else 0.001)
+        self.state = "finished"
+        return self.result
 
 
 def replay(
@@ -45,32 +156,12 @@ def replay(
     *,
     speed: float | None = None,
     on_flush: Callable[[TickBatch], None] | None = None,
+    decoder: Decoder | None = None,
 ) -> ReplayResult:
-    reader = CaptureReader(path)
-    if reader.broker != state.broker:
-        raise ValueError(f"a {reader.broker} capture cannot drive a {state.broker} state")
-    decoder: KiteDecoder | UpstoxDecoder = KiteDecoder(state) if state.broker == "kite" else UpstoxDecoder(state)
-    result = ReplayResult()
-    started = time.perf_counter()
-    first_ns = 0
-    for recv_ns, payload in reader:
-        if speed is not None:
-            if not first_ns:
-                first_ns = recv_ns
-            due = (recv_ns - first_ns) / 1e9 / speed - (time.perf_counter() - started)
-            if due > 0:
-                time.sleep(due)
-        result.frames += 1
-        try:
-            result.updates += decoder.feed(payload, recv_ns)
-        except FrameError:
-            result.frame_errors += 1
-            continue
-        if state.dirty_count:
-            batch = state.flush()
-            result.flushes += 1
-            if on_flush is not None:
-                on_flush(batch)
-    result.seconds = time.perf_counter() - started
-    result.torn_tail = reader.torn_tail
-    return result
+    """Replay ``path`` into ``state`` to the end, in this thread (``decoder``: the
+    state's broker's, from the broker registry, unless given)."""
+    if decoder is None:
+        from fastflow.brokers import get
+
+        decoder = get(state.broker).decoder(state)
+    return ReplayIngest(decoder, path, speed=speed, on_flush=on_flush).run_blocking()

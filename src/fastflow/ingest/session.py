@@ -49,8 +49,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 
-from fastflow.errors import FrameError
+from fastflow.errors import FastflowError, FrameError
 from fastflow.hotpath import KiteDecoder, TickBatch, UpstoxDecoder
+from fastflow.obs.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ MAX_MESSAGE = 2**24
 Decoder = KiteDecoder | UpstoxDecoder
 
 
-class AuthFailed(Exception):
+class AuthFailed(FastflowError):
     """The broker refused the credentials (HTTP ``status``): counts towards the breaker."""
 
     def __init__(self, status: int, detail: str = "") -> None:
@@ -123,7 +124,7 @@ class FeedSession:
         self.open_timeout = open_timeout
         self.on_flush = on_flush
         self.on_frame = on_frame  # (receive time ns, raw binary message): recording
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(backoff_base, backoff_cap, rng)
         self._stop = asyncio.Event()
         self._timed_out = False
         self.state = "idle"
@@ -168,7 +169,6 @@ class FeedSession:
 
     async def run(self) -> None:
         """Stream until :meth:`stop`, or until the circuit breaker opens."""
-        attempt = 0
         auth_failures = 0
         while not self._stop.is_set():
             self.state = "connecting"
@@ -176,7 +176,7 @@ class FeedSession:
                 streamed = await self._connect_and_stream()
                 auth_failures = 0
                 if streamed:
-                    attempt = 0
+                    self._backoff.reset()
             except (InvalidStatus, AuthFailed) as exc:
                 status = exc.response.status_code if isinstance(exc, InvalidStatus) else exc.status
                 if status in (401, 403):
@@ -197,8 +197,7 @@ class FeedSession:
             if self._stop.is_set():
                 break
             self.state = "backoff"
-            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-            attempt += 1
+            delay = self._backoff.next_delay()
             self.counters["reconnects"] += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)

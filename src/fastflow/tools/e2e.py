@@ -44,8 +44,8 @@ from typing import Any
 from fastflow.config import Config, load_config
 from fastflow.obs import metrics
 from fastflow.obs.metrics import STAGES
+from fastflow.obs.process import die_with_parent
 from fastflow.services.stack import Stack
-from fastflow.store.embedded import die_with_parent
 from fastflow.store.keys import Keys
 from fastflow.tools.loadgen import (
     cpu_seconds,

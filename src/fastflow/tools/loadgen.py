@@ -48,8 +48,6 @@ from typing import Any
 
 import msgpack
 
-from fastflow.store.embedded import die_with_parent as die_with_parent  # re-exported: bench/gateway_load.py
-
 SUBPROTOCOL = "fastflow.msgpack.v1"
 #: Latency histogram: buckets of 2% (50 per e-fold of microseconds).
 LAT_SCALE = 50

@@ -27,13 +27,12 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES, URL
 from fastflow.hotpath import KiteDecoder
 from fastflow.ingest.session import FeedSession, LivenessConnection, open_websocket
 
 logger = logging.getLogger(__name__)
 
-MODES = ("ltp", "quote", "full")
-MAX_TOKENS_PER_CONNECTION = 3000
 
 
 class KiteSession(FeedSession):
@@ -48,7 +47,7 @@ class KiteSession(FeedSession):
         api_key: str,
         access_token: str,
         subscriptions: Mapping[int, str],
-        url: str = "wss://ws.kite.trade",
+        url: str = URL,
         **options: Any,
     ) -> None:
         if len(subscriptions) > MAX_TOKENS_PER_CONNECTION:
@@ -111,7 +110,7 @@ class KiteIngest:
         decoder: KiteDecoder,
         *,
         subscriptions: Mapping[int, str],
-        max_connections: int = 3,
+        max_connections: int = MAX_CONNECTIONS,
         tokens_per_connection: int = MAX_TOKENS_PER_CONNECTION,
         **session_options: Any,
     ) -> None:

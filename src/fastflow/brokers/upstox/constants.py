@@ -9,6 +9,8 @@ from typing import Final
 #: Subscription modes (``data.mode`` of a request); ``full`` is the 5-level full feed.
 MODES: Final = ("ltpc", "full", "option_greeks", "full_d30")
 
+#: The API base the feed is authorized at.
+API_URL: Final = "https://api.upstox.com"
 #: The authorize endpoint: ``GET`` with ``Authorization: Bearer <token>`` -> a single-use feed URL.
 AUTHORIZE_PATH: Final = "/v3/feed/market-data-feed/authorize"
 #: The SDK's endpoint: answers with a redirect to a fresh authorized URL.

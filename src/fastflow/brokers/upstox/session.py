@@ -44,6 +44,7 @@ from typing import Any
 
 from fastflow.brokers.kite.session import overall_state
 from fastflow.brokers.upstox.constants import (
+    API_URL,
     AUTHORIZE_PATH,
     COMBINED_LIMITS,
     INDIVIDUAL_LIMITS,
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 #: Segment statuses in which no trades happen, so a quiet feed is expected.
 CLOSED_STATUSES = frozenset({"PRE_OPEN_END", "NORMAL_CLOSE", "CLOSING_END"})
-API_URL = "https://api.upstox.com"
 
 
 class UpstoxSession(FeedSession):

@@ -31,7 +31,7 @@
   them is not documented. Unknown keys are accepted and never stream;
 * a WebSocket ping goes out after ``ping_interval`` seconds without data.
 
-Fault switches (:class:`fastflow.sim.faults.FaultTarget`): ``drop``,
+Fault switches (:class:`fastflow.sim.servers.faults.FaultTarget`): ``drop``,
 ``silence`` (the connections open at the time send nothing, no pings either,
 and read nothing, so pongs never come: a half-open path; reconnects get a
 working one), ``send_garbage`` (a truncated protobuf frame), ``expire_token``
@@ -65,8 +65,8 @@ from fastflow.brokers.upstox.constants import (
     MODES,
     limit_error,
 )
-from fastflow.sim import upstox_wire as wire
-from fastflow.sim.upstox_market import UpstoxMarket
+from fastflow.sim.market.upstox import UpstoxMarket
+from fastflow.sim.wire import upstox as wire
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@
 * client requests are JSON text frames ``{"a": "subscribe"|"unsubscribe"|"mode", "v": ...}``;
   a fresh subscription is in **quote** mode;
 * market data goes out as binary messages in the exact Kite layout, built by
-  :class:`~fastflow.sim.market.KiteMarket`; one message never holds a token
+  :class:`~fastflow.sim.market.model.KiteMarket`; one message never holds a token
   twice nor more than 3000 packets;
 * a 1-byte binary heartbeat goes out after ``heartbeat`` seconds without data;
 * limits: ``max_tokens`` (3000) per connection and ``max_connections`` (3) per
@@ -33,17 +33,17 @@ per subscription: no Python work per packet. The market clock moves one second
 per interval.
 
 Fault injection (for tests and demos; the ``fastflow sim --fault`` switches call
-the same methods, see :mod:`fastflow.sim.faults`, whose names are re-exported
-here): :meth:`KiteSimulator.drop` aborts every connection without a close
-frame; :meth:`KiteSimulator.silence` keeps sockets open but sends nothing, not
-even heartbeats (a half-open peer); :meth:`KiteSimulator.send_garbage` sends a
+the same methods, see :mod:`fastflow.sim.servers.faults`):
+:meth:`KiteSimulator.drop` aborts every connection without a close frame;
+:meth:`KiteSimulator.silence` keeps sockets open but sends nothing, not even
+heartbeats (a half-open peer); :meth:`KiteSimulator.send_garbage` sends a
 malformed binary frame; :meth:`KiteSimulator.expire_token` makes the current
 access token invalid, so reconnects get 403; :meth:`KiteSimulator.slow` divides
 the rate for a while; :meth:`KiteSimulator.burst` holds data back for a while
-and then releases every held message at once, in order. Heartbeats go on
-during a burst: the broker is alive and its data is late (a connection that
-goes entirely quiet is ``silence``), so a client's watchdog does not fire and
-nothing held is lost.
+and then releases every held message at once, in order. Heartbeats go on during
+a burst: the broker is alive and its data is late (a connection that goes
+entirely quiet is ``silence``), so a client's watchdog does not fire and nothing
+held is lost.
 """
 
 from __future__ import annotations
@@ -65,16 +65,17 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from fastflow.sim import kite_wire
-from fastflow.sim.faults import FAULTS, Fault, FaultTarget, run_faults
-from fastflow.sim.market import KiteMarket
+from fastflow.brokers.kite.constants import MAX_TOKENS_PER_CONNECTION, MODES
+from fastflow.sim.market.model import KiteMarket
+from fastflow.sim.servers.faults import FaultTarget
+from fastflow.sim.wire import kite as kite_wire
 
-__all__ = ["FAULTS", "Fault", "FaultTarget", "KiteSimConfig", "KiteSimulator", "run_faults"]
+__all__ = ["MAX_PACKETS_PER_MESSAGE", "KiteSimConfig", "KiteSimulator"]
 
 logger = logging.getLogger(__name__)
 
-MODES = ("ltp", "quote", "full")
-MAX_PACKETS_PER_MESSAGE = 3000
+#: A message holds at most one packet per subscribed token, so never more than a connection's tokens.
+MAX_PACKETS_PER_MESSAGE = MAX_TOKENS_PER_CONNECTION
 
 IntArray = npt.NDArray[np.int64]
 
@@ -86,7 +87,7 @@ class KiteSimConfig:
     rate: float = 10_000.0  # packets per second, all connections together
     interval: float = 0.05  # seconds between schedules
     heartbeat: float = 1.0  # seconds of silence before a 1-byte heartbeat
-    max_tokens: int = 3000
+    max_tokens: int = MAX_TOKENS_PER_CONNECTION
     max_connections: int = 3
     seed: int = 0
     max_messages: int = 1000  # data messages per connection per interval (a tiny subscription at a huge rate)
@@ -225,7 +226,7 @@ class KiteSimulator:
         else:
             await self._error(client, f"Unknown action {action!r}")
 
-    # -- fault injection (fastflow.sim.faults.FaultTarget) -----------------------------
+    # -- fault injection (fastflow.sim.servers.faults.FaultTarget) -----------------------------
 
     def drop(self) -> int:
         """Abort every connection (TCP reset, no close frame); returns how many."""
@@ -358,7 +359,7 @@ class KiteSimulator:
                 client.pending_packets -= int(idx.size)
                 # market.step_tokens without its per-token lookup: the positions are cached.
                 self.market.advance(idx, self._clock)
-                message = self.market._encode(idx, mode)
+                message = self.market.encode(idx, mode)
                 if hold:
                     client.held.append((message, int(idx.size)))
                     client.held_bytes += len(message)

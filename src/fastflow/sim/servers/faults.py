@@ -1,7 +1,7 @@
 """Fault injection for the broker simulators (``fastflow sim --fault NAME@SECONDS[:DURATION]``).
 
 A simulator that can be faulted implements :class:`FaultTarget`; the Kite
-simulator (:class:`fastflow.sim.kite_server.KiteSimulator`) does, and any
+simulator (:class:`fastflow.sim.servers.kite.KiteSimulator`) does, and any
 other broker's simulator implements the same methods so that
 :func:`run_faults` and the command line drive it unchanged.
 

@@ -1,9 +1,9 @@
 """The simulated market as Upstox Market Data Feed V3 frames.
 
 :class:`UpstoxMarket` drives the same random-walk model as the Kite simulator
-(:class:`~fastflow.sim.market.KiteMarket`, over the Kite universe's rows) and
+(:class:`~fastflow.sim.market.model.KiteMarket`, over the Kite universe's rows) and
 encodes the instruments it moves as protobuf ``FeedResponse`` frames with
-:mod:`fastflow.sim.upstox_wire`, keyed by Upstox ``instrument_key``\\ s from
+:mod:`fastflow.sim.wire.upstox`, keyed by Upstox ``instrument_key``\\ s from
 :func:`~fastflow.sim.universe.upstox_universe` (the same instruments, in the
 same order, minus the NCO contracts Upstox does not list).
 
@@ -36,9 +36,10 @@ import numpy as np
 import numpy.typing as npt
 
 from fastflow.brokers.upstox.constants import MODES
-from fastflow.sim import upstox_wire as wire
-from fastflow.sim.market import KiteMarket
+from fastflow.sim.market.model import KiteMarket
 from fastflow.sim.universe import kite_universe, upstox_universe
+from fastflow.sim.universe.pricing import norm_cdf, norm_pdf
+from fastflow.sim.wire import upstox as wire
 
 IntArray = npt.NDArray[np.int64]
 
@@ -56,14 +57,6 @@ def upstox_pairs(today: datetime.date | None = None) -> tuple[list[dict[str, obj
     ):  # pragma: no cover - a universe construction bug
         raise AssertionError("the Kite and Upstox universes are not aligned")
     return rows, records
-
-
-def _norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def _norm_pdf(x: float) -> float:
-    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
 class UpstoxMarket:
@@ -260,13 +253,13 @@ class UpstoxMarket:
         root = iv * math.sqrt(years)
         d1 = (math.log(spot / strike) + 0.5 * iv * iv * years) / root
         d2 = d1 - root
-        pdf = _norm_pdf(d1)
+        pdf = norm_pdf(d1)
         call = self._kind[i] == "CE"
-        delta = _norm_cdf(d1) if call else _norm_cdf(d1) - 1.0
+        delta = norm_cdf(d1) if call else norm_cdf(d1) - 1.0
         gamma = pdf / (spot * root)
         vega = spot * pdf * math.sqrt(years) / 100.0
         theta = -spot * pdf * iv / (2.0 * math.sqrt(years)) / 365.0
-        rho = (strike * years * (_norm_cdf(d2) if call else -_norm_cdf(-d2))) / 100.0
+        rho = (strike * years * (norm_cdf(d2) if call else -norm_cdf(-d2))) / 100.0
         values = wire.greeks(round(delta, 4), round(theta, 4), round(gamma, 6), round(vega, 4), round(rho, 4))
         return values, round(iv * 100.0, 2)
 

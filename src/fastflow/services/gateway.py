@@ -1,0 +1,55 @@
+"""The gateway process (``fastflow gateway``): Redis pub/sub -> WebSocket clients.
+
+``main(config)`` serves ``config.gateway`` on its host and port, reading the
+partition ``config.redis`` names, until SIGINT/SIGTERM or ``duration``. It prints
+the dashboard and WebSocket URLs, then ``ready: N instruments`` once it holds the
+instrument list, and announces ``{"service": "gateway", "dashboard", "websocket",
+"instruments"}`` to a parent (:mod:`fastflow.obs.ready`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from fastflow.config import Config
+from fastflow.obs.loop import asyncio_run
+from fastflow.obs.ready import announce
+
+
+def main(config: Config, *, duration: float | None = None) -> int:
+    """Serve until a signal or ``duration``; 0, or 2 when it cannot start."""
+    from fastflow.gateway.auth import Auth
+    from fastflow.gateway.server import Gateway, GatewayConfig, serve_gateway
+    from fastflow.store.keys import Keys
+    from fastflow.store.target import RedisTarget
+
+    def fail(message: str) -> int:
+        print(f"fastflow gateway: {message}", file=sys.stderr)
+        return 2
+
+    section, redis = config.gateway, config.redis
+    try:
+        gateway_config = GatewayConfig(
+            redis=RedisTarget.parse(redis.url, cluster=True if redis.cluster else None),
+            keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix), host=section.host,
+            port=section.port, auth=Auth(dict(section.api_keys), section.token_secret.encode(),
+                                         allow_loopback=not section.require_auth),
+            allowed_origins=section.allow_origins, max_symbols=section.max_symbols,
+            high_water=section.high_water, lag_limit=section.lag_limit, reuse_port=section.reuse_port)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    def report(message: str) -> None:
+        print(f"fastflow gateway: {message}", flush=True)
+
+    def ready(gateway: Gateway) -> Any:
+        return announce("gateway", dashboard=gateway.http_url, websocket=gateway.ws_url,
+                        instruments=len(gateway.symbols))
+
+    try:
+        asyncio_run(serve_gateway(gateway_config, duration=duration, status_every=section.status_every,
+                                  report=report, on_ready=ready))
+    except OSError as exc:
+        return fail(f"cannot listen on {section.host}:{section.port}: {exc.strerror or exc}")
+    return 0

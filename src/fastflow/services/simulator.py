@@ -1,0 +1,111 @@
+"""The simulator process (``fastflow sim``): the local broker on loopback.
+
+``main(config)`` serves ``config.broker.name``'s wire (Kite's ticker WebSocket or
+Upstox's authorize endpoint and protobuf feed) over the synthetic market, with
+``config.simulator``'s rate, seed, credentials, address and scheduled faults,
+until SIGINT/SIGTERM or ``duration``. It prints where it listens, announces
+``{"service": "simulator", "url": ..., "instruments": N}`` to a parent
+(:mod:`fastflow.obs.ready`), and prints its counters when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from fastflow.brokers.kite import SPEC as KITE
+from fastflow.brokers.upstox import SPEC as UPSTOX
+from fastflow.config import Config, SimulatorSection
+from fastflow.obs.ready import announce
+from fastflow.sim.servers.faults import Fault, FaultTarget, run_faults
+
+
+class _Simulator(FaultTarget, Protocol):
+    stats: Any
+
+    @property
+    def port(self) -> int: ...
+
+    async def start(self, host: str, port: int) -> object: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclasses.dataclass
+class _Served:
+    """A built simulator: the server, its instrument count, and how to describe its address."""
+
+    server: _Simulator
+    instruments: int
+    url: Callable[[str, int], str]
+    where: Callable[[str, int], str]
+
+
+def _kite(section: SimulatorSection) -> _Served:
+    from fastflow.sim.market import KiteMarket
+    from fastflow.sim.servers.kite import KiteSimConfig, KiteSimulator
+    from fastflow.sim.universe import kite_universe, write_kite_csv
+
+    rows = kite_universe()
+    if section.instruments_out:
+        write_kite_csv(rows, section.instruments_out)
+    server = KiteSimulator(KiteMarket.from_rows(rows, seed=section.seed), KiteSimConfig(
+        api_key=section.api_key, access_token=section.access_token, rate=section.rate, seed=section.seed))
+    return _Served(server, len(rows), lambda host, port: f"ws://{host}:{port}/",
+                   lambda host, port: f"Kite ticker on ws://{host}:{port}/?api_key={section.api_key}"
+                   f"&access_token={section.access_token}")
+
+
+def _upstox(section: SimulatorSection) -> _Served:
+    from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
+    from fastflow.sim.servers.upstox import UpstoxSimConfig, UpstoxSimulator
+    from fastflow.sim.universe import write_upstox_json
+
+    kite_rows, records = upstox_pairs()
+    if section.instruments_out:
+        write_upstox_json(records, section.instruments_out)
+    server = UpstoxSimulator(UpstoxMarket(kite_rows, records, seed=section.seed), UpstoxSimConfig(
+        access_token=section.access_token, rate=section.rate, seed=section.seed))
+    return _Served(server, len(records), lambda host, port: f"http://{host}:{port}",
+                   lambda host, port: f"Upstox feed on http://{host}:{port} (authorize: GET "
+                   f"/v3/feed/market-data-feed/authorize with Authorization: Bearer {section.access_token})")
+
+
+#: The simulator of each broker's wire.
+SIMULATORS: dict[str, Callable[[SimulatorSection], _Served]] = {KITE.name: _kite, UPSTOX.name: _upstox}
+
+
+def main(config: Config, *, duration: float | None = None) -> int:
+    """Serve until SIGINT/SIGTERM or ``duration``; 0, or 2 for a bad fault."""
+    section = config.simulator
+    try:
+        faults = [Fault.parse(text) for text in section.faults]
+    except ValueError as exc:
+        print(f"fastflow sim: {exc}", file=sys.stderr)
+        return 2
+    served = SIMULATORS[config.broker.name](section)
+
+    async def serve() -> None:
+        server = served.server
+        await server.start(section.host, section.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"fastflow sim: {served.where(section.host, server.port)} ({served.instruments} instruments, "
+              f"{section.rate:,.0f} packets/s)", flush=True)
+        announce("simulator", url=served.url(section.host, server.port), instruments=served.instruments)
+        faulting = asyncio.create_task(run_faults(server, faults, lambda m: print(f"fastflow sim: {m}", flush=True)))
+        with contextlib.suppress(TimeoutError):  # the duration elapsed
+            await asyncio.wait_for(stop.wait(), duration)
+        faulting.cancel()
+        await server.stop()
+        print(f"fastflow sim: stopped; {server.stats}", flush=True)
+
+    asyncio.run(serve())
+    return 0
