@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastflow import __version__
 from fastflow.config import MODES, Config
+from fastflow.obs.state import State
 
 if TYPE_CHECKING:
     from fastflow.instruments import Instruments
@@ -202,7 +203,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
         asyncio.run(main())
         print(f"fastflow record: {writer.records} frames to {args.out}; session {session.health()}")
-    return 0 if session.state != "auth_failed" else 1
+    return 0 if session.state != State.AUTH_FAILED else 1
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

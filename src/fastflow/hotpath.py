@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from fastflow.errors import FrameError
+from fastflow.reference.fanout import ws_header  # the one Python WebSocket header writer
 
 logger = logging.getLogger(__name__)
 
@@ -72,5 +73,6 @@ __all__ = [
     "UpstoxDecoder",
     "price_divisor",
     "slot_dtype",
+    "ws_header",
 ]
 

@@ -94,6 +94,7 @@ from websockets.typing import Subprotocol
 
 from fastflow.errors import FastflowError
 from fastflow.obs.backoff import Backoff
+from fastflow.obs.state import State
 
 __all__ = [
     "AuthError",
@@ -288,7 +289,7 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fail_requests(ClientClosed("the client is closed"))
-        self.state = "closed"
+        self.state = State.CLOSED
 
     async def __aenter__(self) -> Client:
         try:
@@ -454,7 +455,7 @@ class Client:
                 if self._closing:
                     break
                 if self._connections:
-                    self.state = "reconnecting"
+                    self.state = State.RECONNECTING
                 if self._healthy:
                     failures = 0
                     self._backoff.reset()
@@ -476,7 +477,7 @@ class Client:
         except BaseException as exc:
             self._failure = exc
             self._fail_requests(exc)
-            self.state = "closed"
+            self.state = State.CLOSED
             self._live.set()
             self._wakeup.set()
             if isinstance(exc, Exception):
@@ -514,7 +515,7 @@ class Client:
         try:
             if self._watch:
                 await self._send_own(ws, "subscribe", list(self._watch))
-            self.state = "live"
+            self.state = State.LIVE
             self._live.set()
             await self._read(ws)
         except ConnectionClosed:

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
 from fastflow.ingest.capture import CaptureReader
+from fastflow.obs.state import State
 
 Decoder = KiteDecoder | UpstoxDecoder
 #: What :meth:`ReplayIngest._frames` yields while the store is busy.
@@ -64,7 +65,7 @@ class ReplayIngest:
         #: With a store attached: True while it cannot take another flush (the replay
         #: waits instead of making the store drop: a replay has all the time it needs).
         self.busy: Callable[[], bool] | None = None
-        self.state = "idle"
+        self.state = State.IDLE
         self.last_frame_ns = 0
         self.result = ReplayResult()
         self._stop = asyncio.Event()
@@ -122,11 +123,11 @@ class ReplayIngest:
 
     async def run(self) -> None:
         """Replay on the event loop until the capture ends or :meth:`stop`."""
-        self.state = "streaming"
+        self.state = State.STREAMING
         waits = 0  # consecutive BUSY turns: yield first, then a millisecond per turn
         for wait in self._frames():
             if self._stop.is_set():
-                self.state = "stopped"
+                self.state = State.STOPPED
                 return
             if wait < 0:  # BUSY
                 waits += 1
@@ -138,15 +139,15 @@ class ReplayIngest:
                     await asyncio.wait_for(self._stop.wait(), wait)
             else:
                 await asyncio.sleep(0)
-        self.state = "stopped" if self._stop.is_set() else "finished"
+        self.state = State.STOPPED if self._stop.is_set() else State.FINISHED
 
     def run_blocking(self) -> ReplayResult:
         """Replay in this thread, sleeping the recorded gaps (no event loop, no store)."""
-        self.state = "streaming"
+        self.state = State.STREAMING
         for wait in self._frames():
             if wait:
                 time.sleep(wait if wait > 0 else 0.001)
-        self.state = "finished"
+        self.state = State.FINISHED
         return self.result
 
 

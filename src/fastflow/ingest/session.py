@@ -52,6 +52,7 @@ from websockets.frames import Frame, Opcode
 from fastflow.errors import FastflowError, FrameError
 from fastflow.hotpath import KiteDecoder, TickBatch, UpstoxDecoder
 from fastflow.obs.backoff import Backoff
+from fastflow.obs.state import State
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class FeedSession:
         self._backoff = Backoff(backoff_base, backoff_cap, rng)
         self._stop = asyncio.Event()
         self._timed_out = False
-        self.state = "idle"
+        self.state = State.IDLE
         self.last_frame_error: FrameError | None = None
         self.last_bad_frame: bytes = b""
         self.last_server_error = ""
@@ -171,7 +172,7 @@ class FeedSession:
         """Stream until :meth:`stop`, or until the circuit breaker opens."""
         auth_failures = 0
         while not self._stop.is_set():
-            self.state = "connecting"
+            self.state = State.CONNECTING
             try:
                 streamed = await self._connect_and_stream()
                 auth_failures = 0
@@ -183,7 +184,7 @@ class FeedSession:
                     auth_failures += 1
                     self.counters["auth_failures"] += 1
                     if auth_failures >= self.auth_failures_to_open:
-                        self.state = "auth_failed"
+                        self.state = State.AUTH_FAILED
                         logger.error("%s: %d consecutive auth failures (HTTP %d): circuit breaker open; "
                                      "renew the access token", self.broker, auth_failures, status)
                         return
@@ -196,12 +197,12 @@ class FeedSession:
                 logger.warning("%s: connection lost (%s): reconnecting", self.broker, exc)
             if self._stop.is_set():
                 break
-            self.state = "backoff"
+            self.state = State.BACKOFF
             delay = self._backoff.next_delay()
             self.counters["reconnects"] += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-        self.state = "stopped"
+        self.state = State.STOPPED
 
     # -- one connection ------------------------------------------------------------
 
@@ -211,9 +212,9 @@ class FeedSession:
         the broker or the network did."""
         async with await self._open() as ws:
             self.counters["connects"] += 1
-            self.state = "subscribing"
+            self.state = State.SUBSCRIBING
             await self._subscribe(ws)
-            self.state = "streaming"
+            self.state = State.STREAMING
             self._timed_out = False
             watch = asyncio.create_task(self._watch(ws))
             try:

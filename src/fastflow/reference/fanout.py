@@ -18,10 +18,9 @@ from typing import Any
 import msgpack
 
 from fastflow.errors import FrameError
-from fastflow.gateway.protocol import ws_header
 from fastflow.reference.kite_decoder import frame_bytes
 
-__all__ = ["FanOut"]
+__all__ = ["FanOut", "ws_header"]
 
 TRUNCATED = "truncated msgpack value"
 INVALID = "invalid msgpack type byte 0xc1"
@@ -379,6 +378,21 @@ class FanOut:
             "frame_errors": self._frame_errors,
             "clients": len(self._watch),
         }
+
+
+def ws_header(n: int, opcode: int = 0x2, *, masked: bool = False) -> bytes:
+    """The header of a final WebSocket frame of ``n`` payload bytes (RFC 6455 5.2):
+    binary by default, 0x1 for text; ``masked`` sets the mask bit of a client's
+    frame (the caller appends the 4-byte key). The one Python writer: the gateway's
+    control frames, the load generator's client frames, and the reference FanOut
+    (``ext/fanout.pyx`` writes the same server header in C, ``fan_ws_head``)."""
+    b0 = 0x80 | opcode
+    mask = 0x80 if masked else 0
+    if n < 126:
+        return bytes((b0, mask | n))
+    if n < 1 << 16:
+        return bytes((b0, mask | 126)) + n.to_bytes(2, "big")
+    return bytes((b0, mask | 127)) + n.to_bytes(8, "big")
 
 
 def _framed(payload: bytes, websocket: bool) -> bytes:

@@ -36,6 +36,7 @@ from fastflow.instruments import Instruments
 from fastflow.obs import metrics
 from fastflow.obs.health import HealthServer, Response, health_response
 from fastflow.obs.loop import asyncio_run
+from fastflow.obs.state import State
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,25 @@ class Service(Protocol):
 
 #: What the plant needs from a broker ingest (or a replay).
 Ingest = Service
+
+
+class Store(Service, Protocol):
+    """What the plant needs from the store beside it (the Redis writer)."""
+
+    #: The age of the ticks when Redis acknowledged their flush (stage ``redis``).
+    tick_age: metrics.Histogram
+
+    def busy(self) -> bool:
+        """True while another flush would be dropped (a replay waits instead)."""
+        ...
+
+    async def acknowledged(self) -> None:
+        """Until no flush is in flight."""
+        ...
+
+    def metrics(self) -> list[list[str]]:
+        """Its Prometheus sections for the plant's /metrics."""
+        ...
 
 
 # -- the plant ------------------------------------------------------------------------------
@@ -100,7 +120,7 @@ class Plant:
             self.ingest = self.spec.ingest(self.decoder, self.subscriptions, on_flush=self._on_flush,
                                            **dict(ingest_options or {}))
         self.shutdown_timeout = shutdown_timeout
-        self.store: Service | None = None
+        self.store: Store | None = None
         self.flushes = 0
         self.ticks = 0
         self.last_tick_ns = 0
@@ -113,23 +133,15 @@ class Plant:
         self.tick_age = metrics.tick_age("decoded")
         self._windows = {"decoded": self.tick_age.window()}  # stage -> the status line's window
 
-    def attach_store(self, store: Service, on_flush: FlushConsumer) -> None:
+    def attach_store(self, store: Store, on_flush: FlushConsumer) -> None:
         """Run ``store`` (the Redis writer) beside the ingest and give it every flush;
         its health shows under ``"redis"`` in /healthz, its ``metrics()`` and
-        ``tick_age`` histogram (when it has them) in /metrics."""
+        ``tick_age`` histogram in /metrics."""
         self.store = store
         self.add_consumer(on_flush)
-        busy = getattr(store, "busy", None)
-        if isinstance(self.ingest, ReplayIngest) and callable(busy):
-            self.ingest.busy = busy  # a replay waits for Redis rather than dropping
-        store_age = self._store_tick_age()
-        if store_age is not None:
-            self._windows["redis"] = store_age.window()
-
-    def _store_tick_age(self) -> metrics.Histogram | None:
-        """The store's ``tick_age`` histogram (the Redis writer's stage ``redis``), if any."""
-        found = getattr(self.store, "tick_age", None)
-        return found if isinstance(found, metrics.Histogram) else None
+        if isinstance(self.ingest, ReplayIngest):
+            self.ingest.busy = store.busy  # a replay waits for Redis rather than dropping
+        self._windows["redis"] = store.tick_age.window()
 
     def add_consumer(self, consumer: FlushConsumer) -> None:
         """Call ``consumer(batch)`` after every flush (the Redis writer, next)."""
@@ -188,12 +200,12 @@ class Plant:
                     store.cancel()
 
     async def _drain_store(self, task: asyncio.Task[None]) -> None:
-        """Before stopping the store: its flushes in flight answered (a millisecond
-        per turn, up to ``shutdown_timeout``), so the last ones are acknowledged."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.shutdown_timeout
-        while getattr(self.store, "in_flight", 0) and not task.done() and loop.time() < deadline:
-            await asyncio.sleep(0.001)
+        """Before stopping the store: its flushes in flight answered (up to
+        ``shutdown_timeout``, or until the store ends), so the last ones are acknowledged."""
+        assert self.store is not None
+        acknowledged = asyncio.ensure_future(self.store.acknowledged())
+        await asyncio.wait({acknowledged, task}, timeout=self.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED)
+        acknowledged.cancel()
 
     @property
     def uptime(self) -> float:
@@ -230,13 +242,13 @@ class Plant:
 
     @staticmethod
     def healthy(ingest_health: Mapping[str, Any]) -> bool:
-        return ingest_health.get("state") == "streaming"
+        return ingest_health.get("state") == State.STREAMING
 
     def metrics(self) -> bytes:
         """The /metrics body: Prometheus text 0.0.4 (docs/ingest.md)."""
         ingest = self.ingest.health()
         connections = ingest.get("connections", [])
-        streaming = sum(1 for c in connections if c.get("state") == "streaming")
+        streaming = sum(1 for c in connections if c.get("state") == State.STREAMING)
         ages = [self.tick_age]
         sections = [
             metrics.gauge("plant_healthy", "1 while the ingest streams (/healthz answers 200)",
@@ -253,12 +265,9 @@ class Plant:
             metrics.counter("plant_consumer_errors_total", "Flush consumers that raised",
                             self.consumer_errors),
         ]
-        store_metrics = getattr(self.store, "metrics", None)
-        if callable(store_metrics):
-            sections += store_metrics()
-        store_age = self._store_tick_age()
-        if store_age is not None:
-            ages.append(store_age)
+        if self.store is not None:
+            sections += self.store.metrics()
+            ages.append(self.store.tick_age)
         sections.append(metrics.family(ages))
         return metrics.render(sections)
 
@@ -268,7 +277,7 @@ class Plant:
         previous call."""
         ingest = self.ingest.health()
         connections = ingest.get("connections", [])
-        streaming = sum(1 for c in connections if c.get("state") == "streaming")
+        streaming = sum(1 for c in connections if c.get("state") == State.STREAMING)
         reconnects = sum(int(c.get("reconnects", 0)) for c in connections)
         errors = sum(int(c.get("frame_errors", 0)) for c in connections)
         age = "-" if not self.last_tick_ns else f"{(time.time_ns() - self.last_tick_ns) / 1e9:.2f} s"
@@ -456,7 +465,7 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     states = ", ".join(str(c.get("state")) for c in health["ingest"]["connections"])
     report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
            f"connections {states}; decoder {health['decoder']}")
-    if health["state"] == "auth_failed":
+    if health["state"] == State.AUTH_FAILED:
         print("fastflow plant: the broker refused the access token (circuit breaker open): renew it",
               file=sys.stderr)
         return 1

@@ -49,8 +49,9 @@ from fastflow.brokers import get as broker_spec
 from fastflow.config import Config, to_data
 from fastflow.config import environment_keys as config_variables
 from fastflow.errors import FastflowError
+from fastflow.obs.process import die_with_parent
 from fastflow.obs.ready import READY_FD, read_ready, ready_pipe
-from fastflow.store.embedded import EmbeddedRedis, RedisServerError, die_with_parent
+from fastflow.store.embedded import EmbeddedRedis, RedisServerError
 
 START_TIMEOUT = 60.0  # seconds for a child to say it is up
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL

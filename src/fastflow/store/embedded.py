@@ -27,9 +27,7 @@ from types import TracebackType
 from fastflow.errors import FastflowError
 from fastflow.obs.process import die_with_parent, free_port, stop_process, wait_ready
 
-__all__ = [  # die_with_parent: re-exported until services/stack.py imports it from fastflow.obs.process
-    "START_TIMEOUT", "EmbeddedRedis", "RedisServerError", "die_with_parent", "find_redis_server",
-]
+__all__ = ["START_TIMEOUT", "EmbeddedRedis", "RedisServerError", "find_redis_server"]
 
 #: Seconds to wait for the server to answer PING after it starts.
 START_TIMEOUT = 10.0

@@ -54,6 +54,7 @@ import msgpack
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.obs import metrics
 from fastflow.obs.backoff import Backoff
+from fastflow.obs.state import State
 from fastflow.store.keys import Keys
 from fastflow.store.resp import Endpoint, RedisSetupError, RespProtocol, bulk, command, partition_node
 
@@ -97,6 +98,9 @@ class RedisWriter:
         self._stale = True  # the latest hash needs a full rewrite
         self._expire_due = 0.0
         self._stop = asyncio.Event()
+        #: Set when the writes in flight may have settled (a flush acknowledged with
+        #: nothing behind it, a connection made or lost): what drain() waits on.
+        self._changed = asyncio.Event()
         self._latest = keys.latest.encode()
         # XADD key MAXLEN ~ N * t <frame>: everything but the frame's bulk string.
         self._xadd_head = b"*8\r\n" + b"".join(
@@ -104,7 +108,7 @@ class RedisWriter:
         self._publish_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.live.encode())
         self._expire = command("EXPIRE", keys.latest, ttl)
         self._master_cache: list[bytes] | None = None
-        self.state_name = "idle"
+        self.state_name = State.IDLE
         self.last_error = ""
         self.counters = {
             "connects": 0, "reconnects": 0, "flushes": 0, "ticks": 0, "written": 0, "dropped": 0,
@@ -191,6 +195,8 @@ class RedisWriter:
             if head[1]:  # a flush, acknowledged whole: its ticks' age at Redis
                 self.tick_age.observe_ns(max(0, time.time_ns() - head[1]), head[2])
             self._catch_up()
+            if not pending:
+                self._changed.set()
 
     def _catch_up(self) -> None:
         """Rewrite a stale latest state as soon as there is room (also when the feed is idle)."""
@@ -240,14 +246,22 @@ class RedisWriter:
         """Wait until every write so far is acknowledged (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while self._pending or (self._stale and self._protocol is not None) or self._protocol is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis writer not drained: {self.health()}")
-            await asyncio.sleep(0.001)
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise TimeoutError(f"redis writer not drained: {self.health()}") from None
+
+    async def acknowledged(self) -> None:
+        """Wait until no flush is in flight (the plant's shutdown; it bounds the wait)."""
+        while self._pending and self._protocol is not None:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def run(self) -> None:
         """Connect, keep connected, until :meth:`stop`."""
         while not self._stop.is_set():
-            self.state_name = "connecting"
+            self.state_name = State.CONNECTING
             try:
                 protocol = await self._connect()
             except (OSError, TimeoutError, ConnectionError, RedisSetupError) as exc:
@@ -255,7 +269,7 @@ class RedisWriter:
                 logger.warning("redis: cannot connect (%s): retrying", exc)
             else:
                 self._backoff.reset()
-                self.state_name = "connected"
+                self.state_name = State.CONNECTED
                 stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
                 waiting: set[asyncio.Future[Any]] = {protocol.lost, stop}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -263,17 +277,18 @@ class RedisWriter:
                 self._protocol = None
                 self._pending.clear()
                 self._stale = True
+                self._changed.set()
                 if protocol.transport is not None:
                     protocol.transport.close()
                 if self._stop.is_set():
                     break
                 logger.warning("redis: connection lost: reconnecting")
-            self.state_name = "backoff"
+            self.state_name = State.BACKOFF
             self.counters["reconnects"] += 1
             delay = self._backoff.next_delay()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-        self.state_name = "stopped"
+        self.state_name = State.STOPPED
 
     async def _connect(self) -> RespProtocol:
         ep = self.endpoint
@@ -289,6 +304,7 @@ class RedisWriter:
         self._pending.append([len(self._master()), 0, 0])
         self._stale = True
         self._rewrite(protocol)
+        self._changed.set()
         return protocol
 
     def _master(self) -> list[bytes]:

@@ -48,6 +48,8 @@ from typing import Any
 
 import msgpack
 
+from fastflow.hotpath import ws_header
+
 SUBPROTOCOL = "fastflow.msgpack.v1"
 #: Latency histogram: buckets of 2% (50 per e-fold of microseconds).
 LAT_SCALE = 50
@@ -96,12 +98,7 @@ def machine() -> str:
 def client_frame(opcode: int, payload: bytes) -> bytes:
     """A final, masked client frame (RFC 6455 5.3)."""
     n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 1 << 16:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    head = ws_header(n, opcode, masked=True)
     mask = os.urandom(4)
     if not n:
         return head + mask

@@ -30,6 +30,7 @@ from typing import Any
 from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES, URL
 from fastflow.hotpath import KiteDecoder
 from fastflow.ingest.session import FeedSession, LivenessConnection, open_websocket
+from fastflow.obs.state import overall
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,6 @@ class KiteSession(FeedSession):
             logger.error("kite: server error: %s", self.last_server_error)
 
 
-def overall_state(states: set[str]) -> str:
-    """One state for several connections: ``streaming`` only when all stream."""
-    if states == {"streaming"}:
-        return "streaming"
-    return "auth_failed" if "auth_failed" in states else "degraded"
-
-
 class KiteIngest:
     """All the Kite connections of one api_key: the instrument list split into
     chunks of at most ``tokens_per_connection`` (3000) over at most
@@ -140,5 +134,5 @@ class KiteIngest:
     def health(self) -> dict[str, Any]:
         """Per-connection health and the overall state: ``streaming`` only when
         every connection streams."""
-        return {"state": overall_state({s.state for s in self.sessions}),
+        return {"state": overall({s.state for s in self.sessions}),
                 "connections": [session.health() for session in self.sessions]}

@@ -42,7 +42,6 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastflow.brokers.kite.session import overall_state
 from fastflow.brokers.upstox.constants import (
     API_URL,
     AUTHORIZE_PATH,
@@ -53,6 +52,7 @@ from fastflow.brokers.upstox.constants import (
 )
 from fastflow.hotpath import UpstoxDecoder
 from fastflow.ingest.session import AuthFailed, FeedSession, LivenessConnection, open_websocket
+from fastflow.obs.state import overall
 
 logger = logging.getLogger(__name__)
 
@@ -163,5 +163,5 @@ class UpstoxIngest:
         self.sessions[0].stop()
 
     def health(self) -> dict[str, Any]:
-        return {"state": overall_state({s.state for s in self.sessions}),
+        return {"state": overall({s.state for s in self.sessions}),
                 "connections": [s.health() for s in self.sessions]}
