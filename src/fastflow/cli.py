@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastflow import __version__
-from fastflow.config import MODES, Config
+from fastflow.brokers.kite.constants import URL as KITE_URL
+from fastflow.config import MODES, Config, GatewaySection, SimulatorSection
 from fastflow.obs.state import State
 
 if TYPE_CHECKING:
@@ -404,9 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
         "raw frame with its receive time to a capture file (format: fastflow/ingest/capture.py).",
     )
     p.add_argument("--out", required=True, help="capture file (appended to if it exists)")
-    p.add_argument("--url", default="wss://ws.kite.trade", help="ticker URL (e.g. ws://127.0.0.1:PORT/)")
-    p.add_argument("--api-key", default="fastflow", help="api_key")
-    p.add_argument("--access-token", default="sim-token", help="access_token")
+    p.add_argument("--url", default=KITE_URL, help="ticker URL (e.g. ws://127.0.0.1:PORT/)")
+    p.add_argument("--api-key", default=SimulatorSection.api_key, help="api_key (default: the simulator's)")
+    p.add_argument("--access-token", default=SimulatorSection.access_token,
+                   help="access_token (default: the simulator's)")
     p.add_argument("--symbols", default="NSE:INFY,NSE:RELIANCE,NSE:NIFTY 50", help="comma-separated symbols")
     p.add_argument("--mode", choices=["ltp", "quote", "full", "ltpc", "option_greeks", "full_d30"], default="full",
                    help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30 "
@@ -548,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("symbols", nargs="+", metavar="SYMBOL",
                    help="EXCHANGE:TRADINGSYMBOL (e.g. NSE:INFY), Kite instrument token or Upstox instrument key")
-    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="gateway URL (default ws://127.0.0.1:8765/ws)")
+    gateway_url = f"ws://{GatewaySection.host}:{GatewaySection.port}/ws"
+    p.add_argument("--url", default=gateway_url, help=f"gateway URL (default {gateway_url})")
     credential = p.add_mutually_exclusive_group()
     credential.add_argument("--api-key", default=None, help="an API key of the gateway's configuration")
     credential.add_argument("--token", default=None, help="a signed token (fastflow.gateway.auth.make_token)")

@@ -10,7 +10,8 @@ import fastflow
 
 SRC = Path(fastflow.__file__).parent
 #: What the sim may import from fastflow (besides itself).
-SIM_MAY_IMPORT = ("fastflow.brokers", "fastflow.reference", "fastflow.instruments", "fastflow.errors")
+SIM_MAY_IMPORT = ("fastflow.brokers", "fastflow.reference", "fastflow.instruments", "fastflow.errors",
+                  "fastflow.config")
 #: Who may import the sim.
 SIM_USERS = ("cli.py", "services/simulator.py")
 

@@ -29,7 +29,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from fastflow import brokers
-from fastflow.config import Config
+from fastflow.config import Config, PlantSection
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
@@ -144,7 +144,7 @@ class Plant:
         self._windows["redis"] = store.tick_age.window()
 
     def add_consumer(self, consumer: FlushConsumer) -> None:
-        """Call ``consumer(batch)`` after every flush (the Redis writer, next)."""
+        """Call ``consumer(batch)`` after every flush (beside the store, e.g. a capture)."""
         self.consumers.append(consumer)
 
     def _on_flush(self, batch: TickBatch) -> None:
@@ -319,7 +319,7 @@ async def serve_plant(
     health_host: str = "127.0.0.1",
     health_port: int | None = 0,
     duration: float | None = None,
-    status_every: float | None = 5.0,
+    status_every: float | None = PlantSection.status_every,
     report: Callable[[str], object] = print,
     handle_signals: bool = False,
     on_ready: Callable[[HealthServer | None], object] | None = None,

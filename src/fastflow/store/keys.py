@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from fastflow import brokers
+from fastflow.config import BrokerSection, RedisSection
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -29,8 +29,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 class Keys:
     """The keys of one partition (see the module docstring)."""
 
-    partition: str = brokers.DEFAULT
-    prefix: str = "ff"
+    partition: str = BrokerSection.name
+    prefix: str = RedisSection.prefix
 
     def __post_init__(self) -> None:
         for what, value in (("partition", self.partition), ("prefix", self.prefix)):

@@ -51,6 +51,7 @@ from typing import Any
 import hiredis
 import msgpack
 
+from fastflow.config import RedisSection
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.obs import metrics
 from fastflow.obs.backoff import Backoff
@@ -69,8 +70,8 @@ class RedisWriter:
         endpoint: Endpoint,
         keys: Keys,
         *,
-        maxlen: int = 1_000,
-        ttl: int = 86_400,
+        maxlen: int = RedisSection.stream_maxlen,
+        ttl: int = RedisSection.ttl,
         max_in_flight: int = 8,
         backoff_base: float = 0.05,
         backoff_cap: float = 5.0,

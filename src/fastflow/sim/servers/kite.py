@@ -65,7 +65,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from fastflow.brokers.kite.constants import MAX_TOKENS_PER_CONNECTION, MODES
+from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES
+from fastflow.config import COMMAND_DEFAULTS, SimulatorSection
 from fastflow.sim.market.model import KiteMarket
 from fastflow.sim.servers.faults import FaultTarget
 from fastflow.sim.wire import kite as kite_wire
@@ -82,13 +83,13 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclasses.dataclass
 class KiteSimConfig:
-    api_key: str = "fastflow"
-    access_token: str = "sim-token"
-    rate: float = 10_000.0  # packets per second, all connections together
+    api_key: str = SimulatorSection.api_key
+    access_token: str = SimulatorSection.access_token
+    rate: float = COMMAND_DEFAULTS["sim"]["simulator.rate"]  # packets per second, all connections together
     interval: float = 0.05  # seconds between schedules
     heartbeat: float = 1.0  # seconds of silence before a 1-byte heartbeat
     max_tokens: int = MAX_TOKENS_PER_CONNECTION
-    max_connections: int = 3
+    max_connections: int = MAX_CONNECTIONS
     seed: int = 0
     max_messages: int = 1000  # data messages per connection per interval (a tiny subscription at a huge rate)
     max_held_bytes: int = 64 * 2**20  # per connection in a burst; past it the market pauses for that client

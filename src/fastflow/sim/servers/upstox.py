@@ -65,6 +65,7 @@ from fastflow.brokers.upstox.constants import (
     MODES,
     limit_error,
 )
+from fastflow.config import SimulatorSection
 from fastflow.sim.market.upstox import UpstoxMarket
 from fastflow.sim.wire import upstox as wire
 
@@ -78,7 +79,7 @@ GARBAGE = b"\x08\x01\x12\x40\x0a\x03NSE"
 
 @dataclasses.dataclass
 class UpstoxSimConfig:
-    access_token: str = "sim-token"
+    access_token: str = SimulatorSection.access_token
     rate: float = 5_000.0  # feeds per second, all connections together
     interval: float = 0.05  # seconds between sends
     ping_interval: float = 1.0  # seconds without data before a ping
