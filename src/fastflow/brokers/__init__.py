@@ -64,6 +64,8 @@ class BrokerSpec(Protocol):
     modes: tuple[str, ...]
     #: Where the live ingest connects by default.
     default_url: str
+    #: Instruments are identified by instrument_key strings (True) or int tokens (False).
+    keyed: bool
     #: The file suffix of its instrument master ("csv", "json").
     instruments_suffix: str
 

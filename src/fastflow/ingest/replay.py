@@ -13,11 +13,10 @@ slept, divided by ``speed``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from fastflow.hotpath import FrameError, KiteDecoder, MarketState, TickBatch, UpstoxDecoder
@@ -62,9 +61,11 @@ class ReplayIngest:
             raise ValueError(f"a {self.reader.broker} capture cannot drive a {decoder.state.broker} state")
         self.speed = speed
         self.on_flush = on_flush
-        #: With a store attached: True while it cannot take another flush (the replay
-        #: waits instead of making the store drop: a replay has all the time it needs).
+        #: With a store attached (:meth:`wait_for`): True while it cannot take another
+        #: flush, and how to wait until it can (the replay waits instead of making the
+        #: store drop: a replay has all the time it needs).
         self.busy: Callable[[], bool] | None = None
+        self._writable: Callable[[], Awaitable[None]] | None = None
         self.state = State.IDLE
         self.last_frame_ns = 0
         self.result = ReplayResult()
@@ -72,6 +73,10 @@ class ReplayIngest:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def wait_for(self, busy: Callable[[], bool], writable: Callable[[], Awaitable[None]]) -> None:
+        """Before each frame, while ``busy()``, await ``writable()`` (or :meth:`stop`)."""
+        self.busy, self._writable = busy, writable
 
     def health(self) -> dict[str, Any]:
         age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
@@ -124,22 +129,27 @@ class ReplayIngest:
     async def run(self) -> None:
         """Replay on the event loop until the capture ends or :meth:`stop`."""
         self.state = State.STREAMING
-        waits = 0  # consecutive BUSY turns: yield first, then a millisecond per turn
-        for wait in self._frames():
-            if self._stop.is_set():
-                self.state = State.STOPPED
-                return
-            if wait < 0:  # BUSY
-                waits += 1
-                await asyncio.sleep(0 if waits < 1000 else 0.001)
-                continue
-            waits = 0
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), wait)
-            else:
-                await asyncio.sleep(0)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            for wait in self._frames():
+                if self._stop.is_set():
+                    break
+                await self._wait(wait, stopped)
+        finally:
+            stopped.cancel()
         self.state = State.STOPPED if self._stop.is_set() else State.FINISHED
+
+    async def _wait(self, wait: float, stopped: asyncio.Future[Any]) -> None:
+        """What a yield of :meth:`_frames` asks: the store to become writable, a due time, a turn."""
+        if wait < 0:  # BUSY
+            assert self._writable is not None
+            writable = asyncio.ensure_future(self._writable())
+            await asyncio.wait({writable, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            writable.cancel()
+        elif wait > 0:
+            await asyncio.wait({stopped}, timeout=wait)
+        else:
+            await asyncio.sleep(0)
 
     def run_blocking(self) -> ReplayResult:
         """Replay in this thread, sleeping the recorded gaps (no event loop, no store)."""

@@ -74,6 +74,10 @@ class Store(Service, Protocol):
         """True while another flush would be dropped (a replay waits instead)."""
         ...
 
+    async def writable(self) -> None:
+        """Until :meth:`busy` is False."""
+        ...
+
     async def acknowledged(self) -> None:
         """Until no flush is in flight."""
         ...
@@ -140,7 +144,7 @@ class Plant:
         self.store = store
         self.add_consumer(on_flush)
         if isinstance(self.ingest, ReplayIngest):
-            self.ingest.busy = store.busy  # a replay waits for Redis rather than dropping
+            self.ingest.wait_for(store.busy, store.writable)  # a replay waits for Redis rather than dropping
         self._windows["redis"] = store.tick_age.window()
 
     def add_consumer(self, consumer: FlushConsumer) -> None:

@@ -2,7 +2,7 @@
 ``latest``, ``instruments`` and ``ids`` hashes, and the ``ticks`` stream
 through consumer groups (with crash recovery) or plain tailing.
 
-    store = TickStore(RedisTarget.parse(url).client(), Keys("kite"))
+    store = TickStore(RedisTarget.parse(url).client(), Keys())
     store.watchlist(["NSE:INFY", "NSE:RELIANCE"])      # {symbol: tick dict or None}
     store.create_group("signals")
     for entry in store.read_group("signals", "worker-1", block_ms=1000):

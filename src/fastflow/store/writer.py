@@ -196,11 +196,12 @@ class RedisWriter:
             if head[1]:  # a flush, acknowledged whole: its ticks' age at Redis
                 self.tick_age.observe_ns(max(0, time.time_ns() - head[1]), head[2])
             self._catch_up()
-            if not pending:
-                self._changed.set()
 
     def _catch_up(self) -> None:
-        """Rewrite a stale latest state as soon as there is room (also when the feed is idle)."""
+        """Rewrite a stale latest state as soon as there is room (also when the feed is
+        idle); called when a flush is answered and when the socket drains, so it also
+        wakes whoever waits in :meth:`drain`, :meth:`acknowledged` or :meth:`writable`."""
+        self._changed.set()
         protocol = self._protocol
         if self._stale and protocol is not None and not protocol.paused and len(self._pending) < self.max_in_flight:
             self._rewrite(protocol)
@@ -242,6 +243,7 @@ class RedisWriter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._changed.set()
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every write so far is acknowledged (tests, shutdown)."""
@@ -252,6 +254,12 @@ class RedisWriter:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 raise TimeoutError(f"redis writer not drained: {self.health()}") from None
+
+    async def writable(self) -> None:
+        """Until :meth:`busy` is False (a replay waits here instead of dropping flushes)."""
+        while self.busy() and not self._stop.is_set():
+            self._changed.clear()
+            await self._changed.wait()
 
     async def acknowledged(self) -> None:
         """Wait until no flush is in flight (the plant's shutdown; it bounds the wait)."""

@@ -21,6 +21,7 @@ class KiteSpec:
     title = "Kite"
     modes: tuple[str, ...] = MODES
     default_url = URL
+    keyed = False
     instruments_suffix = "csv"
 
     def load_instruments(self, path: str) -> Instruments:

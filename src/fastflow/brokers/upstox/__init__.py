@@ -22,6 +22,7 @@ class UpstoxSpec:
     title = "Upstox"
     modes: tuple[str, ...] = MODES
     default_url = API_URL
+    keyed = True
     instruments_suffix = "json"
 
     def load_instruments(self, path: str) -> Instruments:
