@@ -28,9 +28,10 @@ from typing import Any, Protocol
 
 import msgpack
 
+from fastflow.obs.backoff import Backoff
 from fastflow.store.keys import Keys
+from fastflow.store.resp import RedisSetupError, RespProtocol, command, partition_node
 from fastflow.store.target import RedisTarget
-from fastflow.store.writer import RedisSetupError, RespProtocol, command, partition_node
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class LiveSubscription:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.connect_timeout = connect_timeout
-        self._rng = rng or random.Random()
+        self._backoff = Backoff(backoff_base, backoff_cap, rng)
         self._stop = asyncio.Event()
         self._buffer: list[bytes] | None = []  # frames published while seeding; None once live
         self._subscribed: asyncio.Future[None] | None = None
@@ -100,12 +101,11 @@ class LiveSubscription:
 
     async def run(self) -> None:
         """Stay subscribed until :meth:`stop`."""
-        attempt = 0
         while not self._stop.is_set():
             self.state = "connecting"
             try:
                 await self._session()
-                attempt = 0
+                self._backoff.reset()
             except (OSError, TimeoutError, ConnectionError, RedisSetupError, _Lost) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 logger.warning("redis pub/sub: %s: reconnecting", self.last_error)
@@ -117,8 +117,7 @@ class LiveSubscription:
                 break
             self.state = "backoff"
             self.counters["reconnects"] += 1
-            delay = self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
-            attempt += 1
+            delay = self._backoff.next_delay()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         self.state = "stopped"

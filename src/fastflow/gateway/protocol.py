@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import msgpack
 
+from fastflow.errors import FastflowError
+
 MSGPACK: Final = "fastflow.msgpack.v1"
 JSON: Final = "fastflow.json.v1"
 SUBPROTOCOLS: Final = (MSGPACK, JSON)
@@ -30,7 +32,7 @@ TOO_MANY_SYMBOLS: Final = "too_many_symbols"
 RATE_LIMITED: Final = "rate_limited"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(FastflowError, ValueError):
     """A client message the gateway answers with an ``error`` (code + message)."""
 
     def __init__(self, code: str, message: str, op: str | None = None) -> None:

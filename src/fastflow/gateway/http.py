@@ -1,0 +1,101 @@
+"""HTTP on the gateway's port, beside the WebSocket (``/ws``): the dashboard
+(``/``, ``/static/*``), ``/healthz`` and ``/metrics``, and the handshake's
+admission checks (origin 403, credential 401, capacity 503). websockets calls
+the server's ``process_request`` with each request; these functions answer it.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from fastflow.gateway.auth import Auth
+from fastflow.obs import metrics
+
+STATIC = Path(__file__).parent / "static"
+TEXT = "text/plain; charset=utf-8"
+NOT_FOUND = b"not found: try / (dashboard), /ws, /healthz or /metrics\n"
+
+
+def response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    """A complete HTTP response (the connection closes after it)."""
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("Connection", "close")])
+    return Response(status.value, status.phrase, headers, body)
+
+
+def route(path: str, health: Callable[[], dict[str, Any]], metrics_text: Callable[[], bytes]) -> Response:
+    """The answer to ``GET path`` (any path but ``/ws``)."""
+    if path == "/healthz":
+        body = health()
+        status = HTTPStatus.OK if body["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
+        return response(status, json.dumps(body, indent=1).encode(), "application/json")
+    if path == "/metrics":
+        return response(HTTPStatus.OK, metrics_text(), metrics.CONTENT_TYPE)
+    if path in ("/", "/index.html"):
+        return static("index.html")
+    if path.startswith("/static/"):
+        return static(path[len("/static/"):])
+    return response(HTTPStatus.NOT_FOUND, NOT_FOUND, TEXT)
+
+
+def static(name: str) -> Response:
+    """A file of the dashboard (only the files in ``static/``, by name)."""
+    try:
+        files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+    except OSError:
+        files = {}
+    if name not in files:
+        return response(HTTPStatus.NOT_FOUND, b"not found\n", TEXT)
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/javascript", "text/javascript"):
+        kind += "; charset=utf-8"
+    return response(HTTPStatus.OK, files[name].read_bytes(), kind)
+
+
+class Admission:
+    """The WebSocket handshake's checks, in order: the browser origin (403), the
+    credential (401, ``Authorization: Bearer`` or ``?token=``), the capacity (503)."""
+
+    def __init__(self, auth: Auth, allowed_origins: tuple[str, ...], max_clients: int) -> None:
+        self.auth = auth
+        self.allowed_origins = allowed_origins
+        self.max_clients = max_clients
+
+    def check(self, headers: Mapping[str, str], query: Mapping[str, list[str]], peer: str | None,
+              clients: int) -> tuple[Response | None, str, str]:
+        """``(refusal or None, client name, reason of a refusal)``."""
+        origin = headers.get("Origin")
+        if origin is not None and not self.origin_allowed(origin, headers.get("Host", "")):
+            return response(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n".encode(), TEXT), "", "origin"
+        credential = None
+        authorization = headers.get("Authorization", "")
+        if authorization.lower().startswith("bearer "):
+            credential = authorization[7:].strip()
+        elif query.get("token"):
+            credential = query["token"][0]
+        name = self.auth.check(credential, peer)
+        if name is None:
+            why = "invalid or expired credential" if credential else "a credential is required"
+            refusal = response(HTTPStatus.UNAUTHORIZED, f"{why}\n".encode(), TEXT)
+            refusal.headers["WWW-Authenticate"] = 'Bearer realm="fastflow"'
+            return refusal, "", "auth"
+        if clients >= self.max_clients:
+            return response(HTTPStatus.SERVICE_UNAVAILABLE, b"too many clients\n", TEXT), "", "full"
+        return None, name, ""
+
+    def origin_allowed(self, origin: str, host: str) -> bool:
+        """Allowed: listed, ``*`` listed, or the gateway's own origin (same host:port)."""
+        allowed = self.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == host.lower()
