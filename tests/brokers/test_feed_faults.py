@@ -1,0 +1,116 @@
+"""The scenarios every broker session shares, run against each broker's
+simulator over real sockets: streaming every mode, each injected fault ending
+in a reconnect with all subscriptions restored and ticks flowing again (or, for
+an expired token, in an open circuit breaker), keep-alives holding an idle
+connection, and a bad configuration refused up front."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fastflow.hotpath import MarketState, TickBatch
+
+from ..waiting import DEADLINE, until
+from .feeds import FEEDS, Feed, run
+
+feeds = pytest.mark.parametrize("feed", FEEDS, ids=str)
+
+
+async def reconnects_once(feed: Feed, sim: Any, session: Any, state: MarketState) -> None:
+    """After one lost connection: streaming again on the second connect, with
+    every subscription restored and every instrument ticking."""
+    await until(lambda: session.counters["connects"] == 2 and session.state == "streaming", "reconnected")
+    await until(lambda: feed.subscribed_everything(sim), "resubscribed")
+    await until(feed.ticks_flow_again(state), "ticks flow again")
+    assert session.counters["disconnects"] == 1
+
+
+@feeds
+def test_streams_every_mode_into_the_state(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: all(state.tick(k)["mode"] == m for k, m in feed.subscriptions.items()), "modes")
+        await until(lambda: len(batches) > 3, "flushes")
+        health = session.health()
+        assert health["state"] == "streaming" and health["last_frame_age_s"] < DEADLINE
+        feed.check("streams", sim, session, state)
+
+    run(feed, test)
+
+
+@feeds
+def test_abrupt_drop_reconnects_and_resubscribes(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: feed.subscribed_everything(sim), "subscribed")
+        assert sim.drop() == 1
+        await reconnects_once(feed, sim, session, state)
+        feed.check("drop", sim, session, state)
+
+    run(feed, test)
+
+
+@feeds
+def test_a_clean_close_by_the_broker_reconnects(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: feed.subscribed_everything(sim), "subscribed")
+        for client in list(sim._clients):
+            await client.connection.close(1001, "going away")  # a broker restart closes cleanly
+        await reconnects_once(feed, sim, session, state)
+
+    run(feed, test)
+
+
+@feeds
+def test_half_open_silence_is_detected_by_the_watchdog(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.silence(feed.silence)  # open socket, nothing sent, not even keep-alives
+        await until(lambda: session.counters["watchdog_timeouts"] >= 1, "watchdog fired")
+        await until(lambda: session.counters["connects"] >= 2 and session.state == "streaming", "reconnected")
+        await until(lambda: feed.subscribed_everything(sim), "resubscribed")
+        await until(feed.ticks_flow_again(state), "ticks flow again")
+        feed.check("silence", sim, session, state)
+
+    run(feed, test, watchdog=0.5)
+
+
+@feeds
+def test_keepalives_keep_an_idle_connection_alive(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.config.rate = 1e-9  # no data: only the broker's heartbeats or pings
+        start = feed.keepalives(sim, session)
+        await until(lambda: feed.keepalives(sim, session) >= start + feed.keepalives_needed, "keep-alives")
+        assert session.counters["watchdog_timeouts"] == 0 and session.counters["connects"] == 1
+
+    run(feed, test, feed.idle_sim, watchdog=0.5)
+
+
+@feeds
+def test_garbage_frame_is_counted_and_the_stream_goes_on(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await sim.send_garbage()
+        await until(lambda: session.counters["frame_errors"] == 1, "frame error counted")
+        assert session.last_bad_frame.endswith(feed.garbage) and feed.garbage_error in str(session.last_frame_error)
+        await until(feed.ticks_flow_again(state), "ticks flow on")
+        assert session.counters["connects"] == 1
+
+    run(feed, test)
+
+
+@feeds
+def test_expired_token_opens_the_circuit_breaker(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        sim.expire_token()
+        sim.drop()
+        await until(lambda: session.state == "auth_failed", "breaker open")
+        assert session.counters["auth_failures"] == 3 and sim.stats[feed.refusals] == 3
+
+    run(feed, test)
+
+
+@feeds
+def test_bad_configuration_is_refused(feed: Feed) -> None:
+    state = feed.new_state()
+    for subscriptions, error in feed.refused_subscriptions:
+        with pytest.raises(ValueError, match=error):
+            feed.new_session(state, subscriptions)
