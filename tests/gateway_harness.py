@@ -15,6 +15,8 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastflow.config import GatewaySection
+from fastflow.gateway.server import Gateway
 from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.instruments import Instruments
 from fastflow.sim.market import KiteMarket
@@ -25,6 +27,11 @@ from fastflow.store.target import RedisTarget
 from fastflow.store.writer import RedisWriter
 
 from .waiting import DEADLINE, until
+
+
+def make_gateway(redis: RedisTarget, *, keys: Keys | None = None, auth: Any = None, **section: Any) -> Gateway:
+    """A Gateway on ``redis`` with its section's defaults but ``section`` (port 0: a free one)."""
+    return Gateway(GatewaySection(**{"port": 0, **section}), redis=redis, keys=keys, auth=auth)
 
 
 def target_of(server: EmbeddedRedis) -> RedisTarget:

@@ -151,6 +151,17 @@ class GatewaySection:
     max_symbols: int = 1_000
     high_water: int = 262_144
     lag_limit: float = 10.0
+    #: Bytes of one client message (larger: closed with 1009).
+    max_message: int = 65_536
+    max_clients: int = 20_000
+    #: Control messages per second per client, in bursts of ``control_burst``.
+    control_rate: float = 20.0
+    control_burst: int = 50
+    #: Refused messages in a row before a client is closed (1008).
+    max_strikes: int = 10
+    #: Seconds between WebSocket keepalive pings (0: none), and to wait for a close handshake.
+    ping_interval: float = 20.0
+    close_timeout: float = 2.0
     #: SO_REUSEPORT: several gateways on one port.
     reuse_port: bool = False
     #: Seconds between status lines; 0 = none.
@@ -308,6 +319,13 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "gateway.max_symbols": ("an integer > 0", lambda v: v > 0),
     "gateway.high_water": ("an integer number of bytes > 0", lambda v: v > 0),
     "gateway.lag_limit": ("a number of seconds > 0", _number(0, strict=True)),
+    "gateway.max_message": ("an integer number of bytes > 0", lambda v: v > 0),
+    "gateway.max_clients": ("an integer > 0", lambda v: v > 0),
+    "gateway.control_rate": ("a number of messages per second > 0", _number(0, strict=True)),
+    "gateway.control_burst": ("an integer > 0", lambda v: v > 0),
+    "gateway.max_strikes": ("an integer > 0", lambda v: v > 0),
+    "gateway.ping_interval": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
+    "gateway.close_timeout": ("a number of seconds > 0", _number(0, strict=True)),
     "run.status_every": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
     "run.log_lines": ("an integer > 0", lambda v: v > 0),
 }

@@ -21,7 +21,7 @@ import pytest
 from fastflow.client import AuthError, Client, ClientClosed, ServerError, Tick, Unreachable, connect
 from fastflow.client.tail import TailOptions, tail
 from fastflow.gateway.auth import Auth, make_token
-from fastflow.gateway.server import Gateway, GatewayConfig
+from fastflow.gateway.server import Gateway
 from fastflow.store.embedded import EmbeddedRedis
 from fastflow.store.keys import Keys
 from fastflow.store.target import RedisTarget
@@ -32,6 +32,7 @@ from ..gateway_harness import (
     finish,
     free_port,
     gateway_process,
+    make_gateway,
     read_line,
     target_of,
 )
@@ -43,7 +44,7 @@ FAST = {"backoff_base": 0.02, "backoff_cap": 0.2}  # reconnect quickly in tests
 
 @contextlib.asynccontextmanager
 async def gateway(target: RedisTarget, **config: Any) -> AsyncIterator[Gateway]:
-    gw = Gateway(GatewayConfig(redis=target, keys=Keys(), host="127.0.0.1", port=config.pop("port", 0), **config))
+    gw = make_gateway(target, keys=Keys(), host="127.0.0.1", **config)
     await gw.start()
     try:
         await gw.wait_ready()
@@ -203,7 +204,7 @@ def test_reconnect_resubscribes_and_catches_up(redis_server: EmbeddedRedis) -> N
     async def test(feed: MarketFeed, target: RedisTarget) -> None:
         tcs = feed.state.instruments.token_of("NSE:TCS")
         both = ["NSE:INFY", "NSE:TCS"]
-        first = Gateway(GatewayConfig(redis=target, port=0))
+        first = make_gateway(target)
         await first.start()
         client = await connect(first.ws_url, symbols=["NSE:INFY", tcs], **FAST)
         try:
@@ -234,7 +235,7 @@ def test_reconnect_to_a_gateway_still_loading(redis_server: EmbeddedRedis) -> No
 
     async def test(feed: MarketFeed, target: RedisTarget) -> None:
         empty = Keys("empty")
-        gw = Gateway(GatewayConfig(redis=target, keys=empty, port=0))
+        gw = make_gateway(target, keys=empty)
         await gw.start()
         try:
             async with connect(gw.ws_url, symbols=["NSE:INFY"], **FAST) as client:

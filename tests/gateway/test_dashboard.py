@@ -32,11 +32,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from fastflow.gateway.server import Gateway, GatewayConfig
+from fastflow.gateway.server import Gateway
 from fastflow.sim.universe import kite_universe
 from fastflow.store.embedded import EmbeddedRedis
 
-from ..gateway_harness import MarketFeed, target_of
+from ..gateway_harness import MarketFeed, make_gateway, target_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -134,7 +134,7 @@ class LiveMarket:
 
     async def start_gateway(self) -> None:
         """A gateway on ``self.port`` (the first one: any free port)."""
-        gateway = Gateway(GatewayConfig(redis=self.target, host="127.0.0.1", port=self.port))
+        gateway = make_gateway(self.target, host="127.0.0.1", port=self.port)
         await gateway.start()
         self.gateway = gateway
         self.port = gateway.port

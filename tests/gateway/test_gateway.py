@@ -27,11 +27,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from fastflow.gateway.auth import Auth, make_token
-from fastflow.gateway.server import Gateway, GatewayConfig, serve_gateway
+from fastflow.gateway.server import Gateway, serve_gateway
 from fastflow.obs import metrics
 from fastflow.store.embedded import EmbeddedRedis
 
-from ..gateway_harness import MarketFeed, gateway_process, target_of
+from ..gateway_harness import MarketFeed, gateway_process, make_gateway, target_of
 from ..waiting import DEADLINE, until
 
 pytestmark = pytest.mark.usefixtures("event_loop_policy")  # asyncio, then uvloop
@@ -48,7 +48,7 @@ def run(server: EmbeddedRedis, scenario: Scenario, *, feed_first: bool = True, *
         if feed_first:
             await feed.start()
             await feed.step(200)
-        gateway = Gateway(GatewayConfig(redis=target, port=0, **config))
+        gateway = make_gateway(target, **config)
         await gateway.start()
         try:
             if feed_first:
@@ -260,7 +260,7 @@ def test_browser_origins(redis_server: EmbeddedRedis) -> None:
             await connect(gateway.ws_url, origin="http://evil.example")  # type: ignore[arg-type]
         assert exc.value.response.status_code == 403
 
-    run(redis_server, scenario, allowed_origins=("http://localhost:3000",))
+    run(redis_server, scenario, allow_origins=("http://localhost:3000",))
 
 
 # -- bad clients --------------------------------------------------------------------------
@@ -654,7 +654,7 @@ def test_the_gateway_status_line_has_the_p99_sent(redis_server: EmbeddedRedis) -
         await feed.start()
         await feed.step(200)
         lines: list[str] = []
-        task = asyncio.create_task(serve_gateway(GatewayConfig(redis=target, port=0), status_every=0.05,
+        task = asyncio.create_task(serve_gateway(make_gateway(target), status_every=0.05,
                                                  report=lines.append, handle_signals=False))
         try:
             await until(lambda: any("ready:" in line for line in lines), "ready")

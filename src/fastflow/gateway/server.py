@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -45,6 +44,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from fastflow import __version__
+from fastflow.config import GatewaySection
 from fastflow.gateway import http
 from fastflow.gateway import protocol as proto
 from fastflow.gateway.auth import Auth
@@ -59,37 +59,6 @@ from fastflow.store.target import RedisTarget
 logger = logging.getLogger(__name__)
 
 OPEN = State.OPEN
-
-
-@dataclasses.dataclass(frozen=True)
-class GatewayConfig:
-    """Everything a gateway process is told (``fastflow gateway --help``)."""
-
-    redis: RedisTarget
-    keys: Keys = dataclasses.field(default_factory=Keys)
-    host: str = "127.0.0.1"
-    port: int = 8765
-    auth: Auth = dataclasses.field(default_factory=Auth)
-    #: Browser origins allowed besides the gateway's own (scheme://host[:port]); "*" allows any.
-    allowed_origins: tuple[str, ...] = ()
-    max_symbols: int = 1000  # per client watchlist, and per message
-    max_message: int = 64 * 1024  # bytes of a client message; larger closes with 1009
-    max_clients: int = 20_000
-    control_rate: float = 20.0  # control messages per second per client ...
-    control_burst: int = 50  # ... in bursts of
-    max_strikes: int = 10  # refused messages in a row before the connection is closed (1008)
-    high_water: int = 256 * 1024  # bytes queued on a client's socket above which it is conflated
-    lag_limit: float = 10.0  # seconds over the high-water mark before the client is closed (1008)
-    reuse_port: bool = False
-    ping_interval: float | None = 20.0  # WebSocket keepalive pings (None: off)
-    close_timeout: float = 2.0
-
-    def __post_init__(self) -> None:
-        for name in ("max_symbols", "max_message", "max_clients", "control_burst", "max_strikes", "high_water"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.control_rate <= 0 or self.lag_limit <= 0:
-            raise ValueError("control_rate and lag_limit must be > 0")
 
 
 class _Connection(ServerConnection):
@@ -127,16 +96,28 @@ class _Client(Client):
         return self.protocol.state is OPEN
 
 
-class Gateway:
-    """One gateway process's server (see the module docstring)."""
+def auth_of(config: GatewaySection) -> Auth:
+    """Who may connect, from the gateway's section: its API keys, its token secret,
+    and loopback without a credential unless ``require_auth``."""
+    return Auth(dict(config.api_keys), config.token_secret.encode(), allow_loopback=not config.require_auth)
 
-    def __init__(self, config: GatewayConfig) -> None:
+
+class Gateway:
+    """One gateway process's server (see the module docstring): ``config`` is its
+    section of the one :class:`~fastflow.config.Config`; ``redis`` and ``keys``
+    the partition it serves; ``auth`` (default: from ``config``) who may connect."""
+
+    def __init__(self, config: GatewaySection, *, redis: RedisTarget, keys: Keys | None = None,
+                 auth: Auth | None = None) -> None:
         self.config = config
+        self.redis = redis
+        self.keys = Keys() if keys is None else keys
+        self.auth = auth_of(config) if auth is None else auth
         self.core = FanoutCore(max_symbols=config.max_symbols, max_strikes=config.max_strikes,
                                lag_limit=config.lag_limit, control_rate=config.control_rate,
                                control_burst=config.control_burst)
-        self.admission = Admission(config.auth, config.allowed_origins, config.max_clients)
-        self.subscription = LiveSubscription(config.redis, config.keys, self)
+        self.admission = Admission(self.auth, config.allow_origins, config.max_clients)
+        self.subscription = LiveSubscription(redis, self.keys, self)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
@@ -217,7 +198,7 @@ class Gateway:
             max_size=c.max_message,
             max_queue=4,
             write_limit=(c.high_water, c.high_water // 4),
-            ping_interval=c.ping_interval,
+            ping_interval=c.ping_interval or None,
             close_timeout=c.close_timeout,
             create_connection=_Connection,
             reuse_port=c.reuse_port or None,
@@ -318,7 +299,7 @@ class Gateway:
         reason = "closed"
         try:
             await conn.send(proto.encode({
-                "type": "hello", "server": "fastflow", "version": __version__, "partition": c.keys.partition,
+                "type": "hello", "server": "fastflow", "version": __version__, "partition": self.keys.partition,
                 "subprotocol": subprotocol, "symbols": len(core.symbols), "client": client.name,
                 "max_symbols": c.max_symbols}, subprotocol))
             async for message in conn:
@@ -389,9 +370,9 @@ class Gateway:
                         "instruments": len(self.symbols), "counters": dict(self.counters),
                         "disconnects": dict(self.disconnects), "rejected": dict(self.rejected),
                         "fanout": fan_stats},
-            "redis": {"state": sub.state, "target": str(self.config.redis), "last_error": sub.last_error,
+            "redis": {"state": sub.state, "target": str(self.redis), "last_error": sub.last_error,
                       **sub.counters},
-            "plant": {"partition": self.config.keys.partition, "meta": self.meta,
+            "plant": {"partition": self.keys.partition, "meta": self.meta,
                       "last_frame_age_s": None if age is None else round(age, 3)},
         }
 
@@ -433,11 +414,12 @@ class Gateway:
         ])
 
 
-async def serve_gateway(config: GatewayConfig, *, duration: float | None = None, status_every: float = 0.0,
+async def serve_gateway(gateway: Gateway, *, duration: float | None = None, status_every: float | None = None,
                         report: Any = print, handle_signals: bool = True,
                         on_ready: Any = None) -> None:
-    """Run a gateway until SIGINT/SIGTERM (or ``duration``): what ``fastflow gateway`` does.
-    ``on_ready(gateway)`` is called once it holds the instrument list."""
+    """Run ``gateway`` until SIGINT/SIGTERM (or ``duration``): what ``fastflow gateway``
+    does, with a status line every ``status_every`` seconds (default: its config's;
+    0: none). ``on_ready(gateway)`` is called once it holds the instrument list."""
     import signal
 
     stop = asyncio.Event()
@@ -447,10 +429,11 @@ async def serve_gateway(config: GatewayConfig, *, duration: float | None = None,
             loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    gateway = Gateway(config)
+    if status_every is None:
+        status_every = gateway.config.status_every
     await gateway.start()
     report(f"dashboard {gateway.http_url}  websocket {gateway.ws_url}  "
-           f"(redis {config.redis}, partition {config.keys.partition}, pid {os.getpid()})")
+           f"(redis {gateway.redis}, partition {gateway.keys.partition}, pid {os.getpid()})")
 
     async def announce() -> None:
         await gateway.loaded.wait()

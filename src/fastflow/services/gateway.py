@@ -19,8 +19,7 @@ from fastflow.obs.ready import announce
 
 def main(config: Config, *, duration: float | None = None) -> int:
     """Serve until a signal or ``duration``; 0, or 2 when it cannot start."""
-    from fastflow.gateway.auth import Auth
-    from fastflow.gateway.server import Gateway, GatewayConfig, serve_gateway
+    from fastflow.gateway.server import Gateway, serve_gateway
     from fastflow.store.keys import Keys
     from fastflow.store.target import RedisTarget
 
@@ -30,26 +29,20 @@ def main(config: Config, *, duration: float | None = None) -> int:
 
     section, redis = config.gateway, config.redis
     try:
-        gateway_config = GatewayConfig(
-            redis=RedisTarget.parse(redis.url, cluster=True if redis.cluster else None),
-            keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix), host=section.host,
-            port=section.port, auth=Auth(dict(section.api_keys), section.token_secret.encode(),
-                                         allow_loopback=not section.require_auth),
-            allowed_origins=section.allow_origins, max_symbols=section.max_symbols,
-            high_water=section.high_water, lag_limit=section.lag_limit, reuse_port=section.reuse_port)
+        gateway = Gateway(section, redis=RedisTarget.parse(redis.url, cluster=True if redis.cluster else None),
+                          keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix))
     except ValueError as exc:
         return fail(str(exc))
 
     def report(message: str) -> None:
         print(f"fastflow gateway: {message}", flush=True)
 
-    def ready(gateway: Gateway) -> Any:
-        return announce("gateway", dashboard=gateway.http_url, websocket=gateway.ws_url,
-                        instruments=len(gateway.symbols))
+    def ready(served: Gateway) -> Any:
+        return announce("gateway", dashboard=served.http_url, websocket=served.ws_url,
+                        instruments=len(served.symbols))
 
     try:
-        asyncio_run(serve_gateway(gateway_config, duration=duration, status_every=section.status_every,
-                                  report=report, on_ready=ready))
+        asyncio_run(serve_gateway(gateway, duration=duration, report=report, on_ready=ready))
     except OSError as exc:
         return fail(f"cannot listen on {section.host}:{section.port}: {exc.strerror or exc}")
     return 0
