@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -14,6 +15,10 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import msgpack
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from fastflow.config import GatewaySection
 from fastflow.gateway.server import Gateway
@@ -119,7 +124,14 @@ async def read_line(process: asyncio.subprocess.Process) -> str:
 
 
 async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
-    out, err = await asyncio.wait_for(process.communicate(), DEADLINE)
+    """The process's status and output once it has ended; one that does not end
+    within the deadline is killed (never left behind) and the test fails."""
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), DEADLINE)
+    except TimeoutError:
+        process.kill()
+        await asyncio.wait_for(process.wait(), DEADLINE)
+        raise AssertionError(f"pid {process.pid} did not end within {DEADLINE} s; killed") from None
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -142,3 +154,72 @@ async def gateway_process(server: EmbeddedRedis, *options: str) -> AsyncIterator
         assert status == 0, err
 
 
+# -- a client's side --------------------------------------------------------------------
+
+
+async def recv(ws: ClientConnection, deadline: float = DEADLINE) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), deadline)
+    value: dict[str, Any] = json.loads(message) if isinstance(message, str) else msgpack.unpackb(message)
+    return value
+
+
+async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(msgpack.packb(message))
+    return await recv(ws)
+
+
+async def hello(ws: ClientConnection) -> dict[str, Any]:
+    first = await recv(ws)
+    assert first["type"] == "hello"
+    return first
+
+
+async def subscribe(ws: ClientConnection, symbols: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """subscribe; the ``subscribed`` reply and the ``snapshot`` that follows."""
+    reply = await request(ws, {"op": "subscribe", "symbols": symbols})
+    assert reply["type"] == "subscribed", reply
+    snapshot = await recv(ws)
+    assert snapshot["type"] == "snapshot", snapshot
+    return reply, snapshot
+
+
+def flushed(batch: Any) -> list[tuple[str, int]]:
+    return [(t["symbol"], t["seq"]) for t in msgpack.unpackb(batch.frame())]
+
+
+def by_symbol(pairs: list[tuple[str, int]]) -> dict[str, list[int]]:
+    """Each symbol's seqs in arrival order (a frame lists its ticks in slot order,
+    so the order that matters is per instrument)."""
+    out: dict[str, list[int]] = {}
+    for symbol, seq in pairs:
+        out.setdefault(symbol, []).append(seq)
+    return out
+
+
+class Collector:
+    """Reads a client's tick frames in the background: every (symbol, seq) in order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[tuple[str, int]] = []
+        self.last: dict[str, dict[str, Any]] = {}
+        self.other: list[dict[str, Any]] = []
+        self.frames = 0  # ticks frames received
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self.ws:
+                value = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
+                if value["type"] != "ticks":
+                    self.other.append(value)
+                    continue
+                self.frames += 1
+                for tick in value["ticks"]:
+                    self.seen.append((tick["symbol"], tick["seq"]))
+                    self.last[tick["symbol"]] = tick
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task

@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from fastflow.gateway.auth import Auth, make_token
@@ -31,7 +31,18 @@ from fastflow.gateway.server import Gateway, serve_gateway
 from fastflow.obs import metrics
 from fastflow.store.embedded import EmbeddedRedis
 
-from ..gateway_harness import MarketFeed, gateway_process, make_gateway, target_of
+from ..gateway_harness import (
+    Collector,
+    MarketFeed,
+    by_symbol,
+    flushed,
+    hello,
+    make_gateway,
+    recv,
+    request,
+    subscribe,
+    target_of,
+)
 from ..waiting import DEADLINE, until
 
 pytestmark = pytest.mark.usefixtures("event_loop_policy")  # asyncio, then uvloop
@@ -59,74 +70,6 @@ def run(server: EmbeddedRedis, scenario: Scenario, *, feed_first: bool = True, *
             await feed.stop()
 
     asyncio.run(main())
-
-
-async def recv(ws: ClientConnection, deadline: float = DEADLINE) -> dict[str, Any]:
-    message = await asyncio.wait_for(ws.recv(), deadline)
-    value: dict[str, Any] = json.loads(message) if isinstance(message, str) else msgpack.unpackb(message)
-    return value
-
-
-async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
-    await ws.send(msgpack.packb(message))
-    return await recv(ws)
-
-
-async def hello(ws: ClientConnection) -> dict[str, Any]:
-    first = await recv(ws)
-    assert first["type"] == "hello"
-    return first
-
-
-async def subscribe(ws: ClientConnection, symbols: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """subscribe; the ``subscribed`` reply and the ``snapshot`` that follows."""
-    reply = await request(ws, {"op": "subscribe", "symbols": symbols})
-    assert reply["type"] == "subscribed", reply
-    snapshot = await recv(ws)
-    assert snapshot["type"] == "snapshot", snapshot
-    return reply, snapshot
-
-
-def flushed(batch: Any) -> list[tuple[str, int]]:
-    return [(t["symbol"], t["seq"]) for t in msgpack.unpackb(batch.frame())]
-
-
-def by_symbol(pairs: list[tuple[str, int]]) -> dict[str, list[int]]:
-    """Each symbol's seqs in arrival order (a frame lists its ticks in slot order,
-    so the order that matters is per instrument)."""
-    out: dict[str, list[int]] = {}
-    for symbol, seq in pairs:
-        out.setdefault(symbol, []).append(seq)
-    return out
-
-
-class Collector:
-    """Reads a client's tick frames in the background: every (symbol, seq) in order."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.seen: list[tuple[str, int]] = []
-        self.last: dict[str, dict[str, Any]] = {}
-        self.other: list[dict[str, Any]] = []
-        self.frames = 0  # ticks frames received
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in self.ws:
-                value = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
-                if value["type"] != "ticks":
-                    self.other.append(value)
-                    continue
-                self.frames += 1
-                for tick in value["ticks"]:
-                    self.seen.append((tick["symbol"], tick["seq"]))
-                    self.last[tick["symbol"]] = tick
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
 
 
 # -- fan-out ----------------------------------------------------------------------------
@@ -671,50 +614,6 @@ def test_the_gateway_status_line_has_the_p99_sent(redis_server: EmbeddedRedis) -
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await feed.stop()
-
-    asyncio.run(main())
-
-
-# -- processes ------------------------------------------------------------------------------
-
-
-def test_two_gateway_processes_serve_the_same_feed(redis_server: EmbeddedRedis) -> None:
-    """Two ``fastflow gateway`` processes on one Redis: clients of either get the
-    same ticks, equal to the plant's. Then two on one port with --reuse-port."""
-
-    async def main() -> None:
-        feed = MarketFeed(target_of(redis_server))
-        await feed.start()
-        await feed.step(300)
-        try:
-            async with gateway_process(redis_server) as first, gateway_process(redis_server) as second:
-                assert first != second
-                clients = [await connect(url, compression=None) for url in (first, second) * 3]
-                collectors = []
-                for ws in clients:
-                    await hello(ws)
-                    await subscribe(ws, feed.symbols[:100])
-                    collectors.append(Collector(ws))
-                expected: list[tuple[str, int]] = []
-                for _ in range(10):
-                    expected += [(s, q) for s, q in flushed(await feed.step(300)) if s in set(feed.symbols[:100])]
-                for collector in collectors:
-                    await until(lambda c=collector: len(c.seen) >= len(expected), "every tick, both processes")
-                    assert by_symbol(collector.seen) == by_symbol(expected)
-                    await collector.stop()
-                for ws in clients:
-                    await ws.close()
-                port = int(first.rsplit(":", 1)[1].split("/")[0])
-            async with gateway_process(redis_server, "--port", str(port), "--reuse-port") as a, \
-                    gateway_process(redis_server, "--port", str(port), "--reuse-port") as b:
-                assert a == b  # both listen on the one port; the kernel spreads the connections
-                for _ in range(4):
-                    async with connect(a, compression=None) as ws:
-                        await hello(ws)
-                        _, snapshot = await subscribe(ws, ["NSE:TCS"])
-                        assert snapshot["ticks"] == [feed.tick("NSE:TCS")]
-        finally:
             await feed.stop()
 
     asyncio.run(main())

@@ -1,0 +1,64 @@
+"""``fastflow gateway`` as processes: two on one Redis serve the same feed, and
+two share one port with --reuse-port. The processes run their own (uv)loop; the
+test's side stays on asyncio's."""
+
+from __future__ import annotations
+
+import asyncio
+
+from websockets.asyncio.client import connect
+
+from fastflow.store.embedded import EmbeddedRedis
+
+from ..gateway_harness import (
+    Collector,
+    MarketFeed,
+    by_symbol,
+    flushed,
+    gateway_process,
+    hello,
+    subscribe,
+    target_of,
+)
+from ..waiting import until
+
+
+def test_two_gateway_processes_serve_the_same_feed(redis_server: EmbeddedRedis) -> None:
+    """Two ``fastflow gateway`` processes on one Redis: clients of either get the
+    same ticks, equal to the plant's. Then two on one port with --reuse-port."""
+
+    async def main() -> None:
+        feed = MarketFeed(target_of(redis_server))
+        await feed.start()
+        await feed.step(300)
+        try:
+            async with gateway_process(redis_server) as first, gateway_process(redis_server) as second:
+                assert first != second
+                clients = [await connect(url, compression=None) for url in (first, second) * 3]
+                collectors = []
+                for ws in clients:
+                    await hello(ws)
+                    await subscribe(ws, feed.symbols[:100])
+                    collectors.append(Collector(ws))
+                expected: list[tuple[str, int]] = []
+                for _ in range(10):
+                    expected += [(s, q) for s, q in flushed(await feed.step(300)) if s in set(feed.symbols[:100])]
+                for collector in collectors:
+                    await until(lambda c=collector: len(c.seen) >= len(expected), "every tick, both processes")
+                    assert by_symbol(collector.seen) == by_symbol(expected)
+                    await collector.stop()
+                for ws in clients:
+                    await ws.close()
+                port = int(first.rsplit(":", 1)[1].split("/")[0])
+            async with gateway_process(redis_server, "--port", str(port), "--reuse-port") as a, \
+                    gateway_process(redis_server, "--port", str(port), "--reuse-port") as b:
+                assert a == b  # both listen on the one port; the kernel spreads the connections
+                for _ in range(4):
+                    async with connect(a, compression=None) as ws:
+                        await hello(ws)
+                        _, snapshot = await subscribe(ws, ["NSE:TCS"])
+                        assert snapshot["ticks"] == [feed.tick("NSE:TCS")]
+        finally:
+            await feed.stop()
+
+    asyncio.run(main())
