@@ -20,7 +20,7 @@ import msgpack
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from fastflow.config import GatewaySection
+from fastflow.config import GatewaySection, RedisSection
 from fastflow.gateway.server import Gateway
 from fastflow.hotpath import KiteDecoder, MarketState
 from fastflow.instruments import Instruments
@@ -34,9 +34,11 @@ from fastflow.store.writer import RedisWriter
 from .waiting import DEADLINE, until
 
 
-def make_gateway(redis: RedisTarget, *, keys: Keys | None = None, auth: Any = None, **section: Any) -> Gateway:
+def make_gateway(redis: RedisTarget, *, keys: Keys | None = None, auth: Any = None,
+                 backoff_reset_after: float = RedisSection.backoff_reset_after, **section: Any) -> Gateway:
     """A Gateway on ``redis`` with its section's defaults but ``section`` (port 0: a free one)."""
-    return Gateway(GatewaySection(**{"port": 0, **section}), redis=redis, keys=keys, auth=auth)
+    return Gateway(GatewaySection(**{"port": 0, **section}), redis=redis, keys=keys, auth=auth,
+                   backoff_reset_after=backoff_reset_after)
 
 
 def target_of(server: EmbeddedRedis) -> RedisTarget:

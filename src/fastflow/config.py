@@ -72,6 +72,8 @@ class BrokerSection:
     symbols: tuple[str, ...] = ()
     mode: str = "full"
     watchdog: float = 5.0
+    #: Seconds a connection must stream before the reconnect backoff starts again from its base.
+    backoff_reset_after: float = 5.0
 
     @property
     def live(self) -> bool:
@@ -108,10 +110,14 @@ class RedisSection:
     partition: str = ""
     stream_maxlen: int = 1_000
     ttl: int = 86_400
+    #: Seconds a Redis connection (the plant's writer, a gateway's subscription) must stay up
+    #: before its reconnect backoff starts again from its base.
+    backoff_reset_after: float = 5.0
 
     def __repr__(self) -> str:  # without the password in the URL
         return (f"RedisSection(url={mask_url(self.url)!r}, cluster={self.cluster!r}, prefix={self.prefix!r}, "
-                f"partition={self.partition!r}, stream_maxlen={self.stream_maxlen!r}, ttl={self.ttl!r})")
+                f"partition={self.partition!r}, stream_maxlen={self.stream_maxlen!r}, ttl={self.ttl!r}, "
+                f"backoff_reset_after={self.backoff_reset_after!r})")
 
     def partition_of(self, broker: BrokerSection) -> str:
         """The partition the plant writes and the gateway reads."""
@@ -294,6 +300,8 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "broker.symbols": ("a list of symbols (EXCHANGE:TRADINGSYMBOL, token or instrument key) as strings",
                        lambda v: all(s.strip() for s in v)),
     "broker.watchdog": ("a number of seconds > 0", _number(0, strict=True)),
+    "broker.backoff_reset_after": ("a number of seconds >= 0", _number(0, strict=False)),
+    "redis.backoff_reset_after": ("a number of seconds >= 0", _number(0, strict=False)),
     "simulator.rate": ("a number of packets per second > 0", _number(0, strict=True)),
     "simulator.host": ("a host name or address", _host),
     "simulator.port": ("an integer 0..65535", _port),

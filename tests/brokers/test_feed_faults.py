@@ -6,6 +6,7 @@ connection, and a bad configuration refused up front."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -114,3 +115,35 @@ def test_bad_configuration_is_refused(feed: Feed) -> None:
     for subscriptions, error in feed.refused_subscriptions:
         with pytest.raises(ValueError, match=error):
             feed.new_session(state, subscriptions)
+
+
+@feeds
+def test_the_backoff_starts_again_after_a_connection_that_streamed(feed: Feed) -> None:
+    """Drops each after ``backoff_reset_after`` seconds of streaming: every retry
+    waits as after the first failure, not longer each time (the outages grew
+    0.1, 0.7, 0.9, 2.2, 1.6, 5.3, > 15.8 s when only a stop reset the count)."""
+
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        for connects in range(1, 7):
+            await until(lambda c=connects: session.counters["connects"] == c and session.state == "streaming",
+                        f"connection {connects} streams")
+            streaming_since = asyncio.get_running_loop().time()
+            await until(lambda s=streaming_since: asyncio.get_running_loop().time() - s > 0.3, "0.3 s streamed")
+            assert sim.drop() == 1
+            await until(lambda c=connects: session.counters["reconnects"] == c, "retried")
+            assert session._backoff.attempt == 1  # the retry after a good connection is a first one
+
+    run(feed, test, backoff_base=0.05, backoff_cap=30.0, backoff_reset_after=0.2)
+
+
+@feeds
+def test_connections_that_drop_at_once_keep_the_backoff_growing(feed: Feed) -> None:
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        for connects in range(1, 5):
+            await until(lambda c=connects: session.counters["connects"] == c and session.state == "streaming",
+                        f"connection {connects} streams")
+            assert sim.drop() == 1
+            await until(lambda c=connects: session.counters["reconnects"] == c, "retried")
+            assert session._backoff.attempt == connects  # never up long enough to count as good
+
+    run(feed, test, backoff_base=0.01, backoff_cap=0.05, backoff_reset_after=60.0)

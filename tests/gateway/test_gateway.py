@@ -435,6 +435,26 @@ def test_a_redis_restart_is_survived_and_clients_converge(redis_server: Embedded
     run(redis_server, scenario)
 
 
+def test_the_resubscribe_backoff_starts_again_after_a_live_subscription(redis_server: EmbeddedRedis) -> None:
+    """``CLIENT KILL TYPE pubsub`` again and again, each after the subscription
+    was live for ``backoff_reset_after``: every retry is a first one (the delays
+    grew toward the 5 s cap when only a stop reset the count)."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        admin = redis.Redis(unix_socket_path=redis_server.unix_socket)
+        subscription = gateway.subscription
+        for kills in range(1, 6):
+            await until(lambda: subscription.live, "live")
+            live_since = asyncio.get_running_loop().time()
+            await until(lambda s=live_since: asyncio.get_running_loop().time() - s > 0.3, "0.3 s live")
+            assert admin.client_kill_filter(_type="pubsub") >= 1
+            await until(lambda k=kills: subscription.counters["reconnects"] == k, "retried")
+            assert subscription._backoff.attempt == 1
+        admin.close()
+
+    run(redis_server, scenario, backoff_reset_after=0.2)
+
+
 def test_a_gateway_started_before_the_plant_waits_for_it(redis_server: EmbeddedRedis) -> None:
     async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
         await until(lambda: gateway.subscription.state == "waiting_for_plant", "waiting for the plant")

@@ -48,3 +48,31 @@ def test_an_unseeded_backoff_has_its_own_generator() -> None:
     backoff = Backoff(1.0, 1.0)
     assert 0.0 <= backoff.next_delay() <= 1.0
     assert repr(backoff) == "Backoff(base=1.0, cap=1.0, attempt=1)"
+
+
+def test_a_connection_up_for_reset_after_seconds_starts_the_count_again() -> None:
+    backoff = Backoff(0.5, 30.0, random.Random(5), reset_after=5.0)
+    for _ in range(4):
+        backoff.next_delay(0.0)
+    backoff.up(100.0)
+    assert backoff.next_delay(105.0) <= 0.5 and backoff.attempt == 1  # up 5 s: a good connection
+    backoff.up(200.0)
+    backoff.next_delay(204.9)  # up 4.9 s: not long enough
+    assert backoff.attempt == 2 and backoff.ceiling() == 2.0
+    backoff.next_delay(1000.0)  # no connection came up in between: the count goes on
+    assert backoff.attempt == 3
+
+
+def test_without_reset_after_or_a_time_only_reset_starts_again() -> None:
+    never = Backoff(0.5, 30.0, random.Random(5))
+    never.up(0.0)
+    never.next_delay(1e9)
+    untimed = Backoff(0.5, 30.0, random.Random(5), reset_after=0.0)
+    untimed.up(0.0)
+    untimed.next_delay()
+    assert never.attempt == 1 and untimed.attempt == 1
+    never.up(0.0)
+    never.next_delay(1e9)
+    untimed.up(0.0)
+    untimed.next_delay()
+    assert never.attempt == 2 and untimed.attempt == 2

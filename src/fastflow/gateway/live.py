@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import msgpack
 
+from fastflow.config import RedisSection
 from fastflow.obs.backoff import Backoff
 from fastflow.store.keys import Keys
 from fastflow.store.resp import RedisSetupError, RespProtocol, command, partition_node
@@ -52,7 +53,8 @@ class LiveSubscription:
 
     def __init__(self, target: RedisTarget, keys: Keys, sink: Sink, *, ping_interval: float = 5.0,
                  poll_interval: float = 0.25, backoff_base: float = 0.05, backoff_cap: float = 5.0,
-                 connect_timeout: float = 5.0, rng: random.Random | None = None) -> None:
+                 backoff_reset_after: float = RedisSection.backoff_reset_after, connect_timeout: float = 5.0,
+                 rng: random.Random | None = None) -> None:
         self.target = target
         self.keys = keys
         self.sink = sink
@@ -61,7 +63,7 @@ class LiveSubscription:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.connect_timeout = connect_timeout
-        self._backoff = Backoff(backoff_base, backoff_cap, rng)
+        self._backoff = Backoff(backoff_base, backoff_cap, rng, reset_after=backoff_reset_after)
         self._stop = asyncio.Event()
         self._buffer: list[bytes] | None = []  # frames published while seeding; None once live
         self._subscribed: asyncio.Future[None] | None = None
@@ -105,7 +107,6 @@ class LiveSubscription:
             self.state = "connecting"
             try:
                 await self._session()
-                self._backoff.reset()
             except (OSError, TimeoutError, ConnectionError, RedisSetupError, _Lost) as exc:
                 self.last_error = str(exc) or type(exc).__name__
                 logger.warning("redis pub/sub: %s: reconnecting", self.last_error)
@@ -117,7 +118,7 @@ class LiveSubscription:
                 break
             self.state = "backoff"
             self.counters["reconnects"] += 1
-            delay = self._backoff.next_delay()
+            delay = self._backoff.next_delay(time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         self.state = "stopped"
@@ -147,6 +148,7 @@ class LiveSubscription:
             self._buffer = None
             self.counters["seeds"] += 1
             self.state = "live"  # first: the sink may report itself ready from reset()
+            self._backoff.up(time.monotonic())
             self.sink.reset(symbols, ids, seed, meta)
             await self._watch(protocol)
         finally:

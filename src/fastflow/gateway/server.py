@@ -44,7 +44,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from fastflow import __version__
-from fastflow.config import GatewaySection
+from fastflow.config import GatewaySection, RedisSection
 from fastflow.gateway import http
 from fastflow.gateway import protocol as proto
 from fastflow.gateway.auth import Auth
@@ -108,7 +108,7 @@ class Gateway:
     the partition it serves; ``auth`` (default: from ``config``) who may connect."""
 
     def __init__(self, config: GatewaySection, *, redis: RedisTarget, keys: Keys | None = None,
-                 auth: Auth | None = None) -> None:
+                 auth: Auth | None = None, backoff_reset_after: float = RedisSection.backoff_reset_after) -> None:
         self.config = config
         self.redis = redis
         self.keys = Keys() if keys is None else keys
@@ -117,7 +117,7 @@ class Gateway:
                                lag_limit=config.lag_limit, control_rate=config.control_rate,
                                control_burst=config.control_burst)
         self.admission = Admission(self.auth, config.allow_origins, config.max_clients)
-        self.subscription = LiveSubscription(redis, self.keys, self)
+        self.subscription = LiveSubscription(redis, self.keys, self, backoff_reset_after=backoff_reset_after)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0

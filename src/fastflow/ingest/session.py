@@ -19,7 +19,8 @@ the rest (docs/ingest.md):
   and gives up only if no pong comes within ``watchdog`` more seconds;
 * **reconnect** with capped exponential backoff and full jitter: the n-th
   retry waits ``uniform(0, min(backoff_cap, backoff_base * 2**n))``; a
-  connection that reached streaming resets n;
+  connection that streamed for ``backoff_reset_after`` seconds starts n again
+  from 0 (one that drops sooner keeps it growing);
 * **resubscribe** everything after each reconnect (brokers keep no
   subscriptions across connections);
 * **circuit breaker**: ``auth_failures_to_open`` authentication failures in a
@@ -108,15 +109,17 @@ class FeedSession:
         watchdog: float = 5.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        backoff_reset_after: float = 5.0,
         auth_failures_to_open: int = 3,
         open_timeout: float = 10.0,
         on_flush: Callable[[TickBatch], None] | None = None,
         on_frame: Callable[[int, bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if watchdog <= 0 or backoff_base <= 0 or backoff_cap < backoff_base or auth_failures_to_open < 1:
+        if (watchdog <= 0 or backoff_base <= 0 or backoff_cap < backoff_base or backoff_reset_after < 0
+                or auth_failures_to_open < 1):
             raise ValueError("watchdog and backoff_base must be > 0, backoff_cap >= backoff_base, "
-                             "auth_failures_to_open >= 1")
+                             "backoff_reset_after >= 0, auth_failures_to_open >= 1")
         self.decoder = decoder
         self.watchdog = watchdog
         self.backoff_base = backoff_base
@@ -125,7 +128,7 @@ class FeedSession:
         self.open_timeout = open_timeout
         self.on_flush = on_flush
         self.on_frame = on_frame  # (receive time ns, raw binary message): recording
-        self._backoff = Backoff(backoff_base, backoff_cap, rng)
+        self._backoff = Backoff(backoff_base, backoff_cap, rng, reset_after=backoff_reset_after)
         self._stop = asyncio.Event()
         self._timed_out = False
         self.state = State.IDLE
@@ -174,10 +177,8 @@ class FeedSession:
         while not self._stop.is_set():
             self.state = State.CONNECTING
             try:
-                streamed = await self._connect_and_stream()
+                await self._connect_and_stream()
                 auth_failures = 0
-                if streamed:
-                    self._backoff.reset()
             except (InvalidStatus, AuthFailed) as exc:
                 status = exc.response.status_code if isinstance(exc, InvalidStatus) else exc.status
                 if status in (401, 403):
@@ -198,7 +199,7 @@ class FeedSession:
             if self._stop.is_set():
                 break
             self.state = State.BACKOFF
-            delay = self._backoff.next_delay()
+            delay = self._backoff.next_delay(time.monotonic())
             self.counters["reconnects"] += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
@@ -206,15 +207,15 @@ class FeedSession:
 
     # -- one connection ------------------------------------------------------------
 
-    async def _connect_and_stream(self) -> bool:
-        """Returns True if the connection reached streaming before it ended.
-        Raises TimeoutError when the watchdog killed it, ConnectionClosed when
-        the broker or the network did."""
+    async def _connect_and_stream(self) -> None:
+        """Returns on stop. Raises TimeoutError when the watchdog killed the
+        connection, ConnectionClosed when the broker or the network did."""
         async with await self._open() as ws:
             self.counters["connects"] += 1
             self.state = State.SUBSCRIBING
             await self._subscribe(ws)
             self.state = State.STREAMING
+            self._backoff.up(time.monotonic())
             self._timed_out = False
             watch = asyncio.create_task(self._watch(ws))
             try:
@@ -232,7 +233,6 @@ class FeedSession:
             if not self._stop.is_set():  # the broker closed the connection cleanly
                 raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent,
                                        ws.protocol.close_rcvd_then_sent)
-            return True
 
     async def _watch(self, ws: LivenessConnection) -> None:
         """Abort ``ws`` after ``watchdog`` seconds without a frame (after a

@@ -30,7 +30,8 @@ def main(config: Config, *, duration: float | None = None) -> int:
     section, redis = config.gateway, config.redis
     try:
         gateway = Gateway(section, redis=RedisTarget.parse(redis.url, cluster=True if redis.cluster else None),
-                          keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix))
+                          keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix),
+                          backoff_reset_after=redis.backoff_reset_after)
     except ValueError as exc:
         return fail(str(exc))
 

@@ -421,7 +421,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
         return fail(str(exc))
     url = broker.url or spec.default_url
     api_key, access_token = credentials(config)
-    options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": broker.watchdog}
+    options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": broker.watchdog,
+               "backoff_reset_after": broker.backoff_reset_after}
     try:
         plant = Plant(spec.name, instruments, subscriptions, ingest_options=options, replay=replay,
                       speed=section.replay_speed)
@@ -440,7 +441,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
             else:
                 target = RedisTarget.parse(redis.url, cluster=True if redis.cluster else None)
                 report(f"redis: {target}")
-            writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen, ttl=redis.ttl)
+            writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen, ttl=redis.ttl,
+                                 backoff_reset_after=redis.backoff_reset_after)
         except (ValueError, RedisServerError) as exc:
             if embedded is not None:
                 embedded.stop()

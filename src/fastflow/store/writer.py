@@ -75,6 +75,7 @@ class RedisWriter:
         max_in_flight: int = 8,
         backoff_base: float = 0.05,
         backoff_cap: float = 5.0,
+        backoff_reset_after: float = RedisSection.backoff_reset_after,
         connect_timeout: float = 5.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -89,7 +90,7 @@ class RedisWriter:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.connect_timeout = connect_timeout
-        self._backoff = Backoff(backoff_base, backoff_cap, rng)
+        self._backoff = Backoff(backoff_base, backoff_cap, rng, reset_after=backoff_reset_after)
         self._protocol: RespProtocol | None = None
         # Per write (a flush, a rewrite, the connection's set-up): [replies still
         # expected, the flush's receive_time_ns (0: not a flush, or a reply was an
@@ -277,7 +278,7 @@ class RedisWriter:
                 self.last_error = str(exc)
                 logger.warning("redis: cannot connect (%s): retrying", exc)
             else:
-                self._backoff.reset()
+                self._backoff.up(time.monotonic())
                 self.state_name = State.CONNECTED
                 stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
                 waiting: set[asyncio.Future[Any]] = {protocol.lost, stop}
@@ -294,7 +295,7 @@ class RedisWriter:
                 logger.warning("redis: connection lost: reconnecting")
             self.state_name = State.BACKOFF
             self.counters["reconnects"] += 1
-            delay = self._backoff.next_delay()
+            delay = self._backoff.next_delay(time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         self.state_name = State.STOPPED
