@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     _flag(p, "--fault", key="simulator.faults", action="append", metavar="NAME@SECONDS[:DURATION]",
           help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
-          "garbage@3 (malformed frame), expire@30 (auth refused on reconnect), slow@5:10[:F] (rate / F "
+          "garbage@3 (malformed frame), hostile@3 (text frames: JSON nested 5,000 deep, not JSON, 1 MiB), expire@30 (auth refused on reconnect), slow@5:10[:F] (rate / F "
           "for 10 s), burst@8:3 (data held 3 s, then sent at once); repeatable", command=sim, show_default=False)
     p.set_defaults(func=_cmd_sim)
 

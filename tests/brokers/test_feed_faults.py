@@ -147,3 +147,35 @@ def test_connections_that_drop_at_once_keep_the_backoff_growing(feed: Feed) -> N
             assert session._backoff.attempt == connects  # never up long enough to count as good
 
     run(feed, test, backoff_base=0.01, backoff_cap=0.05, backoff_reset_after=60.0)
+
+
+@feeds
+def test_hostile_text_frames_are_contained_and_the_connection_streams_on(feed: Feed) -> None:
+    """JSON nested 5,000 deep (RecursionError in json.loads: it ended the plant),
+    text that is not JSON, a 1 MiB string: each counted, none ends anything."""
+
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: feed.subscribed_everything(sim), "subscribed")
+        await sim.send_hostile_text()
+        await until(lambda: session.counters["server_errors"] + session.faults.counts.get("text", 0) == 3,
+                    "three text frames counted")
+        before = len(batches)
+        await until(lambda: len(batches) > before + 3, "ticks flow on")
+        assert session.state == "streaming" and session.counters["connects"] == 1
+        assert session.health()["contained"]["counts"] == session.faults.counts
+
+    run(feed, test)
+
+
+@feeds
+def test_a_flush_consumer_or_recorder_that_raises_is_contained(feed: Feed) -> None:
+    def fails(*_: Any) -> None:
+        raise RuntimeError("a consumer's bug")
+
+    async def test(sim: Any, session: Any, state: MarketState, batches: list[TickBatch]) -> None:
+        await until(lambda: session.faults.counts.get("flush", 0) > 3 and session.faults.counts.get("record", 0) > 3,
+                    "failures counted")
+        assert session.state == "streaming" and session.counters["connects"] == 1
+        assert session.faults.last["flush"] == "RuntimeError: a consumer's bug"
+
+    run(feed, test, on_flush=fails, on_frame=fails)

@@ -388,6 +388,45 @@ def test_plant_and_sim_commands_run_and_stop_cleanly_on_sigterm(broker: str) -> 
     assert not [pid for pid in children() if pid in {p.pid for p in processes}], "orphan processes"
 
 
+def test_hostile_broker_text_frames_do_not_end_the_plant_process() -> None:
+    """``fastflow sim --fault hostile@T`` (JSON nested 5,000 deep: the plant exited 1
+    on its RecursionError) every second: the plant counts them and streams on."""
+    fastflow = [sys.executable, "-m", "fastflow"]
+    faults = [f"--fault=hostile@{t}" for t in range(1, 40)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        sim = subprocess.Popen([*fastflow, "sim", "--port", "0", "--rate", "2000", "--duration", "60", *faults],
+                               stdout=subprocess.PIPE, env=ENV)
+        processes.append(sim)
+        banner = LineReader(sim, DEADLINE).until("127.0.0.1:")
+        port = int(banner.split("127.0.0.1:")[1].split("/")[0].split(" ")[0])
+        plant = subprocess.Popen(
+            [*fastflow, "plant", "--url", f"ws://127.0.0.1:{port}/", "--symbols", "NSE:INFY", "--redis", "none",
+             "--health-port", "0", "--status-every", "0.2", "--duration", "60"], stdout=subprocess.PIPE, env=ENV)
+        processes.append(plant)
+        out = LineReader(plant, DEADLINE)
+        metrics_url = out.until("/metrics on ").split("/metrics on ")[1].strip()
+        name = 'fastflow_plant_contained_errors_total{reason="text"}'
+        deadline = time.monotonic() + 3 * DEADLINE
+        while metrics.fetch(metrics_url, DEADLINE).get(name, 0) < 4:  # two per fault: nested, not JSON
+            assert plant.poll() is None, f"the plant ended: {out.seen}"
+            assert time.monotonic() < deadline, "no contained text frames"
+            time.sleep(0.1)
+        ticks = metrics.fetch(metrics_url, DEADLINE)["fastflow_plant_ticks_total"]
+        while metrics.fetch(metrics_url, DEADLINE)["fastflow_plant_ticks_total"] <= ticks:
+            assert time.monotonic() < deadline, "ticks stopped"
+            time.sleep(0.05)
+        assert get_healthz(metrics_url.removesuffix("/metrics") + "/healthz") == 200
+        assert "contained failures" in out.until("contained failures")  # the status line says so
+        plant.send_signal(signal.SIGTERM)
+        assert plant.wait(timeout=DEADLINE) == 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=DEADLINE)
+
+
 def test_unknown_symbol_exits_2_from_the_command_line() -> None:
     result = subprocess.run([sys.executable, "-m", "fastflow", "plant", "--symbols", "NSE:NOSUCH"],
                             capture_output=True, text=True, timeout=60, env=ENV)

@@ -28,6 +28,11 @@ the rest (docs/ingest.md):
   ``auth_failed`` instead of hammering the broker;
 * **malformed frames** are counted and the last one kept for diagnosis; the
   connection carries on;
+* **nothing the broker sends ends the process**: a text frame handler, the
+  decoder, the recorder or a flush consumer that raises is contained
+  (:class:`~fastflow.obs.faults.Faults`: counted by reason, logged sparingly)
+  and the next message is handled; an unexpected error of the connection itself
+  (``connection``) reconnects with backoff;
 * TLS: ``wss://`` and ``https://`` use Python's default SSL context, which
   verifies certificates. Nothing here turns verification off.
 
@@ -53,6 +58,7 @@ from websockets.frames import Frame, Opcode
 from fastflow.errors import FastflowError, FrameError
 from fastflow.hotpath import KiteDecoder, TickBatch, UpstoxDecoder
 from fastflow.obs.backoff import Backoff
+from fastflow.obs.faults import Faults
 from fastflow.obs.state import State
 
 logger = logging.getLogger(__name__)
@@ -132,6 +138,7 @@ class FeedSession:
         self._stop = asyncio.Event()
         self._timed_out = False
         self.state = State.IDLE
+        self.faults = Faults(self.broker, logger)
         self.last_frame_error: FrameError | None = None
         self.last_bad_frame: bytes = b""
         self.last_server_error = ""
@@ -169,7 +176,8 @@ class FeedSession:
     def health(self) -> dict[str, Any]:
         """State, counters and the age of the last frame (for /healthz and metrics)."""
         age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
-        return {"broker": self.broker, "state": self.state, "last_frame_age_s": age, **self.counters}
+        return {"broker": self.broker, "state": self.state, "last_frame_age_s": age, **self.counters,
+                "contained": self.faults.health()}
 
     async def run(self) -> None:
         """Stream until :meth:`stop`, or until the circuit breaker opens."""
@@ -196,6 +204,9 @@ class FeedSession:
             except (ConnectionClosed, InvalidHandshake, OSError) as exc:
                 self.counters["disconnects"] += 1
                 logger.warning("%s: connection lost (%s): reconnecting", self.broker, exc)
+            except Exception as exc:  # whatever else: this connection is over, the session is not
+                self.counters["disconnects"] += 1
+                self.faults.record("connection", exc, "(reconnecting)")
             if self._stop.is_set():
                 break
             self.state = State.BACKOFF
@@ -266,13 +277,19 @@ class FeedSession:
         self.last_frame_ns = now
         self.counters["frames"] += 1
         if isinstance(message, str):
-            self._on_text(message)
+            try:
+                self._on_text(message)
+            except Exception as exc:
+                self.faults.record("text", exc)
             return
         if self.on_frame is not None:
-            self.on_frame(now, message)
-        self._on_binary(message)
+            try:
+                self.on_frame(now, message)
+            except Exception as exc:
+                self.faults.record("record", exc)
         decoder = self.decoder
         try:
+            self._on_binary(message)
             decoder.feed(message, now)
         except FrameError as exc:
             self.counters["frame_errors"] += 1
@@ -280,5 +297,12 @@ class FeedSession:
             self.last_bad_frame = bytes(message[:4096])
             logger.warning("%s: malformed frame skipped: %s", self.broker, exc)
             return
+        except Exception as exc:  # not a malformed frame: a failure of ours, contained all the same
+            self.last_bad_frame = bytes(message[:4096])
+            self.faults.record("decode", exc)
+            return
         if self.on_flush is not None and decoder.state.dirty_count:
-            self.on_flush(decoder.state.flush())
+            try:
+                self.on_flush(decoder.state.flush())
+            except Exception as exc:
+                self.faults.record("flush", exc)

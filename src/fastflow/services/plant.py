@@ -268,6 +268,9 @@ class Plant:
                             sum(int(c.get("reconnects", 0)) for c in connections)),
             metrics.counter("plant_consumer_errors_total", "Flush consumers that raised",
                             self.consumer_errors),
+            metrics.counter("plant_contained_errors_total",
+                            "Broker messages whose handling failed and was contained, by reason",
+                            contained(connections), "reason"),
         ]
         if self.store is not None:
             sections += self.store.metrics()
@@ -283,7 +286,10 @@ class Plant:
         connections = ingest.get("connections", [])
         streaming = sum(1 for c in connections if c.get("state") == State.STREAMING)
         reconnects = sum(int(c.get("reconnects", 0)) for c in connections)
-        errors = sum(int(c.get("frame_errors", 0)) for c in connections)
+        errors = str(sum(int(c.get("frame_errors", 0)) for c in connections))
+        failed = sum(contained(connections).values())
+        if failed:
+            errors += f", contained failures {failed:g}"
         age = "-" if not self.last_tick_ns else f"{(time.time_ns() - self.last_tick_ns) / 1e9:.2f} s"
         p99 = ", ".join(f"{stage} {metrics.window_ms(window, 0.99)}" for stage, window in self._windows.items())
         line = (f"{ingest['state']}: {ticks_per_s:,.0f} ticks/s, {streaming}/{len(connections)} connections "
@@ -294,6 +300,15 @@ class Plant:
             line += (f"; redis {redis.get('state')}, {redis.get('written', 0):,} flushes written, "
                      f"{redis.get('dropped', 0):,} dropped")
         return line
+
+
+def contained(connections: list[dict[str, Any]]) -> dict[str, float]:
+    """The connections' contained failures (FeedSession.faults), summed by reason."""
+    total: dict[str, float] = {}
+    for connection in connections:
+        for reason, n in connection.get("contained", {}).get("counts", {}).items():
+            total[reason] = total.get(reason, 0) + n
+    return total
 
 
 # -- /healthz and /metrics ------------------------------------------------------------------

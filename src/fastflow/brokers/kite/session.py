@@ -85,8 +85,9 @@ class KiteSession(FeedSession):
     def _on_text(self, message: str) -> None:
         try:
             payload = json.loads(message)
-        except ValueError:
-            payload = {}
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested too deep to parse
+            self.faults.record("text", exc, "(not JSON)")
+            return
         if isinstance(payload, dict) and payload.get("type") == "error":
             self.counters["server_errors"] += 1
             self.last_server_error = str(payload.get("data", ""))

@@ -9,6 +9,8 @@ other broker's simulator implements the same methods so that
 ``drop@T``                 every connection aborted (TCP reset, no close frame)
 ``silence@T[:S]``          nothing at all for S seconds (default 5), not even heartbeats
 ``garbage@T``              one binary frame that is not valid framing
+``hostile@T``              text frames no handler should choke on: JSON nested
+                           5,000 deep, text that is not JSON, a 1 MiB string
 ``expire@T``               the access token stops working (upgrades get 403)
 ``slow@T[:S[:F]]``         for S seconds (default 5) data goes out at rate / F (default 10)
 ``burst@T[:S]``            for S seconds (default 2) data is held back, heartbeats go on;
@@ -19,12 +21,24 @@ other broker's simulator implements the same methods so that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-FAULTS = ("drop", "silence", "garbage", "expire", "slow", "burst")
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+FAULTS = ("drop", "silence", "garbage", "hostile", "expire", "slow", "burst")
+
+#: What ``hostile@T`` sends each connection, as text frames (a broker's text handler
+#: must count them and go on: Python's json raises RecursionError on the first).
+HOSTILE_TEXT = (
+    '{"type":"order","data":' + "[" * 5000 + "]" * 5000 + "}",
+    "not json {",
+    '{"type":"error","data":"' + "x" * (1 << 20) + '"}',
+)
 
 #: Default durations (seconds) of the faults that last; the others are instantaneous.
 DEFAULT_SECONDS = {"silence": 5.0, "slow": 5.0, "burst": 2.0}
@@ -45,6 +59,10 @@ class FaultTarget(Protocol):
 
     async def send_garbage(self) -> None:
         """Send every connection one malformed binary frame."""
+        ...
+
+    async def send_hostile_text(self) -> None:
+        """Send every connection each of :data:`HOSTILE_TEXT` as a text frame."""
         ...
 
     def expire_token(self) -> None:
@@ -95,6 +113,14 @@ class Fault:
         return cls(name, at, seconds, factor)
 
 
+async def send_hostile_text(connections: Iterable[ServerConnection]) -> None:
+    """Each of :data:`HOSTILE_TEXT` as a text frame to each of ``connections``."""
+    for connection in list(connections):
+        for text in HOSTILE_TEXT:
+            with contextlib.suppress(ConnectionClosed):
+                await connection.send(text)
+
+
 async def run_faults(simulator: FaultTarget, faults: list[Fault], report: Callable[[str], object] = print) -> None:
     """Inject ``faults`` at their times (seconds from now)."""
     started = time.monotonic()
@@ -108,6 +134,9 @@ async def run_faults(simulator: FaultTarget, faults: list[Fault], report: Callab
         elif fault.name == "garbage":
             await simulator.send_garbage()
             report("fault: sent a garbage frame")
+        elif fault.name == "hostile":
+            await simulator.send_hostile_text()
+            report(f"fault: sent {len(HOSTILE_TEXT)} hostile text frames")
         elif fault.name == "slow":
             simulator.slow(fault.seconds, fault.factor)
             report(f"fault: sending at 1/{fault.factor:g} of the rate for {fault.seconds:g} s")

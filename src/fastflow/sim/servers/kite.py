@@ -68,7 +68,7 @@ from websockets.http11 import Request, Response
 from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES
 from fastflow.config import COMMAND_DEFAULTS, SimulatorSection
 from fastflow.sim.market.model import KiteMarket
-from fastflow.sim.servers.faults import FaultTarget
+from fastflow.sim.servers.faults import FaultTarget, send_hostile_text
 from fastflow.sim.wire import kite as kite_wire
 
 __all__ = ["MAX_PACKETS_PER_MESSAGE", "KiteSimConfig", "KiteSimulator"]
@@ -246,6 +246,10 @@ class KiteSimulator:
         """Send every connection a binary frame that is not valid Kite framing."""
         for client in list(self._clients):
             await self._send(client, b"\x00\x02\x00\x08garbage", 0)
+
+    async def send_hostile_text(self) -> None:
+        """Send every connection each of ``HOSTILE_TEXT`` as a text frame."""
+        await send_hostile_text([client.connection for client in self._clients])
 
     def expire_token(self, new_token: str = "rotated") -> None:
         """The current access token stops working (new upgrades get 403)."""

@@ -67,6 +67,7 @@ from fastflow.brokers.upstox.constants import (
 )
 from fastflow.config import SimulatorSection
 from fastflow.sim.market.upstox import UpstoxMarket
+from fastflow.sim.servers.faults import send_hostile_text
 from fastflow.sim.wire import upstox as wire
 
 logger = logging.getLogger(__name__)
@@ -331,6 +332,10 @@ class UpstoxSimulator:
         """Send every connection a truncated protobuf frame."""
         for client in list(self._clients):
             await self._send(client, GARBAGE, 0)
+
+    async def send_hostile_text(self) -> None:
+        """Send every connection each of ``HOSTILE_TEXT`` as a text frame."""
+        await send_hostile_text([client.connection for client in self._clients])
 
     def expire_token(self, new_token: str = "rotated") -> None:
         """The access token stops working: authorize answers 401 and unused codes die."""
