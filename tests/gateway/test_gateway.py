@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -160,6 +161,61 @@ def test_json_subprotocol_and_the_msgpack_default(redis_server: EmbeddedRedis) -
         with pytest.raises(InvalidStatus) as refused:
             await connect(gateway.ws_url, subprotocols=["graphql-ws"])  # type: ignore[list-item]
         assert refused.value.response.status_code == 400
+
+    run(redis_server, scenario)
+
+
+def not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} in a JSON reply")
+
+
+def test_json_input_without_nan_infinity_or_deep_nesting_and_no_traceback(
+        redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture) -> None:
+    """``{"op":"ping","id":NaN}`` was answered with NaN (not JSON), ``1e999`` with
+    Infinity, and 3,000-deep nesting closed the connection with 1011 and a
+    traceback: each is a ``bad_message`` now, on a connection that stays usable."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        async with connect(gateway.ws_url, subprotocols=["fastflow.json.v1"], compression=None) as ws:  # type: ignore[list-item]
+            await hello(ws)
+            for text in ('{"op":"ping","id":NaN}', '{"op":"ping","id":1e999}', '{"op":"ping","id":-Infinity}',
+                         '{"op":"ping","id":' + "[" * 3000 + "]" * 3000 + "}", "[" * 60_000):
+                await ws.send(text)
+                raw = await asyncio.wait_for(ws.recv(), DEADLINE)
+                error = json.loads(raw, parse_constant=not_json)  # NaN, Infinity: not JSON
+                assert error["type"] == "error" and error["code"] == "bad_message", error
+            await ws.send('{"op":"ping","id":1.5}')
+            assert json.loads(await ws.recv()) == {"type": "pong", "id": 1.5}
+        async with connect(gateway.ws_url, compression=None) as ws:  # msgpack carries NaN: refused too
+            await hello(ws)
+            assert (await request(ws, {"op": "ping", "id": float("nan")}))["code"] == "bad_message"
+            assert (await request(ws, {"op": "ping", "id": 7}))["type"] == "pong"
+        assert gateway.disconnects["error"] == 0 and not gateway.core.faults.counts
+
+    with caplog.at_level(logging.INFO):
+        run(redis_server, scenario)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback for a client's message"
+
+
+def test_duplicate_handshake_headers_get_400(redis_server: EmbeddedRedis) -> None:
+    """Two Origin, Authorization or Host headers got 500 and a MultipleValuesError traceback."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        host = f"127.0.0.1:{gateway.port}"
+        for extra in (f"Origin: http://{host}\r\nOrigin: http://evil.example\r\n",
+                      "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n",
+                      f"Host: attacker.example\r\nOrigin: http://{host}\r\n"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write((f"GET /ws HTTP/1.1\r\nHost: {host}\r\n{extra}Upgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                          ).encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+            assert head.startswith(b"HTTP/1.1 400"), (extra, head)
+            writer.close()
+        assert gateway.rejected["duplicate_header"] == 3
+        async with connect(gateway.ws_url, compression=None) as ws:  # and the gateway serves on
+            await hello(ws)
 
     run(redis_server, scenario)
 

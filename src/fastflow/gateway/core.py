@@ -38,6 +38,7 @@ import msgpack
 from fastflow.gateway import protocol as proto
 from fastflow.hotpath import FanOut, FrameError, ws_header
 from fastflow.obs import metrics
+from fastflow.obs.faults import Faults
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class FanoutCore:
         self.json = JsonFrames()
         self.counters: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.faults = Faults("gateway", logger)  # our failures on a client message or a frame, contained
         self.snapshot_seconds = metrics.Histogram(
             "gateway_snapshot_seconds", "Building and writing one snapshot reply")
 
@@ -221,6 +223,9 @@ class FanoutCore:
             self.counters["frame_errors"] += 1
             logger.warning("gateway: a malformed frame from redis skipped: %s", exc)
             return -1
+        except Exception as exc:
+            self.faults.record("frame", exc)
+            return -1
         return ticks
 
     def send(self, now: float | None = None) -> int:
@@ -306,6 +311,10 @@ class FanoutCore:
             client.strikes += 1
             self.errors[exc.code] += 1
             return [proto.error(exc.code, exc.message, exc.op)], client.strikes >= self.max_strikes
+        except Exception as exc:  # a failure of ours, not the client's: answered, counted, no strike
+            self.errors[proto.INTERNAL] += 1
+            self.faults.record("control", exc)
+            return [proto.error(proto.INTERNAL, "the gateway could not handle this message")], False
         client.strikes = 0
         return replies, False
 

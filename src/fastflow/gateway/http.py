@@ -61,18 +61,27 @@ def static(name: str) -> Response:
     return response(HTTPStatus.OK, files[name].read_bytes(), kind)
 
 
+#: Headers the handshake decides on: more than one of any is refused (400), never guessed.
+SINGLE_HEADERS = ("Host", "Origin", "Authorization")
+
+
 class Admission:
-    """The WebSocket handshake's checks, in order: the browser origin (403), the
-    credential (401, ``Authorization: Bearer`` or ``?token=``), the capacity (503)."""
+    """The WebSocket handshake's checks, in order: one of each header it decides
+    on (400), the browser origin (403), the credential (401, ``Authorization:
+    Bearer`` or ``?token=``), the capacity (503)."""
 
     def __init__(self, auth: Auth, allowed_origins: tuple[str, ...], max_clients: int) -> None:
         self.auth = auth
         self.allowed_origins = allowed_origins
         self.max_clients = max_clients
 
-    def check(self, headers: Mapping[str, str], query: Mapping[str, list[str]], peer: str | None,
+    def check(self, headers: Headers, query: Mapping[str, list[str]], peer: str | None,
               clients: int) -> tuple[Response | None, str, str]:
         """``(refusal or None, client name, reason of a refusal)``."""
+        for header in SINGLE_HEADERS:
+            if len(headers.get_all(header)) > 1:
+                refused = response(HTTPStatus.BAD_REQUEST, f"more than one {header} header\n".encode(), TEXT)
+                return refused, "", "duplicate_header"
         origin = headers.get("Origin")
         if origin is not None and not self.origin_allowed(origin, headers.get("Host", "")):
             return response(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n".encode(), TEXT), "", "origin"

@@ -30,6 +30,7 @@ import msgpack
 
 from fastflow.config import RedisSection
 from fastflow.obs.backoff import Backoff
+from fastflow.obs.faults import Faults
 from fastflow.store.keys import Keys
 from fastflow.store.resp import RedisSetupError, RespProtocol, command, partition_node
 from fastflow.store.target import RedisTarget
@@ -69,6 +70,7 @@ class LiveSubscription:
         self._subscribed: asyncio.Future[None] | None = None
         self._last_data = 0.0
         self.state = "idle"
+        self.faults = Faults("redis pub/sub", logger)
         self.last_error = ""
         self.counters = {"connects": 0, "reconnects": 0, "frames": 0, "bytes": 0, "seeds": 0, "errors": 0}
 
@@ -88,7 +90,10 @@ class LiveSubscription:
             self.counters["frames"] += 1
             self.counters["bytes"] += len(frame)
             if self._buffer is None:
-                self.sink.frame(frame)
+                try:
+                    self.sink.frame(frame)
+                except Exception as exc:  # the gateway's failure on one frame: the subscription goes on
+                    self.faults.record("frame", exc)
             else:
                 self._buffer.append(frame)
         elif type(reply) is list and reply and reply[0] in _SUBSCRIBED:

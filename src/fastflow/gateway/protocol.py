@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Final
 
 import msgpack
@@ -30,6 +31,18 @@ UNKNOWN_OP: Final = "unknown_op"
 BAD_SYMBOLS: Final = "bad_symbols"  # "symbols" missing or not a list of strings/ints
 TOO_MANY_SYMBOLS: Final = "too_many_symbols"
 RATE_LIMITED: Final = "rate_limited"
+INTERNAL: Final = "internal_error"  # the gateway failed on the message (a bug of ours), contained
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 class ProtocolError(FastflowError, ValueError):
@@ -57,12 +70,14 @@ def decode(message: bytes | str, subprotocol: str) -> Any:
         if subprotocol == JSON:
             if not isinstance(message, str):
                 raise ProtocolError(BAD_MESSAGE, "fastflow.json.v1 takes text frames")
-            return json.loads(message)
+            return json.loads(message, parse_constant=_no_constant, parse_float=_finite)
         if not isinstance(message, bytes):
             raise ProtocolError(BAD_MESSAGE, "fastflow.msgpack.v1 takes binary frames")
         return msgpack.unpackb(message, raw=False, strict_map_key=True)
     except ProtocolError:
         raise
+    except RecursionError:
+        raise ProtocolError(BAD_MESSAGE, "cannot decode the message: nested too deep") from None
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
             UnicodeDecodeError) as exc:
         raise ProtocolError(BAD_MESSAGE, f"cannot decode the message: {exc}") from None
@@ -78,8 +93,8 @@ def parse(message: bytes | str, subprotocol: str, max_symbols: int) -> Request:
         raise ProtocolError(UNKNOWN_OP, f"unknown op {op!r}; expected one of {', '.join(OPS)}",
                             op if isinstance(op, str) else None)
     ident = value.get("id")
-    if isinstance(ident, (dict, list)):
-        raise ProtocolError(BAD_MESSAGE, "\"id\" must be a string, number or null", op)
+    if isinstance(ident, (dict, list, bytes)) or (isinstance(ident, float) and not math.isfinite(ident)):
+        raise ProtocolError(BAD_MESSAGE, "\"id\" must be a string, a finite number or null", op)
     if op == "ping":
         return Request(op, id=ident)
     symbols = value.get("symbols")
@@ -99,7 +114,7 @@ def parse(message: bytes | str, subprotocol: str, max_symbols: int) -> Request:
 def encode(value: dict[str, Any], subprotocol: str) -> bytes | str:
     """A control message in the connection's encoding (text for JSON, binary for msgpack)."""
     if subprotocol == JSON:
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     packed: bytes = msgpack.packb(value)
     return packed
 

@@ -310,6 +310,11 @@ class Gateway:
         except ConnectionClosed as exc:
             if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
                 reason = "too_big"
+        except Exception as exc:  # a failure of ours on this connection: it ends, contained, the gateway goes on
+            reason = "error"
+            self.core.faults.record("connection", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(1011, "internal error"), c.close_timeout)
         finally:
             reason = client.closing or reason
             self.disconnects[reason] += 1
@@ -369,12 +374,19 @@ class Gateway:
                         "uptime_s": round(time.time() - self.started, 3), "clients": self.clients,
                         "instruments": len(self.symbols), "counters": dict(self.counters),
                         "disconnects": dict(self.disconnects), "rejected": dict(self.rejected),
-                        "fanout": fan_stats},
+                        "fanout": fan_stats, "contained": self.core.faults.health()},
             "redis": {"state": sub.state, "target": str(self.redis), "last_error": sub.last_error,
-                      **sub.counters},
+                      **sub.counters, "contained": sub.faults.health()},
             "plant": {"partition": self.keys.partition, "meta": self.meta,
                       "last_frame_age_s": None if age is None else round(age, 3)},
         }
+
+    def contained(self) -> dict[str, float]:
+        """The gateway's contained failures by reason (its core's and its subscription's)."""
+        total: dict[str, float] = dict(self.core.faults.counts)
+        for reason, n in self.subscription.faults.counts.items():
+            total[reason] = total.get(reason, 0) + n
+        return total
 
     def metrics(self) -> bytes:
         fan = self.fan.stats() if self.fan is not None else {}
@@ -408,6 +420,9 @@ class Gateway:
             metrics.counter("gateway_errors_total", "Error replies, by code", dict(self.errors) or {"bad_message": 0},
                             "code"),
             metrics.counter("gateway_redis_connects_total", "Live subscriptions made", sub.counters["connects"]),
+            metrics.counter("gateway_contained_errors_total",
+                            "Client messages, connections and Redis frames whose handling failed and was "
+                            "contained, by reason", self.contained() or {"control": 0}, "reason"),
             self.fanout_seconds.render(),
             self.core.snapshot_seconds.render(),
             metrics.family([self.age_gateway, self.age_sent]),
