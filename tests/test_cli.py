@@ -66,3 +66,25 @@ def test_universe_and_instruments_commands(tmp_path: Path) -> None:
     bad.write_text("not,a,header\n1,2,3\n")
     result = fastflow("instruments", str(bad))
     assert result.returncode == 1 and "header" in result.stderr
+
+
+def test_a_secret_on_the_command_line_works_and_warns_once_naming_its_variable(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from fastflow import cli
+
+    cli._WARNED.clear()
+    args = cli.build_parser().parse_args(
+        ["gateway", "--api-key", "k-123456=desk", "--redis", "redis://:pw-1@127.0.0.1:6379/0"])
+    config = cli._gateway_config(args)
+    assert config is not None
+    assert config.gateway.api_keys == {"k-123456": "desk"} and config.redis.url == "redis://:pw-1@127.0.0.1:6379/0"
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "fastflow gateway: warning: redis.url on the command line is visible to every local user "
+        "(ps, /proc/PID/cmdline); set FASTFLOW_REDIS_URL or put it in the configuration file instead",
+        "fastflow gateway: warning: gateway.api_keys on the command line is visible to every local user "
+        "(ps, /proc/PID/cmdline); set FASTFLOW_GATEWAY_API_KEYS or put it in the configuration file instead",
+    ]
+    assert "pw-1" not in "".join(err) and "k-123456" not in "".join(err)
+    args = cli.build_parser().parse_args(["plant", "--redis", "unix:///tmp/r.sock"])  # no password: no warning
+    assert cli._load("plant", args) is not None and capsys.readouterr().err == ""

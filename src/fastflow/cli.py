@@ -9,6 +9,7 @@ validated configuration to its service (``fastflow.services.<name>.main(config)`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -63,15 +64,32 @@ def _flag(parser: Any, *names: str, key: str, help: str, command: str, show_defa
 def _load(command: str, args: argparse.Namespace, **extra: object) -> Config | None:
     """The configuration of ``command`` with the flags given as overrides; None (after
     printing why) when it is not valid."""
-    from fastflow.config import ConfigError, load_config
+    from fastflow.config import ConfigError, env_var, load_config
 
     overrides: dict[str, object] = {key: getattr(args, dest) for dest, key in (args.config_keys or {}).items()}
     overrides.update(extra)
     try:
-        return load_config(args.config, overrides=overrides, command=command)
+        config = load_config(args.config, overrides=overrides, command=command)
     except ConfigError as exc:
         print(f"fastflow {args.command}: {exc}", file=sys.stderr)
         return None
+    for key in config.secrets_on_command_line():
+        warn_secret_flag(args.command, key, env_var(key))
+    return config
+
+
+_WARNED: set[str] = set()
+
+
+def warn_secret_flag(command: str, what: str, variable: str) -> None:
+    """One line on stderr (once per process): ``what`` was given as a flag, here is
+    the way that hides it."""
+    if what in _WARNED:
+        return
+    _WARNED.add(what)
+    print(f"fastflow {command}: warning: {what} on the command line is visible to every local user "
+          f"(ps, /proc/PID/cmdline); set {variable} or put it in the configuration file instead",
+          file=sys.stderr)
 
 
 def _instruments(broker: str, source: str) -> Instruments:
@@ -185,10 +203,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"fastflow record: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.access_token not in (None, SimulatorSection.access_token):
+        warn_secret_flag("record", "--access-token", "FASTFLOW_BROKER_ACCESS_TOKEN")
+    api_key = args.api_key or os.environ.get("FASTFLOW_BROKER_API_KEY") or SimulatorSection.api_key
+    access_token = (args.access_token or os.environ.get("FASTFLOW_BROKER_ACCESS_TOKEN")
+                    or SimulatorSection.access_token)
     state = MarketState(instruments)
     with CaptureWriter(args.out, broker="kite", instruments=args.instruments or "synthetic") as writer:
         session = KiteSession(
-            KiteDecoder(state), api_key=args.api_key, access_token=args.access_token, url=args.url,
+            KiteDecoder(state), api_key=api_key, access_token=access_token, url=args.url,
             subscriptions=dict.fromkeys(tokens, args.mode), on_frame=writer.append,
         )
 
@@ -273,7 +296,13 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         print("fastflow tail: --count must be >= 1 and --retries >= 0", file=sys.stderr)
         return 2
     symbols: list[str | int] = [int(s) if s.isdigit() else s for s in args.symbols]
-    options = TailOptions(url=args.url, symbols=symbols, api_key=args.api_key, token=args.token,
+    for flag, variable in (("api_key", "FASTFLOW_API_KEY"), ("token", "FASTFLOW_TOKEN")):
+        if getattr(args, flag):
+            warn_secret_flag("tail", "--" + flag.replace("_", "-"), variable)
+    api_key, token = args.api_key, args.token
+    if not api_key and not token:
+        api_key, token = os.environ.get("FASTFLOW_API_KEY") or None, os.environ.get("FASTFLOW_TOKEN") or None
+    options = TailOptions(url=args.url, symbols=symbols, api_key=api_key, token=token,
                           count=args.count, json=args.json, retries=args.retries)
     try:
         return asyncio.run(tail(options))
@@ -406,9 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="capture file (appended to if it exists)")
     p.add_argument("--url", default=KITE_URL, help="ticker URL (e.g. ws://127.0.0.1:PORT/)")
-    p.add_argument("--api-key", default=SimulatorSection.api_key, help="api_key (default: the simulator's)")
-    p.add_argument("--access-token", default=SimulatorSection.access_token,
-                   help="access_token (default: the simulator's)")
+    p.add_argument("--api-key", default=None,
+                   help="api_key (default: $FASTFLOW_BROKER_API_KEY, else the simulator's)")
+    p.add_argument("--access-token", default=None,
+                   help="access_token (default: $FASTFLOW_BROKER_ACCESS_TOKEN, else the simulator's; a real "
+                   "token on the command line is visible to other local users: prefer the variable)")
     p.add_argument("--symbols", default="NSE:INFY,NSE:RELIANCE,NSE:NIFTY 50", help="comma-separated symbols")
     p.add_argument("--mode", choices=["ltp", "quote", "full", "ltpc", "option_greeks", "full_d30"], default="full",
                    help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30 "
@@ -510,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "--allow-origin", key="gateway.allow_origins", action="append", metavar="ORIGIN",
           help="a browser origin allowed besides the gateway's own (e.g. http://localhost:3000; * for any); "
           "repeatable", command=gw, show_default=False)
+    _flag(p, "--allow-host", key="gateway.allow_hosts", action="append", metavar="NAME",
+          help="a Host name allowed besides the gateway's own (IP addresses, localhost, this machine's "
+          "name), e.g. the public name behind a reverse proxy; * for any; repeatable", command=gw,
+          show_default=False)
     _flag(p, "--max-symbols", key="gateway.max_symbols", type=int, help="symbols per client watchlist", command=gw)
     _flag(p, "--high-water", key="gateway.high_water", type=int,
           help="bytes queued on a client's socket above which its ticks are conflated", command=gw)
@@ -553,8 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_url = f"ws://{GatewaySection.host}:{GatewaySection.port}/ws"
     p.add_argument("--url", default=gateway_url, help=f"gateway URL (default {gateway_url})")
     credential = p.add_mutually_exclusive_group()
-    credential.add_argument("--api-key", default=None, help="an API key of the gateway's configuration")
-    credential.add_argument("--token", default=None, help="a signed token (fastflow.gateway.auth.make_token)")
+    credential.add_argument("--api-key", default=None,
+                            help="an API key of the gateway's configuration (default: $FASTFLOW_API_KEY; on the "
+                            "command line it is visible to other local users)")
+    credential.add_argument("--token", default=None,
+                            help="a signed token (fastflow.gateway.auth.make_token; default: $FASTFLOW_TOKEN)")
     p.add_argument("--count", type=int, default=None, metavar="N", help="exit after N ticks")
     p.add_argument("--json", action="store_true", help="one JSON object (the tick map) per line instead of the table")
     p.add_argument("--retries", type=int, default=8,

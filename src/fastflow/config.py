@@ -47,6 +47,7 @@ MASK = "********"
 RESERVED = frozenset({
     "FASTFLOW_CONFIG", "FASTFLOW_DEBUG", "FASTFLOW_PUREPYTHON", "FASTFLOW_REDIS_SERVER",
     "FASTFLOW_FUZZ_EXAMPLES", "FASTFLOW_TOKEN_SECRET",
+    "FASTFLOW_API_KEY", "FASTFLOW_TOKEN",  # a gateway client's credential (fastflow tail)
     "FASTFLOW_ANNOTATE", "FASTFLOW_COVERAGE", "FASTFLOW_OPT_CFLAGS",  # build switches (setup.py)
 })
 LEGACY_TOKEN_SECRET = "FASTFLOW_TOKEN_SECRET"
@@ -152,8 +153,13 @@ class GatewaySection:
     #: API key -> client name.
     api_keys: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, hash=False)
     token_secret: str = dataclasses.field(default="", repr=False)
+    #: The longest a signed token may still be valid for: one that expires later is refused.
+    token_max_ttl: float = 86_400.0
     require_auth: bool = False
     allow_origins: tuple[str, ...] = ()
+    #: Host names a handshake's ``Host`` may carry besides the gateway's own (an IP
+    #: address, localhost, this machine's name); ``*`` for any (DNS rebinding defence).
+    allow_hosts: tuple[str, ...] = ()
     max_symbols: int = 1_000
     high_water: int = 262_144
     lag_limit: float = 10.0
@@ -163,6 +169,10 @@ class GatewaySection:
     #: Control messages per second per client, in bursts of ``control_burst``.
     control_rate: float = 20.0
     control_burst: int = 50
+    #: WebSocket frames of every kind (data, fragments, pings, pongs) per second per
+    #: client, in bursts of ``frame_burst``; past it the client is closed with 1008.
+    frame_rate: float = 100.0
+    frame_burst: int = 200
     #: Refused messages in a row before a client is closed (1008).
     max_strikes: int = 10
     #: Seconds between WebSocket keepalive pings (0: none), and to wait for a close handshake.
@@ -176,10 +186,17 @@ class GatewaySection:
 
 @dataclasses.dataclass(frozen=True)
 class RunSection:
-    """``[run]``: what ``fastflow run`` prints."""
+    """``[run]``: what ``fastflow run`` prints, and how it keeps its children up."""
 
     status_every: float = 1.0
     log_lines: int = 20
+    #: Restarts of one child allowed within ``restart_window`` seconds; one more and the
+    #: run gives up (0: a child's death stops the run).
+    restarts: int = 5
+    restart_window: float = 300.0
+    #: Seconds a child may go without answering ``/livez`` before it is killed and
+    #: restarted (0: no liveness check, only exits count).
+    liveness_timeout: float = 10.0
 
 
 #: Where a command run on its own documents another default than ``fastflow run``: each
@@ -221,6 +238,15 @@ class Config:
             raise KeyError(f"unknown configuration key {key!r}")
         section, _, name = key.partition(".")
         return getattr(getattr(self, section), name)
+
+    def secrets_on_command_line(self) -> list[str]:
+        """The keys whose secret came from a flag (visible to every local user in
+        ``ps`` and ``/proc/PID/cmdline``): set ones of :data:`SECRETS`, and
+        ``redis.url`` when it carries a password."""
+        keys = [key for key in sorted(SECRETS) if self.sources.get(key) == COMMAND_LINE and self.get(key)]
+        if self.sources.get("redis.url") == COMMAND_LINE and mask_url(self.redis.url) != self.redis.url:
+            keys.append("redis.url")
+        return keys
 
     def masked(self) -> dict[str, dict[str, Any]]:
         """The configuration as nested plain data (lists, dicts), secrets
@@ -322,6 +348,7 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "gateway.port": ("an integer 0..65535", _port),
     "gateway.api_keys": ('a table of API key = "client name" (both non-empty strings)',
                          lambda v: all(k and n for k, n in v.items())),
+    "gateway.allow_hosts": ('a list of host names (or "*")', lambda v: all(h.strip() for h in v)),
     "gateway.allow_origins": ('a list of origins like "https://host[:port]" (or "*")',
                               lambda v: all(_origin(o) for o in v)),
     "gateway.max_symbols": ("an integer > 0", lambda v: v > 0),
@@ -331,11 +358,17 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "gateway.max_clients": ("an integer > 0", lambda v: v > 0),
     "gateway.control_rate": ("a number of messages per second > 0", _number(0, strict=True)),
     "gateway.control_burst": ("an integer > 0", lambda v: v > 0),
+    "gateway.token_max_ttl": ("a number of seconds > 0", _number(0, strict=True)),
+    "gateway.frame_rate": ("a number of frames per second > 0", _number(0, strict=True)),
+    "gateway.frame_burst": ("an integer > 0", lambda v: v > 0),
     "gateway.max_strikes": ("an integer > 0", lambda v: v > 0),
     "gateway.ping_interval": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
     "gateway.close_timeout": ("a number of seconds > 0", _number(0, strict=True)),
     "run.status_every": ("a number of seconds >= 0 (0: none)", _number(0, strict=False)),
     "run.log_lines": ("an integer > 0", lambda v: v > 0),
+    "run.restarts": ("an integer >= 0 (0: never restart)", lambda v: v >= 0),
+    "run.restart_window": ("a number of seconds > 0", _number(0, strict=True)),
+    "run.liveness_timeout": ("a number of seconds >= 0 (0: no liveness check)", _number(0, strict=False)),
 }
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
                tuple: "a list of strings", dict: "a table of strings"}

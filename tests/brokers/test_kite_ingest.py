@@ -164,6 +164,9 @@ def test_run_faults_drives_any_fault_target() -> None:
         async def send_garbage(self) -> None:
             calls.append(("garbage", ()))
 
+        async def send_hostile_text(self) -> None:
+            calls.append(("hostile", ()))
+
         def expire_token(self) -> None:
             calls.append(("expire", ()))
 

@@ -432,6 +432,7 @@ def test_msgpack_codec_matches_msgpack_python(browser: webdriver.Chrome) -> None
     ]
     driver = browser
     driver.get("about:blank")
+    severe(driver)  # drop what the previous test's page logged (its reconnects to a gateway now gone)
     driver.execute_script((STATIC / "msgpack.js").read_text())
     cases = {"decode": [base64.b64encode(b).decode() for b in blobs + bad], "encode": control,
              "bin": base64.b64encode(b"\x00\x01\xfe\xff" * 100).decode()}

@@ -5,6 +5,7 @@ test's side stays on asyncio's."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 from websockets.asyncio.client import connect
 
@@ -62,3 +63,26 @@ def test_two_gateway_processes_serve_the_same_feed(redis_server: EmbeddedRedis) 
             await feed.stop()
 
     asyncio.run(main())
+
+
+def test_the_client_cap_is_checked_against_the_open_files_limit(redis_server: EmbeddedRedis) -> None:
+    """RLIMIT_NOFILE of 300: an explicit gateway.max_clients of 1,000 cannot be
+    served (a clear start-up error, exit 2); the default cap shrinks to fit, with a
+    warning, rather than failing at the 237th client with EMFILE."""
+    import resource
+    import subprocess
+    import sys
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    command = [sys.executable, "-m", "fastflow", "gateway", "--redis", f"unix://{redis_server.unix_socket}",
+               "--port", "0", "--duration", "0.5"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=low_limit,
+                             env={**os.environ, "FASTFLOW_GATEWAY_MAX_CLIENTS": "1000"})
+    assert refused.returncode == 2, refused.stderr
+    assert ("fastflow gateway: gateway.max_clients 1,000 needs 1,064 open files; RLIMIT_NOFILE allows 300 "
+            "(raise it: ulimit -n, LimitNOFILE=)") in refused.stderr
+    shrunk = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=low_limit)
+    assert shrunk.returncode == 0, shrunk.stderr
+    assert "RLIMIT_NOFILE allows 300 (raise it: ulimit -n, LimitNOFILE=); serving at most 236 clients" in shrunk.stderr

@@ -88,3 +88,26 @@ def test_api_keys_tokens_and_loopback() -> None:
     assert auth.check(None, "127.0.0.1") == "loopback" and auth.check(None, "::1") == "loopback"
     assert auth.check(None, "10.0.0.5") is None and auth.check(None, None) is None
     assert Auth(allow_loopback=False).check(None, "127.0.0.1") is None
+
+
+def test_tokens_have_a_maximum_lifetime_and_their_expiry_is_known() -> None:
+    """exp = 1e12 and exp = 1e309 (infinity) were accepted: no token lives forever."""
+    import base64
+    import hashlib
+    import hmac
+
+    secret = b"s3cret"
+    auth = Auth(secret=secret, max_token_ttl=3600.0)
+
+    def signed(exp: str) -> str:
+        payload = base64.urlsafe_b64encode(f'{{"sub":"eve","exp":{exp}}}'.encode()).rstrip(b"=").decode()
+        signature = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+        return payload + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+    for exp in ("1e12", "1e309", "NaN", "-1e309"):
+        assert auth.admit(signed(exp), "10.0.0.5", now=1000.0) is None, exp
+    assert auth.admit(signed("4601"), "10.0.0.5", now=1000.0) is None  # 3601 s ahead
+    assert auth.admit(signed("4600"), "10.0.0.5", now=1000.0) == ("eve", 4600.0)
+    assert auth.admit(make_token(secret, "ann", 60, now=1000.0), None, now=1000.0) == ("ann", 1060.0)
+    assert Auth(api_keys={"k": "desk"}).admit("k", None) == ("desk", float("inf"))
+    assert Auth().admit(None, "127.0.0.1") == ("loopback", float("inf"))

@@ -10,12 +10,16 @@ import os
 import re
 import signal
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from fastflow.client import connect
+from fastflow.store.embedded import EmbeddedRedis
 from tests.waiting import synchronous, until
 
 START = 90.0  # seconds for the whole stack to come up on a loaded CI machine
@@ -135,20 +139,51 @@ async def _serves_and_stops(running: Run) -> None:
 
 
 @synchronous
-async def test_a_dead_child_stops_the_run_with_its_last_lines() -> None:
-    async with started() as running:
-        await _dies(running)
+async def test_with_no_restarts_a_dead_child_stops_the_run_with_its_last_lines() -> None:
+    async with started(env={"FASTFLOW_RUN_RESTARTS": "0"}) as running:
+        await running.expect(r"dashboard http://")
+        pids = running.pids()
+        os.kill(pids["plant"], signal.SIGKILL)
+        assert await running.finish() == 1, running.text
+        assert re.search(rf"the plant \(pid {pids['plant']}\) was killed by SIGKILL; its last lines:\n    "
+                         "fastflow plant:", running.text), running.text
+        assert "stopping everything (exit status 1)" in running.text
+        await all_gone(pids)
 
 
-async def _dies(running: Run) -> None:
-    await running.expect(r"dashboard http://")
-    pids = running.pids()
-    os.kill(pids["plant"], signal.SIGKILL)
-    assert await running.finish() == 1, running.text
-    assert re.search(rf"the plant \(pid {pids['plant']}\) was killed by SIGKILL; its last lines:\n    fastflow plant:",
-                     running.text), running.text
-    assert "stopping everything (exit status 1)" in running.text
-    await all_gone(pids)
+@synchronous
+async def test_a_dead_or_hung_plant_is_restarted_while_the_gateway_keeps_its_clients() -> None:
+    """SIGKILL, then SIGSTOP (a hung process answers nothing, /livez included): each
+    time the plant comes back on its own, the gateway and its clients never left,
+    and after the budget (2 restarts) the next failure gives up with the reason."""
+    async with started(env={"FASTFLOW_RUN_RESTARTS": "2", "FASTFLOW_RUN_LIVENESS_TIMEOUT": "2"}) as running:
+        ws_url = (await running.expect(r"websocket (ws://\S+)")).group(1)
+        pids = running.pids()
+        async with connect(ws_url, ["NSE:INFY"], reconnect=False) as client:
+            ticks = aiter(client)
+
+            async def fresh() -> None:
+                """Ticks the plant received from now on reach this same connection."""
+                since = time.time_ns()
+                while (await asyncio.wait_for(anext(ticks), START))["receive_time_ns"] <= since:
+                    pass
+
+            await fresh()
+            os.kill(pids["plant"], signal.SIGKILL)
+            await running.expect(rf"the plant \(pid {pids['plant']}\) was killed by SIGKILL")
+            back = int((await running.expect(r"the plant is back \(pid (\d+)\)")).group(1))
+            assert back != pids["plant"] and alive(back)
+            await fresh()
+            os.kill(back, signal.SIGSTOP)
+            await running.expect(rf"the plant \(pid {back}\) did not answer /livez for 2 s and was killed")
+            again = int((await running.expect(rf"the plant is back \(pid (?!{back}\))(\d+)\)")).group(1))
+            assert alive(again) and not alive(back)
+            await fresh()
+            assert alive(pids["gateway"]) and alive(pids["simulator"]) and alive(pids["redis-server"])
+        os.kill(again, signal.SIGKILL)
+        assert await running.finish() == 1, running.text
+        assert "the plant failed 3 times within 300 s: giving up; stopping everything (exit status 1)" in running.text
+        assert "restarting the plant in" in running.text and "(restart 2 of 2 within 300 s)" in running.text
 
 
 @synchronous
@@ -165,41 +200,82 @@ async def test_a_gateway_that_cannot_listen_is_reported() -> None:
     assert "could not start: the gateway" in run.text and "cannot listen on" in run.text, run.text
 
 
+SECRETS = {"broker": "my-secret-token", "redis": "redis-pass-5f2c", "api key": "client-key-77aa",
+           "token secret": "hmac-secret-91bd"}
+
+
+def http_text(url: str) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    try:
+        with opener.open(url, timeout=10) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return str(exc.read().decode())
+
+
 @synchronous
-async def test_broker_credentials_connect_to_that_broker_instead_of_a_simulator(tmp_path: Path) -> None:
+async def test_broker_credentials_connect_to_that_broker_and_no_secret_shows_anywhere(tmp_path: Path) -> None:
     """Credentials in the configuration: no simulator child; the plant logs in to
-    the configured URL (here a simulator started on its own, standing in for Kite)."""
+    the configured URL (here a simulator started on its own, standing in for Kite).
+    With every secret set (the broker's token, a Redis password, the gateway's API
+    keys and token secret), none appears in a child's argv or environment, in what
+    `fastflow run` prints, in /healthz or /metrics of the plant and the gateway, or
+    in `fastflow config` (the Redis password was in the children's argv and the banner)."""
     dump = tmp_path / "instruments.csv"
+    redis_server = EmbeddedRedis(port=0, extra=("--requirepass", SECRETS["redis"])).start()
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fastflow", "sim", "--port", "0", "--rate", "2000", "--api-key", "my-key",
-        "--access-token", "my-secret-token", "--instruments-out", str(dump), stdout=asyncio.subprocess.PIPE,
+        "--access-token", SECRETS["broker"], "--instruments-out", str(dump), stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {"FASTFLOW_BROKER_API_KEY": "my-key", "FASTFLOW_BROKER_ACCESS_TOKEN": SECRETS["broker"],
+           "FASTFLOW_BROKER_INSTRUMENTS": str(dump), "FASTFLOW_BROKER_SYMBOLS": "NSE:INFY,NSE:TCS",
+           "FASTFLOW_REDIS_URL": f"redis://:{SECRETS['redis']}@127.0.0.1:{redis_server.port}/0",
+           "FASTFLOW_GATEWAY_API_KEYS": f"{SECRETS['api key']}=desk",
+           "FASTFLOW_GATEWAY_TOKEN_SECRET": SECRETS["token secret"]}
+
+    def leaks(text: str | bytes, where: str) -> None:
+        for name, secret in SECRETS.items():
+            found = secret.encode() in text if isinstance(text, bytes) else secret in text
+            assert not found, f"the {name} secret in {where}"
+
     try:
         assert sim.stdout is not None
         line = (await asyncio.wait_for(sim.stdout.readline(), START)).decode()
         port = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
         assert port, line
-        async with started(env={"FASTFLOW_BROKER_API_KEY": "my-key", "FASTFLOW_BROKER_ACCESS_TOKEN": "my-secret-token",
-                                   "FASTFLOW_BROKER_URL": f"ws://127.0.0.1:{port.group(1)}/",
-                                   "FASTFLOW_BROKER_INSTRUMENTS": str(dump),
-                                   "FASTFLOW_BROKER_SYMBOLS": "NSE:INFY,NSE:TCS"}) as run:
+        env["FASTFLOW_BROKER_URL"] = f"ws://127.0.0.1:{port.group(1)}/"
+        async with started(env=env) as run:
             match = await run.expect(r"websocket (ws://\S+)")
+            plant = (await run.expect(r"plant (http://\S+)/metrics")).group(1)
             assert "from the real broker" in run.text
-            assert set(run.pids()) == {"plant", "gateway", "redis-server"}
+            assert set(run.pids()) == {"plant", "gateway"}
             for pid in run.pids().values():  # the configuration reached them in a file, not argv or environment
                 for part in ("cmdline", "environ"):
                     with open(f"/proc/{pid}/{part}", "rb") as handle:
-                        assert b"my-secret-token" not in handle.read(), (pid, part)
+                        leaks(handle.read(), f"/proc/{pid}/{part}")
             async with connect(match.group(1), ["NSE:TCS"]) as client:
                 async for tick in client:
                     assert tick["symbol"] == "NSE:TCS"
                     break
+            dashboard = (await run.expect(r"dashboard (http://\S+)")).group(1)
+            for url in (f"{plant}/healthz", f"{plant}/metrics", f"{dashboard}healthz", f"{dashboard}metrics"):
+                body = await asyncio.to_thread(http_text, url)
+                assert body
+                leaks(body, url)
+            await run.expect(r"ticks/s")  # a status line
             run.process.send_signal(signal.SIGTERM)
             assert await run.finish() == 0, run.text
-            assert "my-secret-token" not in run.text
+            leaks(run.text, "the output of fastflow run")
+        shown = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fastflow", "config", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, env={**os.environ, **env})
+        out, _ = await asyncio.wait_for(shown.communicate(), START)
+        assert shown.returncode == 0 and b"[redis]" in out, out
+        leaks(out, "fastflow config")
     finally:
         sim.send_signal(signal.SIGTERM)
         await asyncio.wait_for(sim.wait(), 30)
+        redis_server.stop()
 
 
 def _toml(tmp_path: Path, text: str) -> Path:

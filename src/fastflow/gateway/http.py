@@ -6,18 +6,21 @@ the server's ``process_request`` with each request; these functions answer it.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import mimetypes
+import socket
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from fastflow.gateway.auth import Auth
+from fastflow.gateway.auth import NEVER, Auth
 from fastflow.obs import metrics
 
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +43,8 @@ def route(path: str, health: Callable[[], dict[str, Any]], metrics_text: Callabl
         return response(status, json.dumps(body, indent=1).encode(), "application/json")
     if path == "/metrics":
         return response(HTTPStatus.OK, metrics_text(), metrics.CONTENT_TYPE)
+    if path == "/livez":  # liveness only: the loop runs (obs.health.alive)
+        return response(HTTPStatus.OK, b"alive\n", TEXT)
     if path in ("/", "/index.html"):
         return static("index.html")
     if path.startswith("/static/"):
@@ -61,6 +66,24 @@ def static(name: str) -> Response:
     return response(HTTPStatus.OK, files[name].read_bytes(), kind)
 
 
+def own_names() -> set[str]:
+    """The names this machine answers to: localhost and its host names."""
+    names = {"localhost", "localhost.localdomain"}
+    with contextlib.suppress(OSError):
+        names.add(socket.gethostname().lower())  # not getfqdn(): a DNS lookup that may hang
+    return names
+
+
+class Verdict(NamedTuple):
+    """The handshake's outcome: ``refusal`` (None: admitted) and its ``reason``, or
+    the client's ``name`` and its credential's ``expires`` (epoch seconds)."""
+
+    refusal: Response | None
+    name: str = ""
+    expires: float = NEVER
+    reason: str = ""
+
+
 #: Headers the handshake decides on: more than one of any is refused (400), never guessed.
 SINGLE_HEADERS = ("Host", "Origin", "Authorization")
 
@@ -70,36 +93,57 @@ class Admission:
     on (400), the browser origin (403), the credential (401, ``Authorization:
     Bearer`` or ``?token=``), the capacity (503)."""
 
-    def __init__(self, auth: Auth, allowed_origins: tuple[str, ...], max_clients: int) -> None:
+    def __init__(self, auth: Auth, allowed_origins: tuple[str, ...], max_clients: int,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
         self.auth = auth
         self.allowed_origins = allowed_origins
         self.max_clients = max_clients
+        self.allowed_hosts = {h.lower() for h in allowed_hosts} | own_names()
 
     def check(self, headers: Headers, query: Mapping[str, list[str]], peer: str | None,
-              clients: int) -> tuple[Response | None, str, str]:
-        """``(refusal or None, client name, reason of a refusal)``."""
+              clients: int) -> Verdict:
+        """A refusal (with its reason), or the client's name and credential expiry."""
         for header in SINGLE_HEADERS:
             if len(headers.get_all(header)) > 1:
                 refused = response(HTTPStatus.BAD_REQUEST, f"more than one {header} header\n".encode(), TEXT)
-                return refused, "", "duplicate_header"
+                return Verdict(refused, reason="duplicate_header")
+        host = headers.get("Host", "")
+        if not self.host_allowed(host):
+            return Verdict(response(HTTPStatus.FORBIDDEN, f"host {host} is not allowed\n".encode(), TEXT),
+                           reason="host")
         origin = headers.get("Origin")
         if origin is not None and not self.origin_allowed(origin, headers.get("Host", "")):
-            return response(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n".encode(), TEXT), "", "origin"
+            return Verdict(response(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n".encode(), TEXT),
+                           reason="origin")
         credential = None
         authorization = headers.get("Authorization", "")
         if authorization.lower().startswith("bearer "):
             credential = authorization[7:].strip()
         elif query.get("token"):
             credential = query["token"][0]
-        name = self.auth.check(credential, peer)
-        if name is None:
+        admitted = self.auth.admit(credential, peer)
+        if admitted is None:
             why = "invalid or expired credential" if credential else "a credential is required"
             refusal = response(HTTPStatus.UNAUTHORIZED, f"{why}\n".encode(), TEXT)
             refusal.headers["WWW-Authenticate"] = 'Bearer realm="fastflow"'
-            return refusal, "", "auth"
+            return Verdict(refusal, reason="auth")
         if clients >= self.max_clients:
-            return response(HTTPStatus.SERVICE_UNAVAILABLE, b"too many clients\n", TEXT), "", "full"
-        return None, name, ""
+            return Verdict(response(HTTPStatus.SERVICE_UNAVAILABLE, b"too many clients\n", TEXT), reason="full")
+        return Verdict(None, *admitted)
+
+    def host_allowed(self, host: str) -> bool:
+        """A ``Host`` (``name[:port]``) the gateway answers to: an IP address (no DNS
+        name, nothing to rebind), one of its own names, or listed (``*``: any).
+        A page of ``attacker.example`` whose name the attacker's DNS points at
+        127.0.0.1 sends ``Host: attacker.example``: refused."""
+        name = urlsplit(f"//{host}").hostname or ""
+        if "*" in self.allowed_hosts or name in self.allowed_hosts:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def origin_allowed(self, origin: str, host: str) -> bool:
         """Allowed: listed, ``*`` listed, or the gateway's own origin (same host:port)."""

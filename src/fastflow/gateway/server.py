@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.frames import CloseCode, Frame
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -47,7 +48,7 @@ from fastflow import __version__
 from fastflow.config import GatewaySection, RedisSection
 from fastflow.gateway import http
 from fastflow.gateway import protocol as proto
-from fastflow.gateway.auth import Auth
+from fastflow.gateway.auth import NEVER, Auth
 from fastflow.gateway.core import UNAVAILABLE, Client, FanoutCore
 from fastflow.gateway.http import Admission
 from fastflow.gateway.live import LiveSubscription
@@ -62,10 +63,28 @@ OPEN = State.OPEN
 
 
 class _Connection(ServerConnection):
-    """A server connection that tells its client when its write buffer fills and drains."""
+    """A server connection that tells its client when its write buffer fills and
+    drains, and counts every frame it receives against ``frames`` (a ping flood,
+    a message in thousands of fragments): over budget, it fails the connection
+    with 1008 at once, before websockets answers or buffers anything more."""
 
     client: _Client | None = None
     client_name: str = ""
+    expires = NEVER  # the credential's expiry (epoch seconds): closed with 1008 then
+    frames: proto.RateLimit | None = None
+    flooded = False
+
+    def process_event(self, event: Any) -> None:
+        frames = self.frames
+        if frames is not None and isinstance(event, Frame) and not frames.allow(time.monotonic()):
+            if not self.flooded:
+                self.flooded = True
+                self.protocol.fail(CloseCode.POLICY_VIOLATION,
+                                   f"more than {frames.rate:g} frames a second (bursts of {frames.burst:g})")
+                self.send_data()
+            return
+        if not self.flooded:
+            super().process_event(event)
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -99,7 +118,8 @@ class _Client(Client):
 def auth_of(config: GatewaySection) -> Auth:
     """Who may connect, from the gateway's section: its API keys, its token secret,
     and loopback without a credential unless ``require_auth``."""
-    return Auth(dict(config.api_keys), config.token_secret.encode(), allow_loopback=not config.require_auth)
+    return Auth(dict(config.api_keys), config.token_secret.encode(), allow_loopback=not config.require_auth,
+                max_token_ttl=config.token_max_ttl)
 
 
 class Gateway:
@@ -116,7 +136,7 @@ class Gateway:
         self.core = FanoutCore(max_symbols=config.max_symbols, max_strikes=config.max_strikes,
                                lag_limit=config.lag_limit, control_rate=config.control_rate,
                                control_burst=config.control_burst)
-        self.admission = Admission(self.auth, config.allow_origins, config.max_clients)
+        self.admission = Admission(self.auth, config.allow_origins, config.max_clients, config.allow_hosts)
         self.subscription = LiveSubscription(redis, self.keys, self, backoff_reset_after=backoff_reset_after)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -269,12 +289,18 @@ class Gateway:
         self.fanout_seconds.observe_ns(time.perf_counter_ns() - start)
 
     async def _sweep(self) -> None:
-        """Close clients that have stayed behind past the lag limit."""
+        """Close clients that have stayed behind past the lag limit, and those whose
+        credential has expired."""
         limit = self.config.lag_limit
         while True:
             await asyncio.sleep(min(0.25, limit / 4))
             for client in self.core.lagging(time.monotonic()):
                 self._close(client, 1008, f"lagging: behind for more than {limit:g} s", "lagging")
+            now = time.time()
+            for client in self.core.clients:
+                assert isinstance(client, _Client)
+                if client.conn.expires <= now:
+                    self._close(client, 1008, "credential expired", "expired")
 
     # -- clients ----------------------------------------------------------------------
 
@@ -310,6 +336,8 @@ class Gateway:
         except ConnectionClosed as exc:
             if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
                 reason = "too_big"
+            elif conn.flooded:
+                reason = "flood"
         except Exception as exc:  # a failure of ours on this connection: it ends, contained, the gateway goes on
             reason = "error"
             self.core.faults.record("connection", exc)
@@ -351,12 +379,15 @@ class Gateway:
         url = urlsplit(request.path)
         if url.path == "/ws":
             peer = conn.remote_address[0] if conn.remote_address else None
-            refusal, name, why = self.admission.check(request.headers, parse_qs(url.query), peer, self.clients)
-            if refusal is not None:
-                self.rejected[why] += 1
-                return refusal
+            verdict = self.admission.check(request.headers, parse_qs(url.query), peer, self.clients)
+            if verdict.refusal is not None:
+                self.rejected[verdict.reason] += 1
+                return verdict.refusal
             assert isinstance(conn, _Connection)
-            conn.client_name = name
+            conn.client_name, conn.expires = verdict.name, verdict.expires
+            c = self.config  # every control message is a frame: the frame budget is never the smaller one
+            conn.frames = proto.RateLimit(max(c.frame_rate, c.control_rate), max(c.frame_burst, c.control_burst),
+                                          time.monotonic())
             return None
         self.counters["http_requests"] += 1
         return http.route(url.path, self.health, self.metrics)

@@ -46,6 +46,13 @@ def json_response(body: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
     return status, (json.dumps(body) + "\n").encode(), JSON
 
 
+def alive() -> Response:
+    """``/livez``: 200 whenever the process's event loop runs. Liveness only: a
+    process that answers is alive even when its feed is stale or Redis is away
+    (``/healthz`` says that); a supervisor restarts a child only when this fails."""
+    return HTTPStatus.OK, b"alive\n", "text/plain; charset=utf-8"
+
+
 def health_response(health: Any, healthy: bool) -> Response:
     """A health check's answer: ``health`` as JSON, 200 when ``healthy``, else 503."""
     return json_response(health, HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE)

@@ -143,3 +143,16 @@ class LineReader:
                                    f"saw {self.seen}") from None
             if marker in line:
                 return line
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` toward ``wanted`` (up to the hard
+    limit); the soft limit it has now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        soft = ceiling
+    return int(soft) if soft != resource.RLIM_INFINITY else wanted

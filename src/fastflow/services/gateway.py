@@ -9,12 +9,17 @@ instrument list, and announces ``{"service": "gateway", "dashboard", "websocket"
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
-from fastflow.config import Config
+from fastflow.config import Config, GatewaySection
 from fastflow.obs.loop import asyncio_run
+from fastflow.obs.process import raise_open_files
 from fastflow.obs.ready import announce
+
+#: Open files a gateway needs besides its clients' sockets (listeners, Redis, files, the loop).
+FDS_BESIDES_CLIENTS = 64
 
 
 def main(config: Config, *, duration: float | None = None) -> int:
@@ -28,6 +33,17 @@ def main(config: Config, *, duration: float | None = None) -> int:
         return 2
 
     section, redis = config.gateway, config.redis
+    # Each client is a socket: the caps need that many descriptors, and some for Redis and the rest.
+    wanted = section.max_clients + FDS_BESIDES_CLIENTS
+    allowed = raise_open_files(wanted)
+    if allowed < wanted:
+        fits = max(allowed - FDS_BESIDES_CLIENTS, 0)
+        why = (f"gateway.max_clients {section.max_clients:,} needs {wanted:,} open files; RLIMIT_NOFILE allows "
+               f"{allowed:,} (raise it: ulimit -n, LimitNOFILE=)")
+        if section.max_clients != GatewaySection.max_clients or fits < 1:  # a cap asked for: not shrunk
+            return fail(why)
+        print(f"fastflow gateway: warning: {why}; serving at most {fits:,} clients", file=sys.stderr, flush=True)
+        section = dataclasses.replace(section, max_clients=fits)
     try:
         gateway = Gateway(section, redis=RedisTarget.parse(redis.url, cluster=True if redis.cluster else None),
                           keys=Keys(redis.partition_of(config.broker), prefix=redis.prefix),

@@ -34,7 +34,7 @@ from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
 from fastflow.obs import metrics
-from fastflow.obs.health import HealthServer, Response, health_response
+from fastflow.obs.health import HealthServer, Response, alive, health_response
 from fastflow.obs.loop import asyncio_run
 from fastflow.obs.state import State
 
@@ -317,7 +317,8 @@ def contained(connections: list[dict[str, Any]]) -> dict[str, float]:
 def health_server(plant: Plant, host: str = "127.0.0.1", port: int = 0) -> HealthServer:
     """The plant's routes on the one health server: ``GET /healthz`` (200 with
     :meth:`Plant.health` as JSON while the ingest streams, 503 with the same body
-    otherwise) and ``GET /metrics`` (:meth:`Plant.metrics`, Prometheus text 0.0.4)."""
+    otherwise), ``GET /metrics`` (:meth:`Plant.metrics`, Prometheus text 0.0.4) and
+    ``GET /livez`` (200 while the process runs: liveness, for a supervisor)."""
 
     def healthz() -> Response:
         health = plant.health()
@@ -326,7 +327,7 @@ def health_server(plant: Plant, host: str = "127.0.0.1", port: int = 0) -> Healt
     def metrics_text() -> Response:
         return HTTPStatus.OK, plant.metrics(), metrics.CONTENT_TYPE
 
-    return HealthServer({"/healthz": healthz, "/metrics": metrics_text}, host, port)
+    return HealthServer({"/healthz": healthz, "/metrics": metrics_text, "/livez": alive}, host, port)
 
 
 # -- running it -----------------------------------------------------------------------------

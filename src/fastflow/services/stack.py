@@ -24,10 +24,14 @@ child reports readiness and its bound ports as one JSON message on a pipe
 (:mod:`fastflow.obs.ready`); its output (stdout and stderr) is only kept, the
 last lines of it, for the report when it dies.
 
-A child that exits while the stack runs is a failure: :meth:`Stack.wait`
-returns it (:class:`ChildExit`) and the supervisor stops the rest; nothing is
-restarted (the plant and the gateway already reconnect to a broker or a Redis
-that comes back; a process that exits has a reason worth reading).
+A child that exits while the stack runs, or (plant, gateway) stops answering
+``/livez`` for ``run.liveness_timeout`` seconds, is a failure: :meth:`Stack.wait`
+returns it (:class:`ChildExit`, a hung one killed first) and the supervisor
+restarts it (:meth:`Stack.restart`) within its budget. A restarted child gets
+the configuration of its first start with the ports it bound then, so the others
+find it where it was: the plant reconnects to a simulator or a Redis that comes
+back, the gateway keeps its clients while the plant comes back, and clients
+reconnect to a gateway that comes back on its port.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ import shutil
 import signal
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastflow.brokers import get as broker_spec
 from fastflow.config import Config, to_data
@@ -70,19 +76,28 @@ class StackError(FastflowError, RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class ChildExit:
-    """A child that exited while it should have been running."""
+    """A child that exited while it should have been running (or that stopped
+    answering and was killed: ``hung`` says for how long)."""
 
     name: str
     pid: int
     returncode: int
     log: list[str]
+    hung: float = 0.0
 
     def describe(self) -> str:
         code = self.returncode
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() \
             else f"exited with code {code}"
+        if self.hung:
+            how = f"did not answer /livez for {self.hung:g} s and was killed"
         lines = "\n".join(f"    {line}" for line in self.log) or "    (no output)"
-        return f"the {self.name} (pid {self.pid}) {how}; its last lines:\n{lines}"
+        return f"the {label(self.name)} (pid {self.pid}) {how}; its last lines:\n{lines}"
+
+
+def label(name: str) -> str:
+    """A child's name as the messages say it."""
+    return "embedded redis-server" if name == "redis" else name
 
 
 class Child:
@@ -99,6 +114,7 @@ class Child:
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ready: asyncio.Task[dict[str, Any] | None] | None = None
+        self.hung = 0.0  # seconds without a /livez answer when it was killed for it
 
     @property
     def pid(self) -> int:
@@ -155,13 +171,20 @@ class Child:
     def failure(self) -> ChildExit:
         """The child as it ended: exit code (-1 while unknown) and the output lines kept."""
         code = self.process.returncode if self.process is not None else None
-        return ChildExit(self.name, self.pid, code if code is not None else -1, list(self.lines))
+        return ChildExit(self.name, self.pid, code if code is not None else -1, list(self.lines), self.hung)
 
     async def exited(self) -> ChildExit:
         """Wait for the process to end (and its output to be read)."""
         assert self._reader is not None
         await asyncio.shield(self._reader)
         return self.failure()
+
+    async def kill(self) -> None:
+        """SIGKILL (a hung child); waits for the end and the rest of its output."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        await self.stop()
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; waits for the end."""
@@ -202,6 +225,8 @@ class Stack:
         self.dashboard_url = ""
         self.ws_url = ""
         self.instruments = 0
+        self.configs: dict[str, Config] = {}  # each child's, with the ports it bound at its first start
+        self.livez: dict[str, str] = {}  # child -> its /livez URL
 
     @property
     def simulated(self) -> bool:
@@ -230,15 +255,73 @@ class Stack:
             spec = broker_spec(config.broker.name)
             dump = os.path.join(self.directory, f"instruments.{spec.instruments_suffix}")
             simulator = dataclasses.replace(config.simulator, host="127.0.0.1", port=0, instruments_out=dump)
-            ready = await self._start_child("simulator", dataclasses.replace(config, simulator=simulator))
+            sim_config = dataclasses.replace(config, simulator=simulator)
+            ready = await self._start_child("simulator", sim_config)
             self.sim_url = str(ready["url"])
+            self.configs["simulator"] = dataclasses.replace(sim_config, simulator=dataclasses.replace(
+                simulator, port=_port_of(self.sim_url)))
             config = dataclasses.replace(config, broker=dataclasses.replace(
                 config.broker, url=self.sim_url, instruments=dump))
         ready = await self._start_child("plant", config)
-        self.plant_url = str(ready["health_url"]).removesuffix("/healthz")
+        self._plant_ready(ready)
+        self.configs["plant"] = dataclasses.replace(config, plant=dataclasses.replace(
+            config.plant, health_port=_port_of(self.plant_url)))
         ready = await self._start_child("gateway", config)
-        self.dashboard_url, self.ws_url = str(ready["dashboard"]), str(ready["websocket"])
+        self._gateway_ready(ready)
         self.instruments = int(ready["instruments"])
+        self.configs["gateway"] = dataclasses.replace(config, gateway=dataclasses.replace(
+            config.gateway, port=_port_of(self.ws_url)))
+
+    def _plant_ready(self, ready: dict[str, Any]) -> None:
+        self.plant_url = str(ready["health_url"]).removesuffix("/healthz")
+        self.livez["plant"] = f"{self.plant_url}/livez"
+
+    def _gateway_ready(self, ready: dict[str, Any]) -> None:
+        self.dashboard_url, self.ws_url = str(ready["dashboard"]), str(ready["websocket"])
+        self.livez["gateway"] = f"{self.dashboard_url}livez"
+
+    async def restart(self, name: str) -> int:
+        """Start child ``name`` (``redis`` for the embedded Redis) again, with the
+        configuration and ports of its first start; its new pid. Raises
+        :class:`StackError` when it does not come up."""
+        if name == "redis":
+            assert self.redis is not None
+            try:
+                await asyncio.to_thread(self.redis.restart)
+            except RedisServerError as exc:
+                raise StackError(f"the embedded Redis did not restart: {exc}") from exc
+            assert self.redis.process is not None
+            return self.redis.process.pid
+        old = self.children[name]
+        await old.stop()
+        ready = await self._start_child(name, self.configs[name])
+        if name == "plant":
+            self._plant_ready(ready)
+        elif name == "gateway":
+            self._gateway_ready(ready)
+        return self.children[name].pid
+
+    async def hung(self, timeout: float, every: float = 1.0) -> ChildExit:
+        """Until a child with a ``/livez`` (plant, gateway) has not answered it for
+        ``timeout`` seconds; that child is killed and returned. Never returns
+        when ``timeout`` is 0."""
+        if timeout <= 0:
+            await asyncio.Event().wait()
+        loop = asyncio.get_running_loop()
+        answered = {name: loop.time() for name in self.livez}
+        while True:
+            await asyncio.sleep(every)
+            for name, url in list(self.livez.items()):
+                child = self.children.get(name)
+                if child is None or not child.running:
+                    answered[name] = loop.time()  # an exit is wait()'s to report
+                    continue
+                if await asyncio.to_thread(_answers, url, min(timeout, 2.0)):
+                    answered[name] = loop.time()
+                elif loop.time() - answered.setdefault(name, loop.time()) >= timeout:
+                    child.hung = timeout  # whichever of wait() and this reports it, says why
+                    await child.kill()  # a stopped process ignores SIGTERM
+                    return child.failure()
 
     async def _start_child(self, name: str, config: Config) -> dict[str, Any]:
         """Hand ``config`` to the child ``name`` in a file of the run directory, start
@@ -253,7 +336,7 @@ class Stack:
         return await child.ready()
 
     async def wait(self) -> ChildExit:
-        """Until a child (or the embedded Redis) exits; returns which."""
+        """Until a child (or the embedded Redis, named ``redis``) exits; returns which."""
         waits: dict[asyncio.Task[Any], str] = {
             asyncio.create_task(child.exited()): name for name, child in self.children.items()}
         if self.redis is not None and self.redis.process is not None:
@@ -266,7 +349,7 @@ class Stack:
         task = done.pop()
         if waits[task] == "redis":
             assert self.redis is not None and self.redis.process is not None
-            return ChildExit("embedded redis-server", self.redis.process.pid, self.redis.process.returncode or -1,
+            return ChildExit("redis", self.redis.process.pid, self.redis.process.returncode or -1,
                              self.redis.log_tail().splitlines())
         result: ChildExit = task.result()
         return result
@@ -284,3 +367,19 @@ class Stack:
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = ""
+
+
+def _port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
+def _answers(url: str, timeout: float) -> bool:
+    """True when ``GET url`` answers 200 within ``timeout`` (liveness)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False

@@ -8,14 +8,19 @@ written to the clients' sockets, from the gateway's ``/metrics``) with the p99
 at each stage before it, the gateway's clients and Redis's memory.
 
 Ctrl-C or SIGTERM stops every child (gateway, plant, simulator, Redis) and
-removes the run's files; the exit status is 0. A child that exits by itself is
-reported with its last log lines and the whole run stops with exit status 1.
-Nothing is restarted (see :mod:`fastflow.services.stack`).
+removes the run's files; the exit status is 0. A child that exits by itself, or
+(plant, gateway) stops answering ``/livez`` for ``run.liveness_timeout``
+seconds, is reported with its last log lines and restarted after a backoff; the
+others stay up meanwhile (the gateway keeps its clients while the plant comes
+back). After ``run.restarts`` restarts of one child within
+``run.restart_window`` seconds, the next failure stops the whole run with exit
+status 1 and the reason (see :mod:`fastflow.services.stack`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import signal
@@ -25,7 +30,9 @@ from typing import Any, TextIO
 
 from fastflow.config import Config
 from fastflow.obs import metrics
-from fastflow.services.stack import ChildExit, Stack, StackError
+from fastflow.obs.backoff import Backoff
+from fastflow.obs.redact import mask_url
+from fastflow.services.stack import ChildExit, Stack, StackError, label
 
 
 class Status:
@@ -61,23 +68,71 @@ class Status:
             return "?"
 
     async def line(self) -> str:
-        now_scrape = await self.scrape()
+        """The window since the previous line. A process whose scrape failed keeps
+        its previous scrape as the base of the next window and is shown as not
+        answering (never a negative rate); a counter that went down (the process
+        restarted) counts from zero."""
+        scraped = await self.scrape()
         now = time.monotonic()
         elapsed = max(now - self.then, 1e-9)
+        silent = [name for name, values in scraped.items() if not values]
+        now_scrape = {name: values or self.before[name] for name, values in scraped.items()}
         plant, gateway = now_scrape["plant"], now_scrape["gateway"]
-        ticks = plant.get("fastflow_plant_ticks_total", 0.0) - self.before["plant"].get("fastflow_plant_ticks_total", 0.0)
+        base = self.before["plant"].get("fastflow_plant_ticks_total", 0.0)
+        total = plant.get("fastflow_plant_ticks_total", 0.0)
+        ticks = total - base if total >= base else total
         p99 = {stage: metrics.stage_quantile(now_scrape, stage, 0.99, before=self.before) for stage in metrics.STAGES}
         clients = int(gateway.get("fastflow_gateway_clients", 0))
         memory = await self.redis_memory()
-        self.before, self.then = now_scrape, now
+        self.before = now_scrape
+        if "plant" not in silent:
+            self.then = now  # the rate's window ends at the last scrape that answered
         hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in metrics.STAGES)
-        return (f"{ticks / elapsed:,.0f} ticks/s | e2e p99 {_ms(p99['sent'])} ({hops}) | "
-                f"{clients} client{'s' if clients != 1 else ''} | redis {memory}")
+        rate = "plant not answering" if "plant" in silent else f"{ticks / elapsed:,.0f} ticks/s"
+        people = "gateway not answering" if "gateway" in silent else f"{clients} client{'s' if clients != 1 else ''}"
+        return f"{rate} | e2e p99 {_ms(p99['sent'])} ({hops}) | {people} | redis {memory}"
 
     async def close(self) -> None:
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
+
+
+class Restarts:
+    """The restart budget: at most ``limit`` restarts of one child within
+    ``window`` seconds, each after a backoff (the one of the house: it starts
+    again once a child has stayed up for the window)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: dict[str, collections.deque[float]] = {}
+        self._backoff: dict[str, Backoff] = {}
+
+    def next(self, name: str, now: float) -> float | None:
+        """The delay before restarting ``name`` (that failed at ``now``), or None: over budget."""
+        times = self._times.setdefault(name, collections.deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return None
+        times.append(now)
+        backoff = self._backoff.setdefault(name, Backoff(0.5, 10.0, reset_after=self.window))
+        return backoff.next_delay(now)
+
+    def count(self, name: str) -> int:
+        return len(self._times.get(name, ()))
+
+    def up(self, name: str, now: float) -> None:
+        if name in self._backoff:
+            self._backoff[name].up(now)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``; True when ``stop`` was set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 def _ms(seconds: float | None) -> str:
@@ -119,30 +174,54 @@ async def supervise(config: Config, *, duration: float | None = None, out: TextI
     pids = ", ".join(f"{name} {child.pid}" for name, child in stack.children.items())
     redis_pid = f", redis-server {stack.redis.process.pid}" if stack.redis and stack.redis.process else ""
     say(f"up: {stack.instruments} instruments; processes: {pids}{redis_pid}")
-    say(f"dashboard {stack.dashboard_url}  websocket {stack.ws_url}  redis {stack.redis_url}  "
+    say(f"dashboard {stack.dashboard_url}  websocket {stack.ws_url}  redis {mask_url(stack.redis_url)}  "
         f"plant {stack.plant_url}/metrics")
     say(f"files in {stack.directory}; Ctrl-C stops everything")
     if duration is not None:
         loop.call_later(duration, stop.set)
     status = Status(stack)
+    restarts = Restarts(config.run.restarts, config.run.restart_window)
     died = asyncio.create_task(stack.wait())
+    hung = asyncio.create_task(stack.hung(config.run.liveness_timeout))
     every = config.run.status_every
     exit_code = 0
     try:
         while True:
-            done, _ = await asyncio.wait({died, stopping}, timeout=every if every > 0 else None,
+            done, _ = await asyncio.wait({died, hung, stopping}, timeout=every if every > 0 else None,
                                          return_when=asyncio.FIRST_COMPLETED)
-            if died in done:
+            failed = died if died in done else hung if hung in done else None
+            if failed is not None:
                 if stop.is_set():
                     break
-                dead: ChildExit = died.result()
+                dead: ChildExit = failed.result()
                 dead = dataclasses.replace(dead, log=dead.log[-config.run.log_lines:])
                 if tty:
                     out.write("\n")
                 say(dead.describe())
-                say("stopping everything (exit status 1)")
-                exit_code = 1
-                break
+                delay = restarts.next(dead.name, time.monotonic())
+                if delay is None:
+                    say(f"the {label(dead.name)} failed {restarts.limit + 1} times within "
+                        f"{restarts.window:g} s: giving up; stopping everything (exit status 1)"
+                        if restarts.limit else "stopping everything (exit status 1)")
+                    exit_code = 1
+                    break
+                say(f"restarting the {label(dead.name)} in {delay:.1f} s "
+                    f"(restart {restarts.count(dead.name)} of {restarts.limit} within {restarts.window:g} s)")
+                died.cancel()
+                hung.cancel()
+                if await _sleep_unless(stop, delay):
+                    break
+                try:
+                    pid = await stack.restart(dead.name)
+                except StackError as exc:
+                    say(f"could not restart: {exc}; stopping everything (exit status 1)")
+                    exit_code = 1
+                    break
+                restarts.up(dead.name, time.monotonic())
+                say(f"the {label(dead.name)} is back (pid {pid})")
+                died = asyncio.create_task(stack.wait())
+                hung = asyncio.create_task(stack.hung(config.run.liveness_timeout))
+                continue
             if stopping in done:
                 break
             line = await status.line()
@@ -153,6 +232,7 @@ async def supervise(config: Config, *, duration: float | None = None, out: TextI
                 say(line)
     finally:
         died.cancel()
+        hung.cancel()
         stopping.cancel()
         await status.close()
         if tty:
