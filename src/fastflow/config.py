@@ -166,6 +166,12 @@ class GatewaySection:
     #: Bytes of one client message (larger: closed with 1009).
     max_message: int = 65_536
     max_clients: int = 20_000
+    #: Clients from one IP address (loopback exempt unless ``per_ip_loopback``), and
+    #: connections still in their opening handshake, and how long that may take.
+    max_clients_per_ip: int = 256
+    per_ip_loopback: bool = False
+    max_handshakes: int = 1_024
+    handshake_timeout: float = 5.0
     #: Control messages per second per client, in bursts of ``control_burst``.
     control_rate: float = 20.0
     control_burst: int = 50
@@ -356,6 +362,9 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "gateway.lag_limit": ("a number of seconds > 0", _number(0, strict=True)),
     "gateway.max_message": ("an integer number of bytes > 0", lambda v: v > 0),
     "gateway.max_clients": ("an integer > 0", lambda v: v > 0),
+    "gateway.max_clients_per_ip": ("an integer > 0", lambda v: v > 0),
+    "gateway.max_handshakes": ("an integer > 0", lambda v: v > 0),
+    "gateway.handshake_timeout": ("a number of seconds > 0", _number(0, strict=True)),
     "gateway.control_rate": ("a number of messages per second > 0", _number(0, strict=True)),
     "gateway.control_burst": ("an integer > 0", lambda v: v > 0),
     "gateway.token_max_ttl": ("a number of seconds > 0", _number(0, strict=True)),

@@ -264,6 +264,42 @@ def test_a_dns_rebinding_host_is_refused_and_listed_hosts_pass(redis_server: Emb
     run(redis_server, scenario, allow_hosts=("desk.example",))
 
 
+def test_per_ip_cap_pending_handshake_cap_and_slowloris(redis_server: EmbeddedRedis) -> None:
+    """A per-address client cap (loopback counted here, as behind no proxy), a cap on
+    connections still in their handshake, and a handshake timeout: slowloris
+    connections that never send their request are closed and counted, and once
+    they are gone clients get in again."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        clients = [await connect(gateway.ws_url, compression=None) for _ in range(3)]
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(gateway.ws_url, compression=None)
+        assert refused.value.response.status_code == 503 and gateway.rejected["per_ip"] == 1
+        await clients.pop().close()
+        await until(lambda: gateway.admission.per_ip.get("127.0.0.1") == 2, "one left")
+        clients.append(await connect(gateway.ws_url, compression=None))  # room again
+        silent = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(4)]
+        await until(lambda: gateway.admission.handshaking == 4, "four handshakes pending")
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""  # the fifth: closed unanswered
+        writer.close()
+        assert gateway.rejected["handshakes"] == 1
+        for silent_reader, _ in silent:  # handshake_timeout: each slowloris is closed
+            assert await asyncio.wait_for(silent_reader.read(), DEADLINE) == b""
+        await until(lambda: gateway.counters["handshakes_abandoned"] >= 4 and gateway.admission.handshaking == 0,
+                    "counted and released")
+        for _, silent_writer in silent:
+            silent_writer.close()
+        for ws in clients:
+            await ws.close()
+        await until(lambda: not gateway.admission.per_ip, "every address released")
+        async with connect(gateway.ws_url, compression=None) as ws:
+            await hello(ws)
+
+    run(redis_server, scenario, max_clients_per_ip=3, per_ip_loopback=True, max_handshakes=4,
+        handshake_timeout=1.0)
+
+
 def test_duplicate_handshake_headers_get_400(redis_server: EmbeddedRedis) -> None:
     """Two Origin, Authorization or Host headers got 500 and a MultipleValuesError traceback."""
 

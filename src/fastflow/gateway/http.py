@@ -66,6 +66,13 @@ def static(name: str) -> Response:
     return response(HTTPStatus.OK, files[name].read_bytes(), kind)
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def own_names() -> set[str]:
     """The names this machine answers to: localhost and its host names."""
     names = {"localhost", "localhost.localdomain"}
@@ -82,6 +89,7 @@ class Verdict(NamedTuple):
     name: str = ""
     expires: float = NEVER
     reason: str = ""
+    address: str = ""  # counted under this address (per-IP cap): the server calls client_gone() with it
 
 
 #: Headers the handshake decides on: more than one of any is refused (400), never guessed.
@@ -94,11 +102,43 @@ class Admission:
     Bearer`` or ``?token=``), the capacity (503)."""
 
     def __init__(self, auth: Auth, allowed_origins: tuple[str, ...], max_clients: int,
-                 allowed_hosts: tuple[str, ...] = ()) -> None:
+                 allowed_hosts: tuple[str, ...] = (), *, max_per_ip: int = 256, per_ip_loopback: bool = False,
+                 max_handshakes: int = 1024) -> None:
         self.auth = auth
         self.allowed_origins = allowed_origins
         self.max_clients = max_clients
         self.allowed_hosts = {h.lower() for h in allowed_hosts} | own_names()
+        self.max_per_ip = max_per_ip
+        self.per_ip_loopback = per_ip_loopback
+        self.max_handshakes = max_handshakes
+        self.handshaking = 0  # connections accepted whose request has not arrived yet
+        self.per_ip: dict[str, int] = {}  # clients admitted, by address (loopback only if counted)
+
+    # -- connections before and after the handshake (the server calls these) ---------------
+
+    def opening(self) -> bool:
+        """A TCP connection was accepted: False (abort it) past ``max_handshakes`` pending."""
+        if self.handshaking >= self.max_handshakes:
+            return False
+        self.handshaking += 1
+        return True
+
+    def handshake_over(self) -> None:
+        """A pending connection sent its request, or went away before it."""
+        self.handshaking -= 1
+
+    def counted(self, peer: str | None) -> str:
+        """The address ``peer`` counts under for the per-IP cap ("" when exempt)."""
+        if not peer or (not self.per_ip_loopback and _is_loopback(peer)):
+            return ""
+        return peer
+
+    def client_gone(self, address: str) -> None:
+        left = self.per_ip.get(address, 0) - 1
+        if left > 0:
+            self.per_ip[address] = left
+        else:
+            self.per_ip.pop(address, None)
 
     def check(self, headers: Headers, query: Mapping[str, list[str]], peer: str | None,
               clients: int) -> Verdict:
@@ -129,7 +169,13 @@ class Admission:
             return Verdict(refusal, reason="auth")
         if clients >= self.max_clients:
             return Verdict(response(HTTPStatus.SERVICE_UNAVAILABLE, b"too many clients\n", TEXT), reason="full")
-        return Verdict(None, *admitted)
+        address = self.counted(peer)
+        if address:
+            if self.per_ip.get(address, 0) >= self.max_per_ip:
+                return Verdict(response(HTTPStatus.SERVICE_UNAVAILABLE,
+                                        f"too many clients from {address}\n".encode(), TEXT), reason="per_ip")
+            self.per_ip[address] = self.per_ip.get(address, 0) + 1
+        return Verdict(None, *admitted, address=address)
 
     def host_allowed(self, host: str) -> bool:
         """A ``Host`` (``name[:port]``) the gateway answers to: an IP address (no DNS

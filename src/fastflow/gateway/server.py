@@ -35,7 +35,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -60,6 +60,7 @@ from fastflow.store.target import RedisTarget
 logger = logging.getLogger(__name__)
 
 OPEN = State.OPEN
+REPORT_EVERY = 10.0  # seconds between the lines that sum up refused connections
 
 
 class _Connection(ServerConnection):
@@ -73,6 +74,37 @@ class _Connection(ServerConnection):
     expires = NEVER  # the credential's expiry (epoch seconds): closed with 1008 then
     frames: proto.RateLimit | None = None
     flooded = False
+    gateway: Gateway | None = None  # set on the per-gateway subclass (Gateway.start)
+    handshaking = False  # accepted, its request not arrived yet
+    address = ""  # counted under this address by the per-IP cap
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        gateway = self.gateway
+        if gateway is None:
+            return
+        if not gateway.admission.opening():  # too many pending handshakes: no HTTP answer, no buffers
+            gateway.rejected["handshakes"] += 1
+            cast(asyncio.Transport, transport).abort()  # uvloop's transports are not asyncio.Transport subclasses
+            return
+        self.handshaking = True
+
+    def request_arrived(self) -> None:
+        if self.handshaking and self.gateway is not None:
+            self.handshaking = False
+            self.gateway.admission.handshake_over()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        gateway = self.gateway
+        if gateway is not None:
+            if self.handshaking:  # went away (or timed out: slowloris) before sending its request
+                self.handshaking = False
+                gateway.admission.handshake_over()
+                gateway.counters["handshakes_abandoned"] += 1
+            if self.address:
+                gateway.admission.client_gone(self.address)
+                self.address = ""
+        super().connection_lost(exc)
 
     def process_event(self, event: Any) -> None:
         frames = self.frames
@@ -136,7 +168,9 @@ class Gateway:
         self.core = FanoutCore(max_symbols=config.max_symbols, max_strikes=config.max_strikes,
                                lag_limit=config.lag_limit, control_rate=config.control_rate,
                                control_burst=config.control_burst)
-        self.admission = Admission(self.auth, config.allow_origins, config.max_clients, config.allow_hosts)
+        self.admission = Admission(self.auth, config.allow_origins, config.max_clients, config.allow_hosts,
+                                   max_per_ip=config.max_clients_per_ip, per_ip_loopback=config.per_ip_loopback,
+                                   max_handshakes=config.max_handshakes)
         self.subscription = LiveSubscription(redis, self.keys, self, backoff_reset_after=backoff_reset_after)
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,7 +254,8 @@ class Gateway:
             write_limit=(c.high_water, c.high_water // 4),
             ping_interval=c.ping_interval or None,
             close_timeout=c.close_timeout,
-            create_connection=_Connection,
+            open_timeout=c.handshake_timeout,
+            create_connection=type("Connection", (_Connection,), {"gateway": self}),
             reuse_port=c.reuse_port or None,
         )
         sock = next(iter(self._server.sockets))
@@ -292,8 +327,20 @@ class Gateway:
         """Close clients that have stayed behind past the lag limit, and those whose
         credential has expired."""
         limit = self.config.lag_limit
+        reported = (0, 0, 0)
+        report_at = time.monotonic() + REPORT_EVERY
         while True:
             await asyncio.sleep(min(0.25, limit / 4))
+            if time.monotonic() >= report_at:  # refusals by the connection caps: one line per interval
+                report_at += REPORT_EVERY
+                now_counts = (self.counters["handshakes_abandoned"], self.rejected["handshakes"],
+                              self.rejected["per_ip"])
+                if now_counts != reported:
+                    new = [b - a for a, b in zip(reported, now_counts, strict=True)]
+                    logger.warning("gateway: in the last %g s: %d handshakes abandoned or timed out, %d connections "
+                                   "refused over gateway.max_handshakes, %d over gateway.max_clients_per_ip",
+                                   REPORT_EVERY, *new)
+                    reported = now_counts
             for client in self.core.lagging(time.monotonic()):
                 self._close(client, 1008, f"lagging: behind for more than {limit:g} s", "lagging")
             now = time.time()
@@ -376,6 +423,8 @@ class Gateway:
     # -- HTTP and the handshake --------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        assert isinstance(conn, _Connection)
+        conn.request_arrived()
         url = urlsplit(request.path)
         if url.path == "/ws":
             peer = conn.remote_address[0] if conn.remote_address else None
@@ -383,8 +432,7 @@ class Gateway:
             if verdict.refusal is not None:
                 self.rejected[verdict.reason] += 1
                 return verdict.refusal
-            assert isinstance(conn, _Connection)
-            conn.client_name, conn.expires = verdict.name, verdict.expires
+            conn.client_name, conn.expires, conn.address = verdict.name, verdict.expires, verdict.address
             c = self.config  # every control message is a frame: the frame budget is never the smaller one
             conn.frames = proto.RateLimit(max(c.frame_rate, c.control_rate), max(c.frame_burst, c.control_burst),
                                           time.monotonic())
