@@ -110,6 +110,12 @@ class RedisSection:
     #: The partition's name in the keys; "" = the broker's name.
     partition: str = ""
     stream_maxlen: int = 1_000
+    #: The tick stream's bound in bytes too: fewer entries than ``stream_maxlen`` when
+    #: flushes are large (each entry is one flush's frame).
+    stream_max_bytes: int = 64 * 1024 * 1024
+    #: ``maxmemory`` of the embedded Redis (policy noeviction: a full Redis refuses
+    #: writes, which the plant reports and survives; nothing is evicted).
+    maxmemory: str = "512mb"
     ttl: int = 86_400
     #: Seconds a Redis connection (the plant's writer, a gateway's subscription) must stay up
     #: before its reconnect backoff starts again from its base.
@@ -348,6 +354,9 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     # The writer refuses 0 (RedisWriter: maxlen >= 1).
     "redis.stream_maxlen": ("an integer number of flushes > 0", lambda v: v > 0),
     "redis.ttl": ("an integer number of seconds > 0", lambda v: v > 0),
+    "redis.stream_max_bytes": ("an integer number of bytes > 0", lambda v: v > 0),
+    "redis.maxmemory": ('a size Redis reads, like "512mb" or "2gb" ("0": no limit)',
+                        lambda v: re.fullmatch(r"\d+(b|kb|mb|gb|k|m|g)?", v.strip().lower()) is not None),
     "plant.health_host": ("a host name or address", _host),
     "plant.health_port": ("an integer 0..65535", _port),
     "gateway.host": ("a host name or address", _host),

@@ -135,6 +135,45 @@ def test_the_stream_stays_bounded() -> None:
     with_writer(test, maxlen=100)
 
 
+def test_the_stream_is_bounded_in_bytes_when_flushes_are_big() -> None:
+    """At 1,000 entries the stream held 2.3 GB with 3,000 instruments a flush: the
+    bound is in bytes too (here 1 MB of ~35 KB flushes)."""
+
+    async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
+        for _ in range(300):
+            await write(writer, feed.flush(50))
+        await writer.drain()
+        sizes = [len(fields[b"t"]) for _, fields in client.xrange(writer.keys.ticks)]
+        assert 10 <= writer.entries < 100 and writer.health()["stream_entries"] == writer.entries
+        assert len(sizes) <= writer.entries + 2  # a big entry fills a stream node: ~ trims close to exact
+        assert sum(sizes) <= 1_000_000 * 1.1, (len(sizes), sum(sizes))
+
+    with_writer(test, maxlen=1_000, max_bytes=1_000_000)
+
+
+def test_a_full_redis_is_reported_and_survived() -> None:
+    """maxmemory 4 MB with noeviction (as the embedded Redis runs): writes get OOM;
+    the writer says full, trims the stream, and once writes succeed again the
+    latest hash is the exact state. Nothing was evicted."""
+
+    async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        was_full = False
+        for _ in range(150):
+            await write(writer, feed.flush(100))
+            was_full = was_full or writer.full
+        assert was_full and writer.counters["oom"] > 0 and writer.entries < 1_000
+        for _ in range(5):
+            await write(writer, feed.flush(5))
+        await writer.drain()
+        await until(lambda: not writer.full, "writes accepted again")
+        assert client.hgetall(writer.keys.latest) == feed.expected_latest()
+        assert client.info("stats")["evicted_keys"] == 0
+        assert "fastflow_redis_full 0" in metrics.render(writer.metrics()).decode()
+
+    with_writer(test, server_options={"maxmemory": "4mb"}, maxlen=100_000, max_bytes=10**9)
+
+
 def test_a_redis_restart_is_survived_with_the_latest_state_complete() -> None:
     async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
         for _ in range(10):

@@ -297,8 +297,8 @@ class Plant:
                 f"last tick {age} ago; p99 {p99}")
         if self.store is not None:
             redis = self.store.health()
-            line += (f"; redis {redis.get('state')}, {redis.get('written', 0):,} flushes written, "
-                     f"{redis.get('dropped', 0):,} dropped")
+            line += (f"; redis {redis.get('state')}{' FULL (maxmemory)' if redis.get('full') else ''}, "
+                     f"{redis.get('written', 0):,} flushes written, {redis.get('dropped', 0):,} dropped")
         return line
 
 
@@ -451,13 +451,14 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
         try:
             keys = Keys(redis.partition_of(broker), prefix=redis.prefix)
             if redis.url == "embedded":
-                embedded = EmbeddedRedis().start()
+                embedded = EmbeddedRedis(maxmemory=redis.maxmemory).start()
                 target = RedisTarget.parse(embedded.url)
                 report(f"redis: {embedded.url} (embedded redis-server, stopped on exit)")
             else:
                 target = RedisTarget.parse(redis.url, cluster=True if redis.cluster else None)
                 report(f"redis: {target}")
-            writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen, ttl=redis.ttl,
+            writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen,
+                                 max_bytes=redis.stream_max_bytes, ttl=redis.ttl,
                                  backoff_reset_after=redis.backoff_reset_after)
         except (ValueError, RedisServerError) as exc:
             if embedded is not None:

@@ -246,7 +246,7 @@ class Stack:
         self.directory = tempfile.mkdtemp(prefix="fastflow-run-")
         if config.redis.url == "embedded":
             try:
-                self.redis = await asyncio.to_thread(EmbeddedRedis().start)
+                self.redis = await asyncio.to_thread(EmbeddedRedis(maxmemory=config.redis.maxmemory).start)
             except RedisServerError as exc:
                 raise StackError(f"the embedded Redis did not start: {exc}") from exc
             self.redis_url = self.redis.url

@@ -107,8 +107,8 @@ class EmbeddedRedis:
             "--save", "", "--appendonly", "yes" if self.persist_dir else "no", "--loglevel", "warning",
             "--logfile", os.path.join(self.directory, "redis.log"),
         ]
-        if self.maxmemory:
-            args += ["--maxmemory", self.maxmemory]
+        if self.maxmemory:  # full means refused writes, never evicted keys (a latest hash gone whole)
+            args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         args += list(self.extra)
         try:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ its own connection (docs/redis.md)::
 
     HSET    ff:{kite}:latest  sym_1 tick_1 ... sym_n tick_n      built in C (TickBatch.resp_hset)
     EXPIRE  ff:{kite}:latest  ttl                                  at most once a second
-    XADD    ff:{kite}:ticks MAXLEN ~ N * t <msgpack array of the n ticks>
+    XADD    ff:{kite}:ticks MAXLEN ~ N * t <msgpack array of the n ticks>   N: stream_maxlen, fewer for big flushes
     PUBLISH ff:{kite}:live  <the same array>                       SPUBLISH on a Redis >= 7 cluster
 
 The msgpack array is ``batch.frame()``: the pre-encoded tick blobs behind an
@@ -27,6 +27,14 @@ flush's ticks, ``now - batch.receive_time_ns`` weighted by the tick count, in
 ``tick_age`` (``fastflow_tick_age_seconds{stage="redis"}``). Dropped flushes
 are not observed. :meth:`RedisWriter.metrics` renders its counters for the
 plant's ``/metrics``.
+
+Bounds: the stream keeps about ``maxlen`` entries, and fewer when flushes are
+big: N is recomputed every 64 flushes so that N entries of the mean frame size
+stay within ``max_bytes``. A Redis at its ``maxmemory`` (``noeviction``) answers
+the writes with ``OOM``: the writer counts it (``oom``), reports ``full`` in its
+health, trims the stream to half its length (``XTRIM`` is allowed when full)
+and marks the latest hash stale, so it is rewritten whole once writes succeed
+again. The plant keeps decoding meanwhile.
 
 Failures: a lost connection (Redis restart, failover) reconnects with capped
 exponential backoff and full jitter; on every (re)connect the writer writes
@@ -71,6 +79,7 @@ class RedisWriter:
         keys: Keys,
         *,
         maxlen: int = RedisSection.stream_maxlen,
+        max_bytes: int = RedisSection.stream_max_bytes,
         ttl: int = RedisSection.ttl,
         max_in_flight: int = 8,
         backoff_base: float = 0.05,
@@ -79,12 +88,20 @@ class RedisWriter:
         connect_timeout: float = 5.0,
         rng: random.Random | None = None,
     ) -> None:
-        if maxlen < 1 or ttl < 1 or max_in_flight < 1:
-            raise ValueError("maxlen, ttl and max_in_flight must be >= 1")
+        if maxlen < 1 or ttl < 1 or max_in_flight < 1 or max_bytes < 1:
+            raise ValueError("maxlen, max_bytes, ttl and max_in_flight must be >= 1")
         self.state = state
         self.endpoint = endpoint
         self.keys = keys
         self.maxlen = maxlen
+        self.max_bytes = max_bytes
+        self.entries = maxlen  # the stream's current bound: maxlen, or fewer so that it fits max_bytes
+        self._frame_bytes = 0  # frame bytes since the bound was last computed
+        self._frames = 0
+        self.full = False  # Redis answered OOM (maxmemory, noeviction) to the last write
+        self._trim_due = 0.0
+        self._fits = maxlen  # the entries that fitted in Redis's memory (halved at each OOM)
+        self._said_full = -1e9  # when the last "full" / "accepted again" line was logged
         self.ttl = ttl
         self.max_in_flight = max_in_flight
         self.backoff_base = backoff_base
@@ -104,9 +121,7 @@ class RedisWriter:
         #: nothing behind it, a connection made or lost): what drain() waits on.
         self._changed = asyncio.Event()
         self._latest = keys.latest.encode()
-        # XADD key MAXLEN ~ N * t <frame>: everything but the frame's bulk string.
-        self._xadd_head = b"*8\r\n" + b"".join(
-            bulk(str(a).encode()) for a in ("XADD", keys.ticks, "MAXLEN", "~", maxlen, "*", "t"))
+        self._xadd_head = self._xadd(maxlen)
         self._publish_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.live.encode())
         self._expire = command("EXPIRE", keys.latest, ttl)
         self._master_cache: list[bytes] | None = None
@@ -114,8 +129,27 @@ class RedisWriter:
         self.last_error = ""
         self.counters = {
             "connects": 0, "reconnects": 0, "flushes": 0, "ticks": 0, "written": 0, "dropped": 0,
-            "rewrites": 0, "errors": 0, "bytes": 0,
+            "rewrites": 0, "errors": 0, "bytes": 0, "oom": 0,
         }
+
+    def _xadd(self, entries: int) -> bytes:
+        """``XADD key MAXLEN ~ entries * t``: everything but the frame's bulk string."""
+        return b"*8\r\n" + b"".join(
+            bulk(str(a).encode()) for a in ("XADD", self.keys.ticks, "MAXLEN", "~", entries, "*", "t"))
+
+    def _bound(self, frame_bytes: int) -> None:
+        """Every 64 flushes: the entries that fit ``max_bytes`` at the mean frame size
+        (plus Redis's own per-entry overhead), at most ``maxlen``."""
+        self._frame_bytes += frame_bytes
+        self._frames += 1
+        if self._frames < 64:
+            return
+        mean = self._frame_bytes / self._frames + 64
+        entries = max(1, min(self.maxlen, self._fits, int(self.max_bytes / mean)))
+        self._frame_bytes = self._frames = 0
+        if entries != self.entries:
+            self.entries = entries
+            self._xadd_head = self._xadd(entries)
 
     # -- the hot side: once per flush ------------------------------------------------
 
@@ -151,6 +185,7 @@ class RedisWriter:
     def _write_batch(self, protocol: RespProtocol, batch: TickBatch) -> None:
         assert protocol.transport is not None
         frame = batch.frame()
+        self._bound(len(frame))
         head = b"$%d\r\n" % len(frame)
         parts = [batch.resp_hset(self._latest), self._xadd_head, head, frame, b"\r\n",
                  self._publish_head, head, frame, b"\r\n"]
@@ -182,7 +217,9 @@ class RedisWriter:
                 pending[0][1] = 0  # not written: not observed
             self.counters["errors"] += 1
             self.last_error = str(reply)
-            if self.last_error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "READONLY")):
+            if self.last_error.startswith("OOM"):
+                self._out_of_memory()
+            elif self.last_error.startswith(("MOVED", "ASK", "CLUSTERDOWN", "READONLY")):
                 logger.warning("redis: %s: reconnecting to the slot's owner", self.last_error)
                 if self._protocol is not None and self._protocol.transport is not None:
                     self._protocol.transport.abort()
@@ -196,7 +233,33 @@ class RedisWriter:
             pending.popleft()
             if head[1]:  # a flush, acknowledged whole: its ticks' age at Redis
                 self.tick_age.observe_ns(max(0, time.time_ns() - head[1]), head[2])
+                if self.full:
+                    self.full = False
+                    if time.monotonic() - self._said_full >= 10.0:
+                        self._said_full = time.monotonic()
+                        logger.warning("redis: writes accepted again (the stream now holds at most %d entries)",
+                                       self.entries)
             self._catch_up()
+
+    def _out_of_memory(self) -> None:
+        """Redis is at its maxmemory: count it, say so once, shrink the stream (at most
+        once a second), and rewrite the latest hash whole once writes succeed."""
+        self.counters["oom"] += 1
+        self._stale = True
+        now = time.monotonic()
+        if not self.full:
+            self.full = True
+            if now - self._said_full >= 10.0:
+                self._said_full = now
+                logger.error("redis: full (maxmemory reached, policy noeviction): writes refused (%d so far); "
+                             "trimming the tick stream and retrying (%s)", self.counters["oom"], self.last_error)
+        protocol = self._protocol
+        if now >= self._trim_due and protocol is not None and protocol.transport is not None:
+            self._trim_due = now + 1.0
+            self.entries = self._fits = max(1, self.entries // 2)
+            self._xadd_head = self._xadd(self.entries)
+            protocol.transport.write(command("XTRIM", self.keys.ticks, "MAXLEN", "~", self.entries))
+            self._pending.append([1, 0, 0])
 
     def _catch_up(self) -> None:
         """Rewrite a stale latest state as soon as there is room (also when the feed is
@@ -217,7 +280,7 @@ class RedisWriter:
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state_name, "in_flight": len(self._pending), "last_error": self.last_error,
-                **self.counters}
+                "full": self.full, "stream_entries": self.entries, **self.counters}
 
     def metrics(self) -> list[list[str]]:
         """The writer's counters and gauges as Prometheus sections
@@ -239,6 +302,9 @@ class RedisWriter:
                             "disconnected)", n["dropped"]),
             metrics.counter("redis_rewrites_total", "Full rewrites of the latest hash", n["rewrites"]),
             metrics.counter("redis_errors_total", "Error replies from Redis", n["errors"]),
+            metrics.counter("redis_oom_total", "Writes Redis refused at its maxmemory (OOM)", n["oom"]),
+            metrics.gauge("redis_full", "1 while Redis refuses writes at its maxmemory", 1 if self.full else 0),
+            metrics.gauge("redis_stream_entries", "The tick stream's current bound in entries", self.entries),
             metrics.counter("redis_bytes_total", "Bytes written to Redis", n["bytes"]),
         ]
 
@@ -279,6 +345,7 @@ class RedisWriter:
                 logger.warning("redis: cannot connect (%s): retrying", exc)
             else:
                 self._backoff.up(time.monotonic())
+                self._fits = self.maxlen  # a new connection (maybe a new Redis): memory is learnt again
                 self.state_name = State.CONNECTED
                 stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
                 waiting: set[asyncio.Future[Any]] = {protocol.lost, stop}
