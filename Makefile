@@ -19,7 +19,7 @@ help:
 	@echo "make debug      rebuild with FASTFLOW_DEBUG=1 (checks, -O0 -g, line tracing); make compile undoes it"
 	@echo "make test-pure  the stages above the hot path on the reference implementation (FASTFLOW_PUREPYTHON=1)"
 	@echo "make test-debug run the tests on a FASTFLOW_DEBUG build (CI does this too)"
-	@echo "make fuzz       a longer hypothesis fuzz run of the decoder"
+	@echo "make fuzz       a longer hypothesis fuzz run of the decoders, the control parser and the text handlers"
 	@echo "make clean      remove build outputs"
 
 $(PY):
@@ -79,7 +79,7 @@ bench-e2e: $(STAMP)
 	$(VENV)/bin/fastflow bench e2e
 
 fuzz: $(STAMP)
-	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/hotpath/test_kite_fuzz.py tests/hotpath/test_upstox_decoder.py -k fuzz
+	FASTFLOW_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/hotpath/test_kite_fuzz.py tests/hotpath/test_upstox_decoder.py tests/gateway/test_control_fuzz.py -k fuzz
 
 run: $(STAMP)
 	$(VENV)/bin/fastflow run
