@@ -55,7 +55,7 @@ class MarketFeed:
         self.state = MarketState(Instruments.from_kite_rows(rows))
         self.decoder = KiteDecoder(self.state)
         self.keys = keys or Keys()
-        self.writer = RedisWriter(self.state, target, self.keys)
+        self.writer = RedisWriter(self.state, target, self.keys, source="simulator")
         self.symbols = [str(s) for s in self.state.instruments.symbol]
         self.flushes = 0
         self._writer_task: asyncio.Task[None] | None = None
@@ -171,8 +171,11 @@ async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, An
 
 
 async def hello(ws: ClientConnection) -> dict[str, Any]:
+    """The ``hello``, and the ``status`` that follows it on every connection."""
     first = await recv(ws)
     assert first["type"] == "hello"
+    status = await recv(ws)
+    assert status["type"] == "status" and status["feed"] in ("streaming", "stale", "down"), status
     return first
 
 

@@ -169,6 +169,9 @@ class GatewaySection:
     max_symbols: int = 1_000
     high_water: int = 262_144
     lag_limit: float = 10.0
+    #: Seconds without a frame from the plant, while the market is open, before the feed
+    #: reads ``stale`` (clients get a status message; nothing is restarted for it).
+    stale_after: float = 5.0
     #: Bytes of one client message (larger: closed with 1009).
     max_message: int = 65_536
     max_clients: int = 20_000
@@ -369,6 +372,7 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "gateway.max_symbols": ("an integer > 0", lambda v: v > 0),
     "gateway.high_water": ("an integer number of bytes > 0", lambda v: v > 0),
     "gateway.lag_limit": ("a number of seconds > 0", _number(0, strict=True)),
+    "gateway.stale_after": ("a number of seconds > 0", _number(0, strict=True)),
     "gateway.max_message": ("an integer number of bytes > 0", lambda v: v > 0),
     "gateway.max_clients": ("an integer > 0", lambda v: v > 0),
     "gateway.max_clients_per_ip": ("an integer > 0", lambda v: v > 0),

@@ -143,6 +143,9 @@ def test_json_subprotocol_and_the_msgpack_default(redis_server: EmbeddedRedis) -
             assert ws.subprotocol == "fastflow.json.v1"
             first = json.loads(await ws.recv())
             assert first["type"] == "hello" and first["subprotocol"] == "fastflow.json.v1"
+            status = json.loads(await ws.recv())  # then the feed's status, as JSON text too
+            assert status == {"type": "status", "feed": "streaming", "market": "open",
+                              "last_tick_age_s": status["last_tick_age_s"]}, status
             await ws.send(json.dumps({"op": "subscribe", "symbols": ["NSE:INFY", "NSE:NIFTY 50"]}))
             assert json.loads(await ws.recv())["type"] == "subscribed"
             snapshot = json.loads(await ws.recv())
@@ -618,6 +621,32 @@ def test_the_resubscribe_backoff_starts_again_after_a_live_subscription(redis_se
     run(redis_server, scenario, backoff_reset_after=0.2)
 
 
+def test_clients_get_the_feeds_status_on_connect_and_on_every_change(redis_server: EmbeddedRedis) -> None:
+    """A plant that stops (SIGSTOP looked the same) left clients on a silent feed and
+    /healthz at 200 with nothing said: now the feed reads stale after stale_after
+    seconds without a frame (the simulated market is open), streaming again with the
+    next frame, and down while Redis is away; each change reaches every client once."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        async with connect(gateway.ws_url, compression=None) as ws:
+            assert (await recv(ws))["type"] == "hello"
+            first = await recv(ws)
+            assert (first["type"], first["feed"], first["market"]) == ("status", "streaming", "open")
+            stale = await recv(ws, deadline=DEADLINE)  # nothing published for 0.5 s
+            assert (stale["feed"], stale["market"]) == ("stale", "open") and stale["last_tick_age_s"] >= 0.5
+            assert gateway.health()["feed"]["feed"] == "stale"
+            await feed.step(100)  # a frame from the plant (this client watches nothing: no ticks for it)
+            back = await recv(ws)
+            assert (back["type"], back["feed"]) == ("status", "streaming") and back["last_tick_age_s"] < 0.5
+            redis_server.kill()
+            while (message := await recv(ws))["type"] != "status":
+                pass
+            assert message["feed"] == "down"
+            assert gateway.counters["status_changes"] == 3
+
+    run(redis_server, scenario, stale_after=0.5)
+
+
 def test_a_gateway_started_before_the_plant_waits_for_it(redis_server: EmbeddedRedis) -> None:
     async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
         await until(lambda: gateway.subscription.state == "waiting_for_plant", "waiting for the plant")
@@ -715,7 +744,7 @@ def test_tick_age_at_the_gateway_and_sent_stages(redis_server: EmbeddedRedis) ->
         try:
             await hello(binary)
             await subscribe(binary, feed.symbols[:40])
-            assert json.loads(await text.recv())["type"] == "hello"
+            assert [json.loads(await text.recv())["type"] for _ in range(2)] == ["hello", "status"]
             await text.send(json.dumps({"op": "subscribe", "symbols": feed.symbols[20:60]}))
             assert json.loads(await text.recv())["type"] == "subscribed"
             assert json.loads(await text.recv())["type"] == "snapshot"

@@ -222,6 +222,8 @@ class Client:
         self.state: str = "connecting"
         self.last: dict[str, Tick] = {}
         self.hello: dict[str, Any] | None = None
+        #: The gateway's latest ``status`` message (feed, market, last_tick_age_s), or None.
+        self.status: dict[str, Any] | None = None
         self.unknown: list[Any] = []
         self.close_code: int | None = None
         self.close_reason = ""
@@ -551,6 +553,9 @@ class Client:
                 if self._on_ticks(message.get("ticks", ())) and self.snapshot_on_gap and not self._gap_snapshot:
                     self._gap_snapshot = True
                     await self._send_own(ws, "snapshot")
+                continue
+            if kind == "status":  # the feed's state: on connect and on every change
+                self.status = message
                 continue
             self._healthy = True
             answered, self._answered = self._answered, None

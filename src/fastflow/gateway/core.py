@@ -37,6 +37,7 @@ import msgpack
 
 from fastflow.gateway import protocol as proto
 from fastflow.hotpath import FanOut, FrameError, ws_header
+from fastflow.instruments import calendar
 from fastflow.obs import metrics
 from fastflow.obs.faults import Faults
 
@@ -273,6 +274,31 @@ class FanoutCore:
         self.counters["frames_out"] += 1
         self.counters["bytes_out"] += len(payload)
         return True
+
+    # -- the feed's status: cold, on connect and on every change --------------------------
+
+    def status(self, *, ready: bool, now: float, last_frame: float, stale_after: float) -> dict[str, Any]:
+        """``{"type": "status", "feed", "market", "last_tick_age_s"}`` at ``now`` (epoch
+        seconds): ``down`` without Redis or an instrument list; ``stale`` when no frame
+        came for ``stale_after`` seconds while the market is open (a simulated or
+        replayed partition is always open; a closed market's silence is expected);
+        else ``streaming``."""
+        simulated = self.meta.get("source") in ("simulator", "replay")
+        market = "open" if simulated else calendar.phase(now)
+        age = now - last_frame if last_frame else None
+        if not ready:
+            feed = "down"
+        elif market == "open" and (age is None or age > stale_after):
+            feed = "stale"
+        else:
+            feed = "streaming"
+        return {"type": "status", "feed": feed, "market": market,
+                "last_tick_age_s": None if age is None else round(max(age, 0.0), 1)}
+
+    def announce(self, message: dict[str, Any], clients: Iterable[Client] | None = None) -> int:
+        """``message`` to ``clients`` (default: every connected one); how many got it."""
+        payload: bytes = msgpack.packb(message)
+        return sum(self.write(c, payload) for c in (self.clients if clients is None else clients))
 
     def drained(self, client: Client) -> None:
         """The client's socket drained below the low-water mark: send what piled up."""

@@ -179,6 +179,7 @@ class Gateway:
         self._ready = asyncio.Event()  # set while ready (instrument list and live subscription)
         self.started = time.time()
         self.last_frame = 0.0
+        self._said: tuple[str, str] | None = None  # the (feed, market) the clients were last told
         self.disconnects: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.fanout_seconds = metrics.Histogram(
@@ -292,6 +293,26 @@ class Gateway:
 
     # -- the feed: once per published frame -------------------------------------------
 
+    def _announce_status(self, new: Client | None = None) -> None:
+        """On a change of the feed's state or the market's phase: the status to every
+        client (``new`` included). Otherwise the status to ``new`` alone."""
+        status = self.feed_status()
+        state = (status["feed"], status["market"])
+        if state != self._said:
+            if self._said is not None:
+                self.counters["status_changes"] += 1
+                logger.info("gateway: feed %s, market %s (last tick %s s ago)", *state, status["last_tick_age_s"])
+            self._said = state
+            self.core.announce(status)
+        elif new is not None:
+            self.core.announce(status, [new])
+
+    def feed_status(self) -> dict[str, Any]:
+        """The ``status`` message now (docs/protocol.md): what clients get on connect
+        and on every change of ``feed`` or ``market``."""
+        return self.core.status(ready=self.ready, now=time.time(), last_frame=self.last_frame,
+                                stale_after=self.config.stale_after)
+
     def reset(self, symbols: list[str], ids: dict[str, str], seed: bytes, meta: dict[str, str]) -> None:
         """A (re)connect to Redis: the instrument list, the broker ids and the
         seed frame (latest state). Clients keep their watchlists."""
@@ -331,6 +352,7 @@ class Gateway:
         report_at = time.monotonic() + REPORT_EVERY
         while True:
             await asyncio.sleep(min(0.25, limit / 4))
+            self._announce_status()
             if time.monotonic() >= report_at:  # refusals by the connection caps: one line per interval
                 report_at += REPORT_EVERY
                 now_counts = (self.counters["handshakes_abandoned"], self.rejected["handshakes"],
@@ -375,6 +397,7 @@ class Gateway:
                 "type": "hello", "server": "fastflow", "version": __version__, "partition": self.keys.partition,
                 "subprotocol": subprotocol, "symbols": len(core.symbols), "client": client.name,
                 "max_symbols": c.max_symbols}, subprotocol))
+            self._announce_status(client)
             async for message in conn:
                 await self._control(client, message, subprotocol)
                 if client.closing:  # _close() is sending the close frame: leaving now would send 1000
@@ -456,6 +479,7 @@ class Gateway:
                         "fanout": fan_stats, "contained": self.core.faults.health()},
             "redis": {"state": sub.state, "target": str(self.redis), "last_error": sub.last_error,
                       **sub.counters, "contained": sub.faults.health()},
+            "feed": self.feed_status(),
             "plant": {"partition": self.keys.partition, "meta": self.meta,
                       "last_frame_age_s": None if age is None else round(age, 3)},
         }

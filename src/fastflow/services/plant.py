@@ -459,6 +459,7 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
                 report(f"redis: {target}")
             writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen,
                                  max_bytes=redis.stream_max_bytes, ttl=redis.ttl,
+                                 source="replay" if replay else "broker" if broker.live else "simulator",
                                  backoff_reset_after=redis.backoff_reset_after)
         except (ValueError, RedisServerError) as exc:
             if embedded is not None:

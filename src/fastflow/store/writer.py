@@ -86,6 +86,7 @@ class RedisWriter:
         backoff_cap: float = 5.0,
         backoff_reset_after: float = RedisSection.backoff_reset_after,
         connect_timeout: float = 5.0,
+        source: str = "",
         rng: random.Random | None = None,
     ) -> None:
         if maxlen < 1 or ttl < 1 or max_in_flight < 1 or max_bytes < 1:
@@ -95,6 +96,7 @@ class RedisWriter:
         self.keys = keys
         self.maxlen = maxlen
         self.max_bytes = max_bytes
+        self.source = source  # in meta: "broker", "simulator" or "replay" (the gateway's market clock)
         self.entries = maxlen  # the stream's current bound: maxlen, or fewer so that it fits max_bytes
         self._frame_bytes = 0  # frame bytes since the bound was last computed
         self._frames = 0
@@ -397,7 +399,8 @@ class RedisWriter:
             command("HSET", self.keys.instruments, *_flatten(zip(symbols, rows, strict=True))),
             command("HSET", self.keys.ids, *_flatten(zip(ids, symbols, strict=True))),
             command("HSET", self.keys.meta, "broker", self.state.broker, "instruments", len(symbols),
-                    "partition", self.keys.partition, "writer_started_ns", time.time_ns()),
+                    "partition", self.keys.partition, "writer_started_ns", time.time_ns(),
+                    "source", self.source or "broker"),
         ]
         self._master_cache = master
         return master

@@ -412,6 +412,14 @@
     connBadge.title = detail || "WebSocket connection";
   }
 
+  function showFeed() {
+    var feed = app.feed;
+    if (!feed || (app.state !== "live" && app.state !== "stale" && app.state !== "down")) return;
+    var age = feed.last_tick_age_s === null ? "no tick yet" : "last tick " + feed.last_tick_age_s + " s ago";
+    var detail = "feed " + feed.feed + ", market " + feed.market.replace("_", "-") + ", " + age;
+    setState(feed.feed === "streaming" ? "live" : feed.feed, detail);
+  }
+
   function socketUrl() {
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
     var token = new URLSearchParams(location.search).get("token");
@@ -501,6 +509,7 @@
   function goLive() {
     attempt = 0;
     setState("live", "streaming from " + location.host);
+    showFeed();
   }
 
   function heartbeat() {
@@ -544,6 +553,10 @@
         break;
       case "error":
         onError(message);
+        break;
+      case "status":  // the feed behind the gateway: streaming, stale or down (docs/protocol.md)
+        app.feed = message;
+        showFeed();
         break;
       case "hello":
         app.server = message;
