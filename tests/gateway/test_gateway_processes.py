@@ -79,10 +79,12 @@ def test_the_client_cap_is_checked_against_the_open_files_limit(redis_server: Em
     command = [sys.executable, "-m", "fastflow", "gateway", "--redis", f"unix://{redis_server.unix_socket}",
                "--port", "0", "--duration", "0.5"]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=low_limit,
-                             env={**os.environ, "FASTFLOW_GATEWAY_MAX_CLIENTS": "1000"})
+                             env={**os.environ, "FASTFLOW_GATEWAY_MAX_CLIENTS": "1000",
+                                                     "FASTFLOW_GATEWAY_MAX_HANDSHAKES": "100"})
     assert refused.returncode == 2, refused.stderr
-    assert ("fastflow gateway: gateway.max_clients 1,000 needs 1,064 open files; RLIMIT_NOFILE allows 300 "
-            "(raise it: ulimit -n, LimitNOFILE=)") in refused.stderr
-    shrunk = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=low_limit)
+    assert ("fastflow gateway: gateway.max_clients 1,000 and gateway.max_handshakes 100 need 1,164 open files; "
+            "RLIMIT_NOFILE allows 300 (raise it: ulimit -n, LimitNOFILE=)") in refused.stderr
+    shrunk = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=low_limit,
+                            env={**os.environ, "FASTFLOW_GATEWAY_MAX_HANDSHAKES": "100"})
     assert shrunk.returncode == 0, shrunk.stderr
-    assert "RLIMIT_NOFILE allows 300 (raise it: ulimit -n, LimitNOFILE=); serving at most 236 clients" in shrunk.stderr
+    assert "RLIMIT_NOFILE allows 300 (raise it: ulimit -n, LimitNOFILE=); serving at most 136 clients" in shrunk.stderr

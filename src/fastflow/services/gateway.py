@@ -33,13 +33,15 @@ def main(config: Config, *, duration: float | None = None) -> int:
         return 2
 
     section, redis = config.gateway, config.redis
-    # Each client is a socket: the caps need that many descriptors, and some for Redis and the rest.
-    wanted = section.max_clients + FDS_BESIDES_CLIENTS
+    # Each client and each pending handshake is a socket: the caps need that many descriptors, and
+    # some for Redis and the rest; then accept() never meets EMFILE.
+    besides = section.max_handshakes + FDS_BESIDES_CLIENTS
+    wanted = section.max_clients + besides
     allowed = raise_open_files(wanted)
     if allowed < wanted:
-        fits = max(allowed - FDS_BESIDES_CLIENTS, 0)
-        why = (f"gateway.max_clients {section.max_clients:,} needs {wanted:,} open files; RLIMIT_NOFILE allows "
-               f"{allowed:,} (raise it: ulimit -n, LimitNOFILE=)")
+        fits = max(allowed - besides, 0)
+        why = (f"gateway.max_clients {section.max_clients:,} and gateway.max_handshakes {section.max_handshakes:,} "
+               f"need {wanted:,} open files; RLIMIT_NOFILE allows {allowed:,} (raise it: ulimit -n, LimitNOFILE=)")
         if section.max_clients != GatewaySection.max_clients or fits < 1:  # a cap asked for: not shrunk
             return fail(why)
         print(f"fastflow gateway: warning: {why}; serving at most {fits:,} clients", file=sys.stderr, flush=True)
