@@ -21,9 +21,11 @@ import contextlib
 import math
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import traceback as traceback_module
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -99,7 +101,11 @@ class LiveMarket:
             with contextlib.suppress(RuntimeError):  # the loop is already gone
                 self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(2 * DEADLINE)
-        assert not self._thread.is_alive(), "the market thread did not stop"
+        if self._thread.is_alive():  # say where it is stuck: its stack, and its loop's tasks
+            frame = sys._current_frames().get(self._thread.ident or 0)
+            stack = "".join(traceback_module.format_stack(frame)) if frame is not None else "?"
+            tasks = [] if self.loop is None else [repr(t) for t in asyncio.all_tasks(self.loop)]
+            raise AssertionError(f"the market thread did not stop:\n{stack}\ntasks: {tasks}")
         if self._error is not None and kind is None:
             raise self._error
 

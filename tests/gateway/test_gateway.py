@@ -647,6 +647,27 @@ def test_clients_get_the_feeds_status_on_connect_and_on_every_change(redis_serve
     run(redis_server, scenario, stale_after=0.5)
 
 
+def test_the_plants_ingest_state_reaches_clients_as_degraded_or_down(redis_server: EmbeddedRedis) -> None:
+    """The plant keeps its ingest state in the partition's meta (Plant._publish_state):
+    some connections down reads degraded, none streaming reads down, within a
+    second of the change."""
+
+    async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
+        admin = redis.Redis(unix_socket_path=redis_server.unix_socket)
+        async with connect(gateway.ws_url, compression=None) as ws:
+            await hello(ws)
+            for state, expected in (("degraded", "degraded"), ("backoff", "down"), ("streaming", "streaming")):
+                admin.hset(feed.keys.meta, "ingest_state", state)
+                await feed.step(50)  # frames keep coming: only the plant's own state changes
+                while (message := await recv(ws))["type"] != "status":
+                    pass
+                assert message["feed"] == expected, (state, message)
+            assert gateway.health()["feed"]["feed"] == "streaming"
+        admin.close()
+
+    run(redis_server, scenario)
+
+
 def test_a_gateway_started_before_the_plant_waits_for_it(redis_server: EmbeddedRedis) -> None:
     async def scenario(gateway: Gateway, feed: MarketFeed) -> None:
         await until(lambda: gateway.subscription.state == "waiting_for_plant", "waiting for the plant")

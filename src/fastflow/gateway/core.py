@@ -279,15 +279,20 @@ class FanoutCore:
 
     def status(self, *, ready: bool, now: float, last_frame: float, stale_after: float) -> dict[str, Any]:
         """``{"type": "status", "feed", "market", "last_tick_age_s"}`` at ``now`` (epoch
-        seconds): ``down`` without Redis or an instrument list; ``stale`` when no frame
+        seconds): ``down`` without Redis or an instrument list, or while the plant's
+        ingest (its ``ingest_state`` in meta) is not streaming at all; ``degraded``
+        while some of its connections are down; ``stale`` when no frame
         came for ``stale_after`` seconds while the market is open (a simulated or
         replayed partition is always open; a closed market's silence is expected);
         else ``streaming``."""
         simulated = self.meta.get("source") in ("simulator", "replay")
         market = "open" if simulated else calendar.phase(now)
         age = now - last_frame if last_frame else None
-        if not ready:
+        ingest = self.meta.get("ingest_state", "streaming")  # the plant's, kept in meta
+        if not ready or ingest not in ("streaming", "degraded"):
             feed = "down"
+        elif ingest == "degraded":
+            feed = "degraded"
         elif market == "open" and (age is None or age > stale_after):
             feed = "stale"
         else:

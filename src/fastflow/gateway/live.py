@@ -48,6 +48,8 @@ class Sink(Protocol):
 
     def frame(self, frame: bytes) -> None: ...
 
+    def update_meta(self, meta: dict[str, str]) -> None: ...
+
 
 class LiveSubscription:
     """Keeps the gateway fed from ``keys.live`` (see the module docstring)."""
@@ -55,7 +57,7 @@ class LiveSubscription:
     def __init__(self, target: RedisTarget, keys: Keys, sink: Sink, *, ping_interval: float = 5.0,
                  poll_interval: float = 0.25, backoff_base: float = 0.05, backoff_cap: float = 5.0,
                  backoff_reset_after: float = RedisSection.backoff_reset_after, connect_timeout: float = 5.0,
-                 rng: random.Random | None = None) -> None:
+                 meta_interval: float = 1.0, rng: random.Random | None = None) -> None:
         self.target = target
         self.keys = keys
         self.sink = sink
@@ -64,6 +66,7 @@ class LiveSubscription:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.connect_timeout = connect_timeout
+        self.meta_interval = meta_interval
         self._backoff = Backoff(backoff_base, backoff_cap, rng, reset_after=backoff_reset_after)
         self._stop = asyncio.Event()
         self._buffer: list[bytes] | None = []  # frames published while seeding; None once live
@@ -155,7 +158,11 @@ class LiveSubscription:
             self.state = "live"  # first: the sink may report itself ready from reset()
             self._backoff.up(time.monotonic())
             self.sink.reset(symbols, ids, seed, meta)
-            await self._watch(protocol)
+            poller = asyncio.create_task(self._poll_meta(client, meta))
+            try:
+                await self._watch(protocol)
+            finally:
+                poller.cancel()
         finally:
             self._buffer = []
             if protocol.transport is not None:
@@ -187,6 +194,20 @@ class LiveSubscription:
         meta = await client.hgetall(keys.meta)
         return (sorted(n.decode() for n in names), {k.decode(): v.decode() for k, v in ids.items()},
                 latest, {k.decode(): v.decode(errors="replace") for k, v in meta.items()})
+
+    async def _poll_meta(self, client: Any, meta: dict[str, str]) -> None:
+        """The partition's meta again every ``meta_interval`` seconds (the plant keeps
+        its ingest state there); a change goes to the sink."""
+        while True:
+            await asyncio.sleep(self.meta_interval)
+            try:
+                raw = await client.hgetall(self.keys.meta)
+            except (OSError, ConnectionError, TimeoutError):
+                continue  # the watch notices a lost connection
+            fresh = {_text(k): _text(v) for k, v in raw.items()}
+            if fresh != meta:
+                meta = fresh
+                self.sink.update_meta(fresh)
 
     async def _watch(self, protocol: RespProtocol) -> None:
         """Until the connection is lost or stopped: PING when quiet, give up on silence."""
@@ -255,3 +276,7 @@ def array_header(n: int) -> bytes:
     if n < 1 << 16:
         return b"\xdc" + n.to_bytes(2, "big")
     return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

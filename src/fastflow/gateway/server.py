@@ -307,6 +307,11 @@ class Gateway:
         elif new is not None:
             self.core.announce(status, [new])
 
+    def update_meta(self, meta: dict[str, str]) -> None:
+        """The partition's meta changed (the plant's ingest state): told at once."""
+        self.core.meta = meta
+        self._announce_status()
+
     def feed_status(self) -> dict[str, Any]:
         """The ``status`` message now (docs/protocol.md): what clients get on connect
         and on every change of ``feed`` or ``market``."""

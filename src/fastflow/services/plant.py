@@ -86,6 +86,10 @@ class Store(Service, Protocol):
         """Its Prometheus sections for the plant's /metrics."""
         ...
 
+    def set_meta(self, field: str, value: str) -> None:
+        """Keep ``field`` in the partition's meta (the plant's ingest state, for the gateways)."""
+        ...
+
 
 # -- the plant ------------------------------------------------------------------------------
 
@@ -180,6 +184,7 @@ class Plant:
         ingest = asyncio.create_task(self.ingest.run())
         stop = asyncio.create_task(self._stop.wait())
         store = asyncio.create_task(self.store.run()) if self.store is not None else None
+        publish = asyncio.create_task(self._publish_state()) if self.store is not None else None
         try:
             await asyncio.wait({ingest, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not ingest.done():
@@ -194,6 +199,8 @@ class Plant:
             ingest.result()  # an ingest that crashed crashes the plant
         finally:
             stop.cancel()
+            if publish is not None:
+                publish.cancel()
             if not ingest.done():
                 ingest.cancel()
             if store is not None and self.store is not None:
@@ -202,6 +209,18 @@ class Plant:
                 done, _ = await asyncio.wait({store}, timeout=self.shutdown_timeout)
                 if not done:
                     store.cancel()
+
+    async def _publish_state(self, every: float = 0.5) -> None:
+        """The ingest's overall state into the partition's meta (``ingest_state``) on
+        every change: the gateways tell their clients ``degraded`` from it."""
+        assert self.store is not None
+        said = ""
+        while True:
+            state = str(self.ingest.health().get("state", ""))
+            if state != said:
+                said = state
+                self.store.set_meta("ingest_state", state)
+            await asyncio.sleep(every)
 
     async def _drain_store(self, task: asyncio.Task[None]) -> None:
         """Before stopping the store: its flushes in flight answered (up to

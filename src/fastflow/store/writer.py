@@ -97,6 +97,7 @@ class RedisWriter:
         self.maxlen = maxlen
         self.max_bytes = max_bytes
         self.source = source  # in meta: "broker", "simulator" or "replay" (the gateway's market clock)
+        self._meta: dict[str, str] = {}  # fields set_meta() keeps in the partition's meta
         self.entries = maxlen  # the stream's current bound: maxlen, or fewer so that it fits max_bytes
         self._frame_bytes = 0  # frame bytes since the bound was last computed
         self._frames = 0
@@ -263,6 +264,15 @@ class RedisWriter:
             protocol.transport.write(command("XTRIM", self.keys.ticks, "MAXLEN", "~", self.entries))
             self._pending.append([1, 0, 0])
 
+    def set_meta(self, field: str, value: str) -> None:
+        """Keep ``field`` = ``value`` in the partition's meta (now, and after every
+        reconnect): e.g. the plant's ingest state, which the gateways read."""
+        self._meta[field] = value
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.write(command("HSET", self.keys.meta, field, value))
+            self._pending.append([1, 0, 0])
+
     def _catch_up(self) -> None:
         """Rewrite a stale latest state as soon as there is room (also when the feed is
         idle); called when a flush is answered and when the socket drains, so it also
@@ -381,6 +391,9 @@ class RedisWriter:
         assert protocol.transport is not None
         protocol.transport.writelines(self._master())
         self._pending.append([len(self._master()), 0, 0])
+        if self._meta:
+            protocol.transport.write(command("HSET", self.keys.meta, *_flatten(self._meta.items())))
+            self._pending.append([1, 0, 0])
         self._stale = True
         self._rewrite(protocol)
         self._changed.set()

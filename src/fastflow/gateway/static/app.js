@@ -414,7 +414,9 @@
 
   function showFeed() {
     var feed = app.feed;
-    if (!feed || (app.state !== "live" && app.state !== "stale" && app.state !== "down")) return;
+    // Only over an open connection: "live" or a feed state shown before (stale, degraded, down).
+    if (!feed || (app.state !== "live" && app.state !== "stale" && app.state !== "degraded" &&
+                  app.state !== "down")) return;
     var age = feed.last_tick_age_s === null ? "no tick yet" : "last tick " + feed.last_tick_age_s + " s ago";
     var detail = "feed " + feed.feed + ", market " + feed.market.replace("_", "-") + ", " + age;
     setState(feed.feed === "streaming" ? "live" : feed.feed, detail);
