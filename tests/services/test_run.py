@@ -187,6 +187,29 @@ async def test_a_dead_or_hung_plant_is_restarted_while_the_gateway_keeps_its_cli
 
 
 @synchronous
+async def test_a_dead_embedded_redis_is_restarted_and_clients_get_ticks_again() -> None:
+    """The embedded redis-server SIGKILLed: restarted on the same socket, the plant
+    rewrites its state, the gateway resubscribes, and the same client connection
+    gets fresh ticks; the other children never left."""
+    async with started() as running:
+        ws_url = (await running.expect(r"websocket (ws://\S+)")).group(1)
+        pids = running.pids()
+        async with connect(ws_url, ["NSE:INFY"], reconnect=False) as client:
+            ticks = aiter(client)
+            await asyncio.wait_for(anext(ticks), START)
+            os.kill(pids["redis-server"], signal.SIGKILL)
+            await running.expect(rf"the embedded redis-server \(pid {pids['redis-server']}\) was killed by SIGKILL")
+            back = int((await running.expect(r"the embedded redis-server is back \(pid (\d+)\)")).group(1))
+            assert back != pids["redis-server"] and alive(back)
+            since = time.time_ns()
+            while (await asyncio.wait_for(anext(ticks), START))["receive_time_ns"] <= since:
+                pass
+            assert all(alive(pids[name]) for name in ("simulator", "plant", "gateway"))
+        running.process.send_signal(signal.SIGTERM)
+        assert await running.finish() == 0, running.text
+
+
+@synchronous
 async def test_a_gateway_that_cannot_listen_is_reported() -> None:
     import socket
 
