@@ -88,3 +88,24 @@ def test_a_secret_on_the_command_line_works_and_warns_once_naming_its_variable(
     assert "pw-1" not in "".join(err) and "k-123456" not in "".join(err)
     args = cli.build_parser().parse_args(["plant", "--redis", "unix:///tmp/r.sock"])  # no password: no warning
     assert cli._load("plant", args) is not None and capsys.readouterr().err == ""
+
+
+def test_a_busy_port_is_one_line_and_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    """`fastflow sim --port <busy>` printed a 30-line OSError after it had written
+    --instruments-out; `fastflow plant --health-port <busy>` a traceback too."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        dump = tmp_path / "instruments.csv"
+        sim = fastflow("sim", "--port", str(port), "--instruments-out", str(dump), "--duration", "5")
+        assert sim.returncode == 2 and "Traceback" not in sim.stderr, sim.stderr
+        assert sim.stderr.startswith(f"fastflow sim: cannot listen on 127.0.0.1:{port}: ")
+        assert "address already in use" in sim.stderr and len(sim.stderr.splitlines()) == 1
+        assert not dump.exists()  # nothing written before it could listen
+        plant = fastflow("plant", "--symbols", "NSE:INFY", "--redis", "none", "--health-port", str(port),
+                         "--duration", "5")
+        assert plant.returncode == 2 and "Traceback" not in plant.stderr, plant.stderr
+        assert f"fastflow plant: cannot listen on 127.0.0.1:{port} for /healthz: " in plant.stderr

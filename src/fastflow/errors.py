@@ -15,6 +15,10 @@ class FastflowError(Exception):
     """Base of every exception fastflow defines."""
 
 
+class ListenError(FastflowError, OSError):
+    """A server cannot listen where it was told (the address is busy, not ours, refused)."""
+
+
 class FrameError(FastflowError, ValueError):
     """A broker frame that cannot be decoded.
 

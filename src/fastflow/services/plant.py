@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from fastflow import brokers
 from fastflow.config import Config, PlantSection
+from fastflow.errors import ListenError
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
@@ -373,7 +374,11 @@ async def serve_plant(
     health = None
     if health_port is not None:
         health = health_server(plant, health_host, health_port)
-        await health.start()
+        try:
+            await health.start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {health_host}:{health_port} for /healthz: "
+                              f"{exc.strerror or exc}") from None
         report(f"/healthz on {health.url_of('/healthz')}")
         report(f"/metrics on {health.url_of('/metrics')}")
     if on_ready is not None:
@@ -501,6 +506,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
         asyncio_run(serve_plant(plant, health_host=section.health_host, health_port=section.health_port,
                                 duration=duration, status_every=section.status_every, report=report,
                                 handle_signals=True, on_ready=ready))
+    except ListenError as exc:
+        return fail(str(exc))
     finally:
         if embedded is not None:
             embedded.stop()

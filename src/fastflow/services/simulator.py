@@ -44,6 +44,8 @@ class _Served:
     instruments: int
     url: Callable[[str, int], str]
     where: Callable[[str, int], str]
+    #: Writes the instrument dump (``instruments_out``), once the server listens.
+    write_instruments: Callable[[], None]
 
 
 def _kite(section: SimulatorSection) -> _Served:
@@ -52,13 +54,12 @@ def _kite(section: SimulatorSection) -> _Served:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
     rows = kite_universe()
-    if section.instruments_out:
-        write_kite_csv(rows, section.instruments_out)
     server = KiteSimulator(KiteMarket.from_rows(rows, seed=section.seed), KiteSimConfig(
         api_key=section.api_key, access_token=section.access_token, rate=section.rate, seed=section.seed))
     return _Served(server, len(rows), lambda host, port: f"ws://{host}:{port}/",
                    lambda host, port: f"Kite ticker on ws://{host}:{port}/?api_key={section.api_key}"
-                   f"&access_token={section.access_token}")
+                   f"&access_token={section.access_token}",
+                   lambda: write_kite_csv(rows, section.instruments_out))
 
 
 def _upstox(section: SimulatorSection) -> _Served:
@@ -67,13 +68,12 @@ def _upstox(section: SimulatorSection) -> _Served:
     from fastflow.sim.universe import write_upstox_json
 
     kite_rows, records = upstox_pairs()
-    if section.instruments_out:
-        write_upstox_json(records, section.instruments_out)
     server = UpstoxSimulator(UpstoxMarket(kite_rows, records, seed=section.seed), UpstoxSimConfig(
         access_token=section.access_token, rate=section.rate, seed=section.seed))
     return _Served(server, len(records), lambda host, port: f"http://{host}:{port}",
                    lambda host, port: f"Upstox feed on http://{host}:{port} (authorize: GET "
-                   f"/v3/feed/market-data-feed/authorize with Authorization: Bearer {section.access_token})")
+                   f"/v3/feed/market-data-feed/authorize with Authorization: Bearer {section.access_token})",
+                   lambda: write_upstox_json(records, section.instruments_out))
 
 
 #: The simulator of each broker's wire.
@@ -81,7 +81,8 @@ SIMULATORS: dict[str, Callable[[SimulatorSection], _Served]] = {KITE.name: _kite
 
 
 def main(config: Config, *, duration: float | None = None) -> int:
-    """Serve until SIGINT/SIGTERM or ``duration``; 0, or 2 for a bad fault."""
+    """Serve until SIGINT/SIGTERM or ``duration``; 0, or 2 for a bad fault or an
+    address it cannot listen on (then no instrument dump is written)."""
     section = config.simulator
     try:
         faults = [Fault.parse(text) for text in section.faults]
@@ -90,9 +91,16 @@ def main(config: Config, *, duration: float | None = None) -> int:
         return 2
     served = SIMULATORS[config.broker.name](section)
 
-    async def serve() -> None:
+    async def serve() -> int:
         server = served.server
-        await server.start(section.host, section.port)
+        try:
+            await server.start(section.host, section.port)
+        except OSError as exc:
+            print(f"fastflow sim: cannot listen on {section.host}:{section.port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        if section.instruments_out:
+            served.write_instruments()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -106,6 +114,6 @@ def main(config: Config, *, duration: float | None = None) -> int:
         faulting.cancel()
         await server.stop()
         print(f"fastflow sim: stopped; {server.stats}", flush=True)
+        return 0
 
-    asyncio.run(serve())
-    return 0
+    return asyncio.run(serve())
