@@ -109,3 +109,24 @@ def test_a_busy_port_is_one_line_and_exit_2_not_a_traceback(tmp_path: Path) -> N
                          "--duration", "5")
         assert plant.returncode == 2 and "Traceback" not in plant.stderr, plant.stderr
         assert f"fastflow plant: cannot listen on 127.0.0.1:{port} for /healthz: " in plant.stderr
+
+
+def test_run_takes_symbols_seed_and_redis_flags() -> None:
+    from fastflow import cli
+
+    args = cli.build_parser().parse_args(["run", "--symbols", "NSE:INFY,NSE:TCS", "--seed", "7", "--redis",
+                                          "unix:///tmp/fastflow-test.sock"])
+    config = cli._load("run", args)
+    assert config is not None
+    assert config.broker.symbols == ("NSE:INFY", "NSE:TCS") and config.simulator.seed == 7
+    assert config.redis.url == "unix:///tmp/fastflow-test.sock"
+
+
+def test_a_reader_that_leaves_early_is_no_traceback() -> None:
+    """`fastflow config --json | head` printed a BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "fastflow", "config"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0 and "Traceback" not in err, err

@@ -9,6 +9,7 @@ validated configuration to its service (``fastflow.services.<name>.main(config)`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -360,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the embedded Redis, the simulator (or, with broker credentials in the "
         "configuration, the real broker), one plant and one gateway as separate processes; print the "
         "dashboard URL and a live status line. Ctrl-C or SIGTERM stops everything (exit 0); a child that "
-        "dies stops the run with its last log lines (exit 1); a bad configuration exits 2. "
+        "dies or hangs is restarted (run.restarts within run.restart_window), after which the run stops "
+        "with its last log lines (exit 1); a bad configuration exits 2. "
         "Configuration: fastflow.toml (or --config / FASTFLOW_CONFIG) and FASTFLOW_* variables; see "
         "`fastflow config` and docs/configuration.md.",
     )
@@ -368,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "--broker", key="broker.name", choices=BROKERS, help="broker", command="run")
     _flag(p, "--port", key="gateway.port", type=int, help="gateway and dashboard port (0: a free port)", command="run")
     _flag(p, "--rate", key="simulator.rate", type=_positive, help="simulator packets per second", command="run")
+    _flag(p, "--seed", key="simulator.seed", type=int, help="the simulated market's random seed", command="run")
+    _flag(p, "--symbols", key="broker.symbols", help="comma-separated EXCHANGE:TRADINGSYMBOLs the plant subscribes",
+          command="run", show_default=False)
+    _flag(p, "--redis", key="redis.url", metavar="URL|embedded",
+          help="embedded (a private redis-server) or a Redis URL (a password here is visible in ps: prefer "
+          "FASTFLOW_REDIS_URL)", command="run")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--verbose", action="store_true", help="also print every line the children print")
     p.set_defaults(func=_cmd_run)
@@ -615,7 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status: int = args.func(args)
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handlers are in place: no traceback
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `fastflow config | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status
 
 

@@ -133,3 +133,30 @@ def test_line_reader_reads_lines_until_a_marker_times_out_and_sees_eof() -> None
 
 def test_children_of_another_process() -> None:
     assert children(os.getpid()) == children()
+
+
+def test_private_directories_of_killed_owners_are_removed_at_the_next_start() -> None:
+    """After a `kill -9` of fastflow run, its /tmp/fastflow-* directories stayed for good."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from fastflow.obs.process import OWNER_FILE, private_directory
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    prefix = "fastflow-test-owned-"
+    stale, live, unmarked = (tempfile.mkdtemp(prefix=prefix) for _ in range(3))
+    for path, pid in ((stale, dead.pid), (live, os.getpid())):
+        with open(os.path.join(path, OWNER_FILE), "w") as handle:
+            handle.write(str(pid))
+    fresh = private_directory(prefix)
+    try:
+        assert not os.path.exists(stale)  # its owner is gone
+        assert os.path.isdir(live) and os.path.isdir(unmarked)  # alive, or not ours to judge
+        with open(os.path.join(fresh, OWNER_FILE)) as handle:
+            assert int(handle.read()) == os.getpid()
+    finally:
+        for path in (live, unmarked, fresh):
+            shutil.rmtree(path, ignore_errors=True)

@@ -156,3 +156,44 @@ def raise_open_files(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
         soft = ceiling
     return int(soft) if soft != resource.RLIM_INFINITY else wanted
+
+
+#: The file in a private working directory that names the process owning it.
+OWNER_FILE = "owner.pid"
+
+
+def private_directory(prefix: str) -> str:
+    """A new private directory under the temporary directory, marked with this
+    process's pid; first, the directories of ``prefix`` that a process killed
+    without a chance to clean up (``kill -9``) left behind are removed (those
+    whose owner is gone; unmarked or foreign ones are left alone)."""
+    import shutil
+    import tempfile
+
+    root = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if not name.startswith(prefix) or not os.path.isdir(path):
+                continue
+            try:
+                with open(os.path.join(path, OWNER_FILE)) as handle:
+                    owner = int(handle.read().strip() or 0)
+            except (OSError, ValueError):
+                continue
+            if owner > 0 and not _alive(owner):
+                shutil.rmtree(path, ignore_errors=True)
+    directory = tempfile.mkdtemp(prefix=prefix)
+    with open(os.path.join(directory, OWNER_FILE), "w") as handle:
+        handle.write(str(os.getpid()))
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, and its directory not ours to judge
+    return True

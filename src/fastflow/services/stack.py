@@ -45,7 +45,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +54,7 @@ from fastflow.brokers import get as broker_spec
 from fastflow.config import Config, to_data
 from fastflow.config import environment_keys as config_variables
 from fastflow.errors import FastflowError
-from fastflow.obs.process import die_with_parent
+from fastflow.obs.process import die_with_parent, private_directory
 from fastflow.obs.ready import READY_FD, read_ready, ready_pipe
 from fastflow.store.embedded import EmbeddedRedis, RedisServerError
 
@@ -243,7 +242,7 @@ class Stack:
 
     async def _start(self) -> None:
         config = self.config
-        self.directory = tempfile.mkdtemp(prefix="fastflow-run-")
+        self.directory = private_directory("fastflow-run-")  # and the ones killed runs left, removed
         if config.redis.url == "embedded":
             try:
                 self.redis = await asyncio.to_thread(EmbeddedRedis(maxmemory=config.redis.maxmemory).start)

@@ -20,12 +20,11 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from fastflow.errors import FastflowError
-from fastflow.obs.process import die_with_parent, free_port, stop_process, wait_ready
+from fastflow.obs.process import die_with_parent, free_port, private_directory, stop_process, wait_ready
 
 __all__ = ["START_TIMEOUT", "EmbeddedRedis", "RedisServerError", "find_redis_server"]
 
@@ -99,7 +98,7 @@ class EmbeddedRedis:
         if self.process is not None:
             return self
         if not self.directory:  # a restart keeps its directory and socket path
-            self.directory = tempfile.mkdtemp(prefix="fastflow-redis-")
+            self.directory = private_directory("fastflow-redis-")  # and those of killed runs, removed
         self.unix_socket = os.path.join(self.directory, "redis.sock")
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--unixsocket", self.unix_socket,
