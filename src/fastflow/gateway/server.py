@@ -180,6 +180,7 @@ class Gateway:
         self.started = time.time()
         self.last_frame = 0.0
         self._said: tuple[str, str] | None = None  # the (feed, market) the clients were last told
+        self._expiring: set[_Client] = set()  # clients admitted with a token (its expiry is swept)
         self.disconnects: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.fanout_seconds = metrics.Histogram(
@@ -371,10 +372,8 @@ class Gateway:
             for client in self.core.lagging(time.monotonic()):
                 self._close(client, 1008, f"lagging: behind for more than {limit:g} s", "lagging")
             now = time.time()
-            for client in self.core.clients:
-                assert isinstance(client, _Client)
-                if client.conn.expires <= now:
-                    self._close(client, 1008, "credential expired", "expired")
+            for client in [c for c in self._expiring if c.conn.expires <= now]:
+                self._close(client, 1008, "credential expired", "expired")
 
     # -- clients ----------------------------------------------------------------------
 
@@ -396,6 +395,8 @@ class Gateway:
         client = _Client(conn, binary, core.rate_limit(time.monotonic()))
         client.on_drain = lambda: core.drained(client)
         core.connect(client)
+        if conn.expires != NEVER:
+            self._expiring.add(client)
         reason = "closed"
         try:
             await conn.send(proto.encode({
@@ -419,6 +420,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(1011, "internal error"), c.close_timeout)
         finally:
+            self._expiring.discard(client)
             reason = client.closing or reason
             self.disconnects[reason] += 1
             core.disconnect(client)

@@ -35,6 +35,7 @@ from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
 from fastflow.obs import metrics
+from fastflow.obs.faults import Faults
 from fastflow.obs.health import HealthServer, Response, alive, health_response
 from fastflow.obs.loop import asyncio_run
 from fastflow.obs.state import State
@@ -133,8 +134,7 @@ class Plant:
         self.flushes = 0
         self.ticks = 0
         self.last_tick_ns = 0
-        self.consumer_errors = 0
-        self.last_consumer_error = ""
+        self.faults = Faults("plant", logger)  # flush consumers that raised: contained, counted
         self.started_ns = time.time_ns()
         self._started = time.monotonic()
         self._stop = asyncio.Event()
@@ -169,10 +169,7 @@ class Plant:
             try:
                 consumer(batch)
             except Exception as exc:  # one failing consumer must not stop the ingest
-                self.consumer_errors += 1
-                self.last_consumer_error = f"{type(exc).__name__}: {exc}"
-                if self.consumer_errors == 1 or self.consumer_errors % 1000 == 0:
-                    logger.exception("plant: flush consumer %r failed (%d so far)", consumer, self.consumer_errors)
+                self.faults.record("consumer", exc, repr(consumer))
 
     def stop(self) -> None:
         """Ask :meth:`run` to return."""
@@ -232,6 +229,10 @@ class Plant:
         acknowledged.cancel()
 
     @property
+    def consumer_errors(self) -> int:
+        return self.faults.counts.get("consumer", 0)
+
+    @property
     def uptime(self) -> float:
         return time.monotonic() - self._started
 
@@ -257,7 +258,7 @@ class Plant:
                 "ticks_per_s": round(self.ticks / uptime, 1) if uptime > 0 else 0.0,
                 "consumers": len(self.consumers),
                 "consumer_errors": self.consumer_errors,
-                "last_consumer_error": self.last_consumer_error,
+                "last_consumer_error": self.faults.last.get("consumer", ""),
             },
             "decoder": self.decoder.stats(),
             "ingest": ingest,

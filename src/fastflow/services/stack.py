@@ -45,7 +45,6 @@ import os
 import shutil
 import signal
 import sys
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +53,7 @@ from fastflow.brokers import get as broker_spec
 from fastflow.config import Config, to_data
 from fastflow.config import environment_keys as config_variables
 from fastflow.errors import FastflowError
+from fastflow.obs import health
 from fastflow.obs.process import die_with_parent, private_directory
 from fastflow.obs.ready import READY_FD, read_ready, ready_pipe
 from fastflow.store.embedded import EmbeddedRedis, RedisServerError
@@ -376,9 +376,7 @@ def _port_of(url: str) -> int:
 
 def _answers(url: str, timeout: float) -> bool:
     """True when ``GET url`` answers 200 within ``timeout`` (liveness)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     try:
-        with opener.open(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (OSError, ValueError):
+        return health.get(url, timeout)[0] == 200
+    except OSError:
         return False
