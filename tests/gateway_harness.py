@@ -166,8 +166,11 @@ async def recv(ws: ClientConnection, deadline: float = DEADLINE) -> dict[str, An
 
 
 async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
+    """Send ``message``; its reply (a ``status`` the server may send at any moment is skipped)."""
     await ws.send(msgpack.packb(message))
-    return await recv(ws)
+    while (reply := await recv(ws))["type"] == "status":
+        pass
+    return reply
 
 
 async def hello(ws: ClientConnection) -> dict[str, Any]:
