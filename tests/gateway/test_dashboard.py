@@ -11,6 +11,15 @@ does not know is marked, not dropped), and come back on its own after the
 gateway restarts; with no JavaScript error in the console. The hand-written msgpack
 codec (static/msgpack.js) is checked against msgpack-python in the same
 browser.
+
+What a trader must see (issue 15 item 3), each against the ticks the plant
+published: every figure of a card (the day's change in ₹ and %, bid/ask and
+spread, the exchange's trade time, the instrument's decimals, the whole symbol);
+the colour of the day's change, rare brief flashes and movers that agree with the
+cards; the feed's state (live, stale, feed down when Redis is gone, never green
+without Redis), the market's session and stale cards; a latency readout that
+ignores a browser clock an hour off; the watchlist in the URL; examples taken
+from the live universe.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
+import itertools
 import math
 import re
 import shutil
@@ -26,6 +37,7 @@ import tempfile
 import threading
 import time
 import traceback as traceback_module
+import urllib.parse
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +47,10 @@ import msgpack
 import pytest
 
 from fastflow.gateway.server import Gateway
+from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 from fastflow.store.embedded import EmbeddedRedis
+from fastflow.store.target import RedisTarget
 
 from ..gateway_harness import MarketFeed, make_gateway, target_of
 
@@ -71,13 +85,21 @@ return Array.from(document.querySelectorAll('#cards .card'), c => ({
 class LiveMarket:
     """A MarketFeed and a Gateway on an event loop in a thread of their own (the
     browser is driven, blocking, from the test's thread). Every tick the plant
-    publishes is recorded in ``published[(symbol, seq)] = last_price``."""
+    publishes is recorded in ``published[(symbol, seq)] = tick``. The stream can be
+    paused (:meth:`pause`, :meth:`resume`) and instruments kept out of it
+    (:meth:`freeze`); ``gateway`` options go to the gateway's section."""
 
-    def __init__(self, server: EmbeddedRedis, hz: float = 20.0, packets: int = 100) -> None:
-        self.target = target_of(server)
+    def __init__(self, server: EmbeddedRedis | RedisTarget, hz: float = 20.0, packets: int = 100,
+                 stream: bool = True, **gateway: Any) -> None:
+        self.target = target_of(server) if isinstance(server, EmbeddedRedis) else server
+        self.stream = stream
         self.hz = hz
         self.packets = packets
-        self.published: dict[tuple[str, int], float] = {}
+        self.gateway_options = gateway
+        self.published: dict[tuple[str, int], dict[str, Any]] = {}
+        self.feed: MarketFeed | None = None
+        self._streaming: asyncio.Event | None = None
+        self._paused: asyncio.Event | None = None
         self.gateway: Gateway | None = None
         self.port = 0
         self.url = ""
@@ -119,32 +141,80 @@ class LiveMarket:
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        feed = MarketFeed(self.target)
+        stop = self._stop = asyncio.Event()
+        streaming = self._streaming = asyncio.Event()
+        streaming.set()
+        paused = self._paused = asyncio.Event()
+        if not self.stream:  # a gateway alone (on a Redis it may never reach)
+            try:
+                await self.start_gateway(wait=False)
+                self.url = self.gateway.http_url if self.gateway else ""
+                self._ready.set()
+                await self._stop.wait()
+            finally:
+                await self.stop_gateway()
+            return
+        feed = self.feed = MarketFeed(self.target)
         await feed.start()
 
-        def record(batch: Any) -> None:
-            for symbol in batch.symbols():
-                tick = feed.tick(symbol)
-                self.published[(symbol, int(tick["seq"]))] = float(tick["last_price"])
+        async def stream() -> None:  # MarketFeed.run, with a pause
+            # Until stopped, not only until cancelled: asyncio.wait_for in Python 3.11 (inside
+            # the writer's drain) can swallow a cancellation that meets its own completion.
+            while not stop.is_set():
+                if not streaming.is_set():
+                    paused.set()
+                    await streaming.wait()
+                    paused.clear()
+                    continue
+                batch = await feed.step(self.packets)
+                for symbol in batch.symbols():
+                    tick = feed.tick(symbol)
+                    self.published[(symbol, int(tick["seq"]))] = tick
+                await asyncio.sleep(1.0 / self.hz)  # the load generator's pace; it waits on nothing
 
-        feed.run(self.hz, self.packets, on_batch=record)
+        streamer = asyncio.create_task(stream())
         try:
             await self.start_gateway()
             self.url = self.gateway.http_url if self.gateway else ""
             self._ready.set()
             await self._stop.wait()
         finally:
-            await self.stop_gateway()
-            await feed.stop()
+            streamer.cancel()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await streamer  # a stream that failed says why, once all is stopped
+            finally:
+                await self.stop_gateway()
+                await feed.stop()
 
-    async def start_gateway(self) -> None:
+    async def pause(self) -> None:
+        """No more flushes until :meth:`resume`; returns once the one in progress is acknowledged."""
+        assert self._streaming is not None and self._paused is not None
+        self._streaming.clear()
+        await self._paused.wait()
+
+    async def resume(self) -> None:
+        assert self._streaming is not None
+        self._streaming.set()
+
+    def freeze(self, symbols: set[str]) -> None:
+        """From now on the market moves every instrument but ``symbols`` (none: all again)."""
+        rows = [r for r in kite_universe() if f"{r['exchange']}:{r['tradingsymbol']}" not in symbols]
+
+        async def swap() -> None:
+            assert self.feed is not None
+            self.feed.market = KiteMarket.from_rows(rows, seed=len(self.published))
+
+        self.call(swap)
+
+    async def start_gateway(self, wait: bool = True) -> None:
         """A gateway on ``self.port`` (the first one: any free port)."""
-        gateway = make_gateway(self.target, host="127.0.0.1", port=self.port)
+        gateway = make_gateway(self.target, host="127.0.0.1", port=self.port, **self.gateway_options)
         await gateway.start()
         self.gateway = gateway
         self.port = gateway.port
-        await gateway.wait_ready(DEADLINE)
+        if wait:
+            await gateway.wait_ready(DEADLINE)
 
     async def stop_gateway(self) -> None:
         gateway, self.gateway = self.gateway, None
@@ -228,7 +298,7 @@ def assert_exact(market: LiveMarket, card: dict[str, Any]) -> None:
     # The market records a flush once Redis acknowledged it, which can be after the
     # gateway already passed the published frame on to the browser.
     market.recorded((symbol, seq))
-    published = market.published[(symbol, seq)]
+    published = market.published[(symbol, seq)]["last_price"]
     assert float(card["ltp"]) == published, (symbol, seq, card["ltp"], published)
     assert shown_price(card["text"]) == published, (symbol, seq, card["text"], published)
 
@@ -268,13 +338,10 @@ def test_dashboard_streams_edits_and_reconnects(redis_server: EmbeddedRedis, bro
         flashes = driver.execute_script("return window.fastflow.flashes;")
         assert flashes["up"] + flashes["down"] > 0
 
-        # The latency readout: rolling p50/p99 of live ticks, in ms.
-        wait(driver, lambda d: d.find_element(By.ID, "latency").get_attribute("data-p50"), "a latency readout")
-        latency = driver.find_element(By.ID, "latency")
-        assert re.fullmatch(r"p50 -?[\d.]+ ms · p99 -?[\d.]+ ms", latency.text), latency.text
-        assert math.isfinite(float(latency.get_attribute("data-p50") or "nan"))
-        assert math.isfinite(float(latency.get_attribute("data-p99") or "nan"))
-        assert driver.execute_script("return window.fastflow.latency.samples;") > 0
+        # The latency readout: the round trip of a ping to the gateway, in ms.
+        rtt = wait(driver, lambda d: d.find_element(By.ID, "rtt").get_attribute("data-rtt"), "an rtt readout")
+        assert math.isfinite(float(rtt)) and float(rtt) >= 0
+        assert re.fullmatch(r"[\d.]+ ms", driver.find_element(By.ID, "rtt").text)
 
         # Top gainers and losers among the watchlist, by change (the rows on screen).
         def movers(d: webdriver.Chrome) -> list[list[tuple[str, float]]]:
@@ -329,7 +396,7 @@ def test_dashboard_streams_edits_and_reconnects(redis_server: EmbeddedRedis, bro
         # A stored symbol the gateway no longer knows stays, marked, until the user removes it.
         driver.execute_script("localStorage.setItem('fastflow.watchlist', JSON.stringify(arguments[0]));",
                               [*edited, "NSE:DELISTED"])
-        driver.refresh()
+        driver.get(market.url)  # without ?symbols= (the edits put it in the URL, which wins)
         wait(driver, lambda d: conn_state(d) == "live", "live again after the second reload")
         gone = wait(driver, lambda d: by_symbol(d).get("NSE:DELISTED"), "the stored unknown symbol's card")
         assert "unknown" in gone["classes"].split() and gone["text"] == "unknown" and gone["seq"] is None
@@ -355,6 +422,409 @@ def test_dashboard_streams_edits_and_reconnects(redis_server: EmbeddedRedis, bro
             assert_exact(market, card)
         # While the gateway was down the browser logged its failed connection attempts.
         assert [m for m in severe(driver) if "WebSocket connection to" not in m] == []
+
+
+# -- what a trader must see (issue 15 item 3) ---------------------------------------------------
+
+UNIVERSE = [f"{r['exchange']}:{r['tradingsymbol']}" for r in kite_universe()]
+TOKENS = {f"{r['exchange']}:{r['tradingsymbol']}": int(str(r["instrument_token"])) for r in kite_universe()}
+LONG_OPTION = max((s for s in UNIVERSE if s.startswith("NFO:") and s[-2:] in ("CE", "PE")), key=len)
+CURRENCY_FUTURE = next(s for s in UNIVERSE if s.startswith("CDS:") and s.endswith("FUT"))
+EQUITIES = [s for s in UNIVERSE if s.startswith("NSE:") and " " not in s][:16]
+IST = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+GREEN, RED = "rgb(38, 166, 91)", "rgb(229, 72, 77)"  # style.css --up, --down
+
+# Everything a card shows, read in one go (one consistent DOM state).
+READ_DETAIL = """
+return Array.from(document.querySelectorAll('#cards .card'), c => {
+  const q = s => { const e = c.querySelector(s); return e ? e.textContent : null; };
+  const color = s => { const e = c.querySelector(s); return e ? getComputedStyle(e).color : null; };
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const sym = c.querySelector('.sym'), quote = c.querySelector('.quote'), age = c.querySelector('.age');
+  return {
+    symbol: c.dataset.symbol, seq: c.dataset.seq || null, ltp: q('.ltp'), close: q('.close'),
+    pct: q('.chg-pct') ?? q('.chg'), abs: q('.chg-abs'), bid: q('.bid'), bidQty: q('.bid-qty'), ask: q('.ask'),
+    askQty: q('.ask-qty'), spread: q('.spread'), quote: !!quote && quote.checkVisibility(), ltt: q('.ltt'),
+    text: c.innerText, title: c.title, ltpColor: color('.ltp'), chgColor: color('.chg'),
+    stale: c.classList.contains('stale'), age: age && age.checkVisibility() ? age.textContent : '',
+    opacity: Number(getComputedStyle(c).opacity),
+    sym: sym.textContent, symFits: sym.scrollWidth <= sym.clientWidth && sym.scrollHeight <= sym.clientHeight,
+    symEllipsis: getComputedStyle(sym).textOverflow === 'ellipsis', symBox: box(sym), cardBox: box(c),
+    removeBox: box(c.querySelector('.remove')),
+  };
+});
+"""
+
+# The movers rows on screen.
+READ_MOVERS = """
+const rows = id => Array.from(document.querySelectorAll(id + ' li'))
+  .filter(li => li.checkVisibility()).map(li => [li.dataset.symbol, li.querySelector('.mover-chg').textContent]);
+return [rows('#gainers'), rows('#losers')];
+"""
+
+
+def detail(driver: webdriver.Chrome) -> dict[str, dict[str, Any]]:
+    return {card["symbol"]: card for card in driver.execute_script(READ_DETAIL)}
+
+
+def badge(driver: webdriver.Chrome) -> tuple[str, str]:
+    """The badge's text and colour."""
+    found: list[str] = driver.execute_script(
+        "const b = document.getElementById('conn-state'); return [b.textContent, getComputedStyle(b).color];")
+    return found[0].strip(), found[1]
+
+
+def open_page(driver: webdriver.Chrome, url: str) -> None:
+    """Load ``url`` in a fresh page, the console's entries of the pages before dropped
+    (a page left on a stopped gateway logs its reconnects until it is unloaded)."""
+    driver.get("about:blank")
+    severe(driver)
+    driver.get(url)
+
+
+def page_url(market: LiveMarket, symbols: list[str], extra: str = "") -> str:
+    return market.url + "?" + extra + "symbols=" + ",".join(urllib.parse.quote(s, safe=":") for s in symbols)
+
+
+def url_symbols(driver: webdriver.Chrome) -> list[str] | None:
+    """The watchlist in the page's URL (?symbols=), or None without one."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(driver.current_url).query, keep_blank_values=True)
+    values = query.get("symbols")
+    return None if values is None else [s for s in values[0].split(",") if s]
+
+
+def inr(value: float, decimals: int) -> str:
+    """``value`` as the page shows a price: en-IN grouping (1,23,456.70), ``decimals`` places."""
+    whole, _, frac = f"{abs(value):.{decimals}f}".partition(".")
+    head, groups = whole[:-3], [whole[-3:]]
+    while head:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    return ("-" if value < 0 else "") + ",".join(groups) + ("." + frac if frac else "")
+
+
+def decimals_of(symbol: str) -> int:
+    """The decimals the dashboard promises: 4 for currency derivatives, else 2."""
+    return 4 if symbol.split(":")[0] in ("CDS", "BCD") else 2
+
+
+def ist(epoch_seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch_seconds, IST).strftime("%H:%M:%S") + " IST"
+
+
+def day_of(card: dict[str, Any]) -> str:
+    """up | down | flat: the card's shown LTP against its shown previous close."""
+    ltp, close = shown_price(card["ltp"]), shown_price(card["close"])
+    return "up" if ltp > close else "down" if ltp < close else "flat"
+
+
+def assert_day_colour(card: dict[str, Any]) -> str:
+    """The card's LTP and change are coloured by the day's change; which it is."""
+    day = day_of(card)
+    expected = {"up": GREEN, "down": RED}.get(day)
+    for part in ("ltpColor", "chgColor"):
+        if expected:
+            assert card[part] == expected, (card["symbol"], day, part, card[part], card["ltp"], card["close"])
+        else:
+            assert card[part] not in (GREEN, RED), (card["symbol"], day, part, card[part])
+    return day
+
+
+def assert_card_shows(market: LiveMarket, card: dict[str, Any]) -> None:
+    """Every figure on the card is the one of the tick the plant published with the card's
+    seq, with the instrument's decimals; the symbol is whole and visible; no #seq."""
+    symbol, seq = card["symbol"], int(card["seq"])
+    market.recorded((symbol, seq))
+    tick = market.published[(symbol, seq)]
+    d = decimals_of(symbol)
+    price, close = tick["last_price"], tick["ohlc"]["close"]
+    assert card["ltp"] == inr(price, d) and card["close"] == inr(close, d), (symbol, card, tick)
+    assert card["ltp"].rpartition(".")[2] == "0" * d or len(card["ltp"].rpartition(".")[2]) == d
+    move = price - close
+    assert card["abs"] == ("+" if move > 0 else "") + inr(move, d), (symbol, card["abs"], price, close)
+    assert re.fullmatch(r"[+-]?\d+\.\d{2}%", card["pct"]) and card["pct"].startswith("+") == (tick["change"] > 0)
+    assert abs(float(card["pct"].rstrip("%")) - tick["change"]) <= 0.0051, (symbol, card["pct"], tick["change"])
+    assert_day_colour(card)
+    depth = tick.get("depth")
+    if depth and depth["buy"] and depth["sell"]:
+        bid, ask = depth["buy"][0], depth["sell"][0]
+        assert card["quote"], (symbol, "the bid/ask row is hidden")
+        assert card["bid"] == inr(bid["price"], d) and card["ask"] == inr(ask["price"], d), (symbol, card, depth)
+        times = "\N{MULTIPLICATION SIGN}"
+        assert card["bidQty"] == f" {times}{inr(bid['quantity'], 0)}", (symbol, card["bidQty"], bid)
+        assert card["askQty"] == f" {times}{inr(ask['quantity'], 0)}", (symbol, card["askQty"], ask)
+        assert card["spread"] == inr(ask["price"] - bid["price"], d), (symbol, card["spread"], bid, ask)
+    else:
+        assert not card["quote"], (symbol, "a bid/ask row without depth")
+    traded = tick.get("last_trade_time") or tick["exchange_timestamp"]
+    assert card["ltt"] == ist(traded), (symbol, card["ltt"], traded)
+    # The whole symbol is on screen: not clipped, no ellipsis, inside its card, clear of the remove button.
+    assert card["sym"] == symbol and card["symFits"] and not card["symEllipsis"], card
+    left, _, right, bottom = card["symBox"]
+    assert card["cardBox"][0] <= left and right <= card["removeBox"][0] and bottom <= card["cardBox"][3], card
+    assert not re.search(r"#\s*\d", card["text"]), card["text"]  # the seq is in the tooltip only
+    assert f"seq {seq}" in card["title"]
+
+
+def test_cards_show_quote_change_trade_time_and_whole_symbols(redis_server: EmbeddedRedis,
+                                                               browser: webdriver.Chrome) -> None:
+    """A card shows the LTP, the day's change in ₹ and %, coloured by it, the best bid and
+    ask with their quantities and the spread (when the tick has depth), the last trade's
+    exchange time in IST, all with the instrument's decimals (4 for a currency future),
+    and its whole symbol, a long option's strike and CE/PE included."""
+    driver = browser
+    symbols = ["NSE:INFY", "NSE:NIFTY 50", LONG_OPTION, CURRENCY_FUTURE]
+    with LiveMarket(redis_server) as market:
+        open_page(driver, page_url(market, symbols))
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        seen: dict[str, set[int]] = {s: set() for s in symbols}
+
+        def checked_three_updates(d: webdriver.Chrome) -> bool:
+            cards = detail(d)
+            assert list(cards) == symbols
+            for card in cards.values():
+                if card["seq"]:
+                    assert_card_shows(market, card)
+                    seen[card["symbol"]].add(int(card["seq"]))
+            return all(len(seqs) >= 3 for seqs in seen.values())
+
+        wait(driver, checked_three_updates, "three updates of every card, each shown exactly")
+        cards = detail(driver)
+        assert not cards["NSE:NIFTY 50"]["quote"]  # an index: no depth
+        assert len(cards[CURRENCY_FUTURE]["ltp"].rpartition(".")[2]) == 4
+        assert len(cards["NSE:INFY"]["ltp"].rpartition(".")[2]) == 2
+        assert severe(driver) == []
+
+
+def test_colours_flashes_and_movers_follow_the_days_change(redis_server: EmbeddedRedis,
+                                                           browser: webdriver.Chrome) -> None:
+    """A card is green above the previous close, red below, whatever its last tick did; a
+    price change flashes it briefly (a 300 ms fade), at most once a second however fast
+    it ticks; and the movers panel always agrees with the cards on screen."""
+    driver = browser
+    with LiveMarket(redis_server) as market:
+        open_page(driver, page_url(market, EQUITIES))
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        wait(driver, lambda d: all(c["seq"] for c in cards(d)), "a price on every card")
+        # Every flash, timed on the page's clock as it starts (the flash-up/-down class added).
+        driver.execute_script("""
+          window.__flashes = {};
+          new MutationObserver(records => {
+            const before = new Map();  // each card's classes before this batch of changes
+            for (const r of records) if (!before.has(r.target)) before.set(r.target, (r.oldValue || '').split(' '));
+            for (const [c, was] of before) {
+              const on = cls => c.classList.contains(cls) && !was.includes(cls);
+              if (on('flash-up') || on('flash-down')) (window.__flashes[c.dataset.symbol] ||= []).push(performance.now());
+            }
+          }).observe(document.getElementById('cards'),
+                       {attributes: true, attributeFilter: ['class'], attributeOldValue: true, subtree: true});""")
+        days: set[str] = set()
+        states: set[tuple[str, ...]] = set()
+
+        def agree(d: webdriver.Chrome) -> bool:
+            shown, (gainers, losers) = d.execute_script(f"return [(() => {{{READ_DETAIL}}})(), "
+                                                         f"(() => {{{READ_MOVERS}}})()];")
+            by = {c["symbol"]: c for c in shown}
+            for card in shown:
+                days.add(assert_day_colour(card))
+            for rows, side, order in ((gainers, "up", -1), (losers, "down", 1)):
+                assert len(rows) <= 5
+                for symbol, text in rows:  # the card's own figure, on the right side
+                    assert by[symbol]["pct"] == text and day_of(by[symbol]) == side, (symbol, text, by[symbol])
+                values = [float(text.rstrip("%")) for _, text in rows]
+                assert values == sorted(values, key=lambda v: order * v), rows
+                rest = [float(c["pct"].rstrip("%")) for c in shown
+                        if day_of(c) == side and c["symbol"] not in {s for s, _ in rows}]
+                if len(rows) < 5:
+                    assert not rest, (side, rows, rest)  # every mover of that side is listed
+                else:  # no card of that side beyond the fifth row's figure is left out
+                    assert all(order * v >= order * values[-1] for v in rest), (side, rows, rest)
+            states.add(tuple(c["seq"] or "" for c in shown))
+            flashes = d.execute_script("return window.__flashes;")
+            return len(states) >= 40 and {"up", "down"} <= days and max(map(len, flashes.values()), default=0) >= 3
+
+        wait(driver, agree, "40 states of the cards, green and red ones, the movers agreeing; a card flashed 3 times",
+             deadline=3 * DEADLINE)
+        flashes = driver.execute_script("return window.__flashes;")
+        for symbol, times in flashes.items():
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            assert all(gap >= 900 for gap in gaps), (symbol, gaps)  # at most one flash a second
+        counts = driver.execute_script("return window.fastflow.flashes;")
+        assert counts["up"] + counts["down"] > 0 and counts["skipped"] > 0, counts  # fast cards did not strobe
+        fade = driver.execute_script(
+            "const s = getComputedStyle(document.querySelector('#cards .card'));"
+            "return [s.transitionProperty.split(', '), s.transitionDuration.split(', ')];")
+        durations = dict(zip(*fade, strict=True))
+        assert durations["background-color"] == "0.3s", durations
+        assert severe(driver) == []
+
+
+def test_feed_state_market_and_stale_cards(redis_server: EmbeddedRedis, browser: webdriver.Chrome) -> None:
+    """The badge follows the gateway's word on the feed (live, stale, feed down; never
+    green without Redis), the market's session is shown, and a card whose instrument has
+    had no update for 5 s is dimmed and says how long, while the others stream on."""
+    driver = browser
+    symbols = ["NSE:INFY", "NSE:TCS", "NSE:RELIANCE", "NSE:SBIN"]
+    with LiveMarket(redis_server, stale_after=2.0) as market:
+        open_page(driver, page_url(market, symbols))
+        wait(driver, lambda d: badge(d) == ("live", GREEN), "a green live badge")
+        assert driver.find_element(By.ID, "market-state").text == "market open"  # a simulated market is open
+        wait(driver, lambda d: all(c["seq"] for c in cards(d)), "a price on every card")
+
+        # One instrument stops ticking; the others go on.
+        market.freeze({"NSE:TCS"})
+        frozen = wait(driver, lambda d: (c := detail(d))["NSE:TCS"]["stale"] and c["NSE:TCS"]["opacity"] < 0.6 and c,
+                      "the TCS card marked stale and dimmed (its 300 ms fade done)")
+        tcs = frozen["NSE:TCS"]
+        assert re.fullmatch(r"stale \d+ s", tcs["age"]) and int(tcs["age"].split()[1]) >= 5, tcs["age"]
+        assert badge(driver) == ("live", GREEN)
+
+        def others_moved(d: webdriver.Chrome) -> bool:
+            now = detail(d)
+            assert now["NSE:TCS"]["stale"] and now["NSE:TCS"]["seq"] == tcs["seq"]
+            assert not any(now[s]["stale"] for s in symbols if s != "NSE:TCS"), now
+            return all(int(now[s]["seq"]) > int(frozen[s]["seq"]) for s in symbols if s != "NSE:TCS")
+
+        wait(driver, others_moved, "the other cards updating, fresh, while TCS stays stale")
+        market.freeze(set())
+        wait(driver, lambda d: not detail(d)["NSE:TCS"]["stale"], "TCS fresh again once it ticks")
+
+        # The whole feed stops: the gateway says stale, every card goes stale.
+        market.call(market.pause)
+        wait(driver, lambda d: badge(d)[0] == "stale", "the badge says stale")
+        assert badge(driver)[1] != GREEN
+        wait(driver, lambda d: all(c["stale"] for c in detail(d).values()), "every card stale")
+        market.call(market.resume)
+        wait(driver, lambda d: badge(d) == ("live", GREEN) and not any(c["stale"] for c in detail(d).values()),
+             "live and fresh again")
+
+        # Redis goes away: the gateway has no subscription, the badge says so, in red.
+        market.call(market.pause)
+        redis_server.kill()
+        wait(driver, lambda d: badge(d) == ("feed down", RED), "a red 'feed down' badge")
+        assert driver.execute_script("return window.fastflow.state;") == "down"
+        redis_server.restart()
+        market.call(market.resume)
+        wait(driver, lambda d: badge(d) == ("live", GREEN), "live again once Redis is back", deadline=2 * DEADLINE)
+        # The page logged nothing; the gateway may have (its own reconnects are not the page's).
+        assert [m for m in severe(driver) if "WebSocket connection to" not in m] == []
+
+
+@contextlib.contextmanager
+def on_every_page(driver: webdriver.Chrome, source: str) -> Iterator[None]:
+    """``source`` runs first on every page loaded meanwhile (CDP)."""
+    added = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+
+
+def test_a_gateway_without_redis_is_never_green(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """A gateway that cannot reach Redis: the page connects, and its badge says "feed
+    down", in red; it never said "live" on the way."""
+    driver = browser
+    nowhere = RedisTarget.parse(f"unix://{tmp_path / 'no-redis.sock'}")
+    record = """
+      window.__badges = [];
+      new MutationObserver(() => {
+        const b = document.getElementById('conn-state');
+        if (b && window.__badges[window.__badges.length - 1] !== b.textContent) window.__badges.push(b.textContent);
+      }).observe(document, {childList: true, characterData: true, subtree: true});"""
+    with on_every_page(driver, record), LiveMarket(nowhere, stream=False) as market:
+        open_page(driver, market.url)
+        wait(driver, lambda d: badge(d) == ("feed down", RED), "a red 'feed down' badge")
+        said = driver.execute_script("return window.__badges;")
+        assert said and "live" not in said, said
+        assert driver.find_element(By.ID, "market-state").is_displayed()  # the session, from the calendar
+        assert severe(driver) == []
+
+
+def test_latency_readout_is_a_round_trip_on_the_browsers_clock(redis_server: EmbeddedRedis,
+                                                                browser: webdriver.Chrome) -> None:
+    """With the browser's clock an hour ahead of the plant's, the readout is still the
+    ping's round trip (no difference of two machines' clocks), no card is taken for
+    stale, and the trade times are the exchange's."""
+    driver = browser
+    skew = """
+      (() => { const SKEW = 3600 * 1000, now = Date.now, origin = performance.timeOrigin;
+               Date.now = () => now() + SKEW;
+               Object.defineProperty(performance, 'timeOrigin', {get: () => origin + SKEW}); })();"""
+    with on_every_page(driver, skew), LiveMarket(redis_server) as market:
+        open_page(driver, page_url(market, ["NSE:INFY", "NSE:TCS"]))
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        assert driver.execute_script("return Date.now();") > time.time() * 1000 + 3_000_000  # the skew took
+        rtt = float(wait(driver, lambda d: d.find_element(By.ID, "rtt").get_attribute("data-rtt"), "an rtt"))
+        assert 0 <= rtt < 60_000, rtt
+        wait(driver, lambda d: all(c["seq"] for c in cards(d)), "a price on every card")
+        before = detail(driver)
+
+        def updating_and_no_hour_shown(d: webdriver.Chrome) -> bool:
+            header = d.find_element(By.CSS_SELECTOR, ".status").text
+            assert "rtt" in header
+            for figure in re.findall(r"(-?[\d,.]+) ms", header):  # no readout carries the hour
+                assert abs(float(figure.replace(",", ""))) < 60_000, header
+            now = detail(d)
+            assert not any(c["stale"] for c in now.values()), now
+            return all(int(c["seq"]) > int(before[c["symbol"]]["seq"]) + 5 for c in now.values())
+
+        wait(driver, updating_and_no_hour_shown, "every card updating, the header free of the clock skew")
+        for card in detail(driver).values():
+            assert_card_shows(market, card)
+        assert severe(driver) == []
+
+
+def test_the_url_sets_the_watchlist_and_follows_its_edits(redis_server: EmbeddedRedis,
+                                                          browser: webdriver.Chrome) -> None:
+    """``?symbols=`` sets the watchlist (as typed: ``infy`` is NSE:INFY); adding or removing a
+    card rewrites the URL in place, other parameters kept; a reload shows the same list."""
+    driver = browser
+    with LiveMarket(redis_server) as market:
+        open_page(driver, market.url + "?view=desk&symbols=NSE:INFY,tcs,NSE:NIFTY%2050")
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        assert [c["symbol"] for c in cards(driver)] == ["NSE:INFY", "NSE:TCS", "NSE:NIFTY 50"]
+        wait(driver, lambda d: all(c["seq"] for c in cards(d)), "a price on every card")
+        assert driver.execute_script("return localStorage.getItem('fastflow.watchlist');") is None  # a link's list
+
+        driver.find_element(By.ID, "add-symbol").send_keys("wipro\n")
+        wait(driver, lambda d: url_symbols(d) == ["NSE:INFY", "NSE:TCS", "NSE:NIFTY 50", "NSE:WIPRO"],
+             "NSE:WIPRO in the URL")
+        driver.find_element(By.CSS_SELECTOR, '.card[data-symbol="NSE:INFY"] .remove').click()
+        wanted = ["NSE:TCS", "NSE:NIFTY 50", "NSE:WIPRO"]
+        wait(driver, lambda d: url_symbols(d) == wanted, "NSE:INFY out of the URL")
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(driver.current_url).query)
+        assert query["view"] == ["desk"]
+        assert "symbols=NSE:TCS,NSE:NIFTY%2050,NSE:WIPRO" in driver.current_url  # readable
+        assert driver.execute_script("return JSON.parse(localStorage.getItem('fastflow.watchlist'));") == wanted
+
+        driver.refresh()
+        wait(driver, lambda d: conn_state(d) == "live", "live after the reload")
+        assert [c["symbol"] for c in cards(driver)] == wanted
+        wait(driver, lambda d: all(c["seq"] for c in cards(d)), "a price on every card after the reload")
+        for card in cards(driver):
+            assert_exact(market, card)
+        driver.execute_script("localStorage.clear();")  # the next test's gateway may get this port
+        assert severe(driver) == []
+
+
+def test_examples_come_from_the_live_universe(redis_server: EmbeddedRedis, browser: webdriver.Chrome) -> None:
+    """The symbol field's placeholder and the unknown-symbol hint name an instrument the
+    gateway knows (the watchlist's first, with its Kite token), not a hard-coded one."""
+    driver = browser
+    with LiveMarket(redis_server) as market:
+        open_page(driver, page_url(market, ["NSE:TCS", "NSE:WIPRO"]))
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        field = driver.find_element(By.ID, "add-symbol")
+        wait(driver, lambda d: "NSE:TCS" in (field.get_attribute("placeholder") or ""), "NSE:TCS in the placeholder")
+        placeholder = field.get_attribute("placeholder") or ""
+        assert str(TOKENS["NSE:TCS"]) in placeholder and "NIFTY26NOVFUT" not in placeholder, placeholder
+        field.send_keys("NSE:NOSUCHSYMBOL\n")
+        wait(driver, lambda d: "NOSUCHSYMBOL" in d.find_element(By.ID, "notice").text, "the unknown-symbol notice")
+        hint = driver.find_element(By.ID, "notice").text
+        assert "e.g. NSE:TCS" in hint, hint
+        assert "NIFTY26NOVFUT" not in driver.page_source
+        driver.execute_script("localStorage.clear();")
+        assert severe(driver) == []
 
 
 # -- the msgpack codec -------------------------------------------------------------------------

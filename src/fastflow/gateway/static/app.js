@@ -1,15 +1,32 @@
 /* The fastflow live dashboard: one WebSocket to the gateway (docs/protocol.md),
- * fastflow.msgpack.v1 frames decoded by msgpack.js, a watchlist kept in localStorage.
+ * fastflow.msgpack.v1 frames decoded by msgpack.js, a watchlist kept in the page's URL
+ * (?symbols=NSE:INFY,NSE:TCS) and in localStorage.
  *
  * Rendering: messages only update `app.ticks` and mark symbols dirty; the DOM is
  * touched at most once per animation frame, only for the dirty cards, through element
- * references kept per card (nothing is rebuilt per message). The movers panel and the
- * header's counters are recomputed at most four times a second.
+ * references kept per card (nothing is rebuilt per message). The movers panel is
+ * recomputed in the same pass, from the values just put on the cards, so the two never
+ * disagree. The header's counters and the cards' age markers are updated four times a
+ * second.
  *
- * Test and debugging hooks: `window.fastflow` (state, ticks, received, watchlist,
- * latency, ...); each card is `.card[data-symbol][data-seq][data-ltp]` with a `.ltp`;
- * `#conn-state` (text and data-state: connecting | live | reconnecting);
- * `#latency` (data-p50, data-p99 in ms).
+ * What the page tells, and from what:
+ * - the badge (`#conn-state`): the connection (connecting | reconnecting), then the
+ *   gateway's feed status (the `status` message): live | degraded | stale | feed down;
+ *   `#market-state`: the market's session (open | pre-open | closed);
+ * - a card's colour: the day's change (LTP against the previous close), never the last
+ *   tick's direction; a brief flash on a price change, at most one a second per card;
+ * - a card goes dim with "stale N s" when its instrument had no update for
+ *   CARD_STALE_MS while the market is open (timed on this page's monotonic clock);
+ * - prices with the instrument's decimals: 4 for currency derivatives (Kite's CDS and
+ *   BCD, Upstox's NCD_FO and BCD_FO), 2 for everything else (the ticks carry no tick
+ *   size);
+ * - the latency readout is the round trip of a ping to the gateway, on this browser's
+ *   clock only: a difference between this clock and another machine's means nothing.
+ *
+ * Test and debugging hooks: `window.fastflow` (state, ticks, received, watchlist, rtt,
+ * flashes, ...); each card is `.card[data-symbol][data-seq][data-ltp][data-day]` with
+ * a `.ltp`, and `.stale` when stale; `#conn-state` (text, and data-state: connecting |
+ * reconnecting | live | degraded | stale | down); `#rtt` (data-rtt in ms).
  */
 (function () {
   "use strict";
@@ -22,9 +39,10 @@
     "NSE:NIFTY 50", "NSE:NIFTY BANK", "NSE:INFY", "NSE:RELIANCE",
     "NSE:TCS", "NSE:HDFCBANK", "NSE:ICICIBANK", "NSE:SBIN",
   ];
-  var LATENCY_WINDOW = 1000;     // ticks in the rolling p50/p99
-  var SLOW_UPDATE_MS = 250;      // movers, latency and counters: at most 4 times a second
-  var FLASH_MS = 450;
+  var SLOW_UPDATE_MS = 250;      // counters and card ages: 4 times a second
+  var FLASH_HOLD_MS = 50;        // the flash colour is held this long, then fades (style.css: 300 ms)
+  var FLASH_GAP_MS = 1000;       // at most one flash per card per second, whatever the tick rate
+  var CARD_STALE_MS = 5000;      // a card with no update for this long (market open) is marked stale
   var PING_INTERVAL_MS = 5000;
   var STALL_MS = 20000;          // no frame at all (not even a pong) for this long: reconnect
   var BACKOFF_MIN_MS = 300;
@@ -32,16 +50,19 @@
   var RETRY_SUBSCRIBE_MS = 1000; // the gateway had no instrument list yet: subscribe again
   var MOVERS = 5;
   var MAX_SYMBOL_LENGTH = 128;
+  var CURRENCY = /^(CDS|BCD):|^(NCD|BCD)_/;  // 4 decimals: Kite's currency exchanges, Upstox's segments
+  var MARKET_TEXT = { open: "market open", pre_open: "pre-open", closed: "market closed" };
 
   var app = {
-    state: "connecting",        // connecting | live | reconnecting
+    state: "connecting",        // what the badge says: connecting | reconnecting | live | degraded | stale | down
+    feed: null,                 // the gateway's latest `status` on this connection
+    subscribed: false,          // the watchlist's first subscribe on this connection was answered
     ticks: new Map(),           // symbol -> its latest tick map (watchlist symbols only)
     received: 0,                // ticks received (snapshots included)
     watchlist: [],
     unknown: new Set(),         // watchlist entries the gateway does not know
-    latency: { p50: null, p99: null, samples: 0 },
-    rtt: null,
-    flashes: { up: 0, down: 0 },
+    rtt: null,                  // ms, the last ping's round trip
+    flashes: { up: 0, down: 0, skipped: 0 },
     connects: 0,
     server: null,               // the gateway's hello, if it sent one
     lastError: null,
@@ -53,7 +74,7 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var connBadge = $("conn-state");
-  var latencyEl = $("latency");
+  var marketEl = $("market-state");
   var rateEl = $("tick-rate");
   var rttEl = $("rtt");
   var receivedEl = $("received");
@@ -68,25 +89,64 @@
   var gainersEl = $("gainers");
   var losersEl = $("losers");
 
-  var priceFormat2 = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var priceFormat4 = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 4, maximumFractionDigits: 4 });
-  var intFormat = new Intl.NumberFormat("en-IN", { maximumFractionDigits: 0 });
+  // -- formatting ---------------------------------------------------------------
 
-  function formatPrice(p) {
-    if (typeof p !== "number" || !isFinite(p)) return "—";
-    // Exchange prices are on a 0.05 (or 0.0025, currency) grid: 2 decimals unless more are needed.
-    return Math.abs(p * 100 - Math.round(p * 100)) > 1e-6 ? priceFormat4.format(p) : priceFormat2.format(p);
+  var priceFormats = {};
+  var intFormat = new Intl.NumberFormat("en-IN", { maximumFractionDigits: 0 });
+  var timeFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Asia/Kolkata", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+
+  function isNumber(v) {
+    return typeof v === "number" && isFinite(v);
   }
-  function formatChange(c) {
-    if (typeof c !== "number" || !isFinite(c)) return "—";
-    return (c > 0 ? "+" : "") + c.toFixed(2) + "%";
+  /** Decimals of an instrument's prices (the ticks carry no tick size): 4 for currency
+   * derivatives, else 2. */
+  function decimalsOf(symbol, tick) {
+    return CURRENCY.test(symbol) || (tick && CURRENCY.test(String(tick.instrument_key || ""))) ? 4 : 2;
+  }
+  function formatPrice(p, decimals) {
+    if (!isNumber(p)) return "—";
+    var format = priceFormats[decimals];
+    if (!format) {
+      format = priceFormats[decimals] = new Intl.NumberFormat(
+        "en-IN", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+    }
+    return format.format(p);
+  }
+  function formatSigned(value, decimals) {
+    return isNumber(value) ? (value > 0 ? "+" : "") + formatPrice(value, decimals) : "—";
+  }
+  function formatPct(pct) {
+    return isNumber(pct) ? (pct > 0 ? "+" : "") + pct.toFixed(2) + "%" : "—";
   }
   function formatMs(ms) {
-    if (ms === null || !isFinite(ms)) return "—";
+    if (!isNumber(ms)) return "—";
     return (Math.abs(ms) < 10 ? ms.toFixed(1) : ms.toFixed(0)) + " ms";
+  }
+  function formatAge(ms) {
+    var s = Math.floor(ms / 1000);
+    return s < 120 ? s + " s" : s < 7200 ? Math.floor(s / 60) + " min" : Math.floor(s / 3600) + " h";
+  }
+  /** Epoch seconds (the exchange's time) as HH:MM:SS in IST. */
+  function formatTime(epochSeconds) {
+    return isNumber(epochSeconds) && epochSeconds > 0 ? timeFormat.format(new Date(epochSeconds * 1000)) + " IST" : "—";
   }
   function direction(value) {
     return value > 0 ? "up" : value < 0 ? "down" : "flat";
+  }
+
+  /** The day's change of a tick: {abs (₹, null when the previous close is unknown), pct, dir}.
+   * The cards and the movers both read it, so they agree. */
+  function dayChange(tick) {
+    var price = tick.last_price;
+    var close = tick.ohlc && tick.ohlc.close;
+    if (isNumber(price) && isNumber(close) && close > 0) {
+      var abs = price - close;
+      return { abs: abs, pct: isNumber(tick.change) ? tick.change : abs / close * 100, dir: direction(abs) };
+    }
+    if (isNumber(tick.change)) return { abs: null, pct: tick.change, dir: direction(tick.change) };
+    return null;
   }
 
   // -- notices ------------------------------------------------------------------
@@ -100,9 +160,53 @@
     noticeTimer = setTimeout(function () { noticeEl.hidden = true; }, 8000);
   }
 
-  // -- the watchlist (localStorage) ----------------------------------------------
+  // -- examples from the live universe ----------------------------------------------
 
-  function loadWatchlist() {
+  /** The first watchlist symbol the gateway knows and priced (its tick), or null. */
+  function exampleTick() {
+    for (var i = 0; i < app.watchlist.length; i++) {
+      var tick = app.ticks.get(app.watchlist[i]);
+      if (tick) return tick;
+    }
+    return null;
+  }
+
+  function example() {
+    var tick = exampleTick();
+    return tick ? ", e.g. " + tick.symbol : "";
+  }
+
+  function updatePlaceholder() {
+    var tick = exampleTick();
+    var forms = ["EXCHANGE:TRADINGSYMBOL or a Kite token"];
+    if (tick) {
+      forms = [tick.symbol];
+      if (tick.symbol.indexOf("NSE:") === 0) forms.push(tick.symbol.slice(4));  // NSE is the default exchange
+      if (isNumber(tick.instrument_token)) forms.push(String(tick.instrument_token));
+    }
+    var text = "Add a symbol: " + forms.join(", ");
+    if (addInput.placeholder !== text) addInput.placeholder = text;
+  }
+
+  // -- the watchlist (the URL, localStorage) ----------------------------------------
+
+  function cleanList(list) {
+    var seen = new Set();
+    return list.filter(function (s) {
+      var ok = typeof s === "string" && s.length > 0 && s.length <= MAX_SYMBOL_LENGTH && !seen.has(s);
+      seen.add(s);
+      return ok;
+    });
+  }
+
+  /** The page URL's watchlist (?symbols=NSE:INFY,TCS), or null without one. */
+  function urlWatchlist() {
+    var param = new URLSearchParams(location.search).get("symbols");
+    if (param === null) return null;
+    return cleanList(param.split(",").map(normalizeSymbol));
+  }
+
+  function storedWatchlist() {
     var stored = null;
     try {
       stored = window.localStorage.getItem(STORAGE_KEY);
@@ -110,14 +214,7 @@
     if (stored !== null) {
       try {
         var list = JSON.parse(stored);
-        if (Array.isArray(list)) {
-          var seen = new Set();
-          return list.filter(function (s) {
-            var ok = typeof s === "string" && s.length > 0 && s.length <= MAX_SYMBOL_LENGTH && !seen.has(s);
-            seen.add(s);
-            return ok;
-          });
-        }
+        if (Array.isArray(list)) return cleanList(list);
       } catch (e) { /* corrupt entry: fall back to the defaults */ }
     }
     return DEFAULT_WATCHLIST.slice();
@@ -126,7 +223,26 @@
   function saveWatchlist() {
     try {
       window.localStorage.setItem(STORAGE_KEY, JSON.stringify(app.watchlist));
-    } catch (e) { /* storage full or disabled: the watchlist lives until the page closes */ }
+    } catch (e) { /* storage full or disabled: the watchlist lives in the URL */ }
+  }
+
+  /** The watchlist into the URL (other parameters kept), readable: ?symbols=NSE:INFY,NSE:NIFTY%2050 */
+  function writeUrl() {
+    var params = new URLSearchParams(location.search);
+    params.delete("symbols");
+    var rest = params.toString();
+    var symbols = app.watchlist.map(function (s) { return encodeURIComponent(s).replace(/%3A/gi, ":"); });
+    var url = location.pathname + "?" + (rest ? rest + "&" : "") + "symbols=" + symbols.join(",") + location.hash;
+    try {
+      history.replaceState(history.state, "", url);
+    } catch (e) { /* too long for this browser's URL limit: localStorage still has it */ }
+  }
+
+  /** The watchlist was edited: keep it (localStorage for the next visit, the URL for this tab). */
+  function watchlistEdited(persist) {
+    if (persist) saveWatchlist();
+    writeUrl();
+    updatePlaceholder();
   }
 
   /** What the user typed, as a watchlist key: "infy" -> "NSE:INFY"; Kite tokens and
@@ -148,27 +264,22 @@
 
   var cards = new Map();    // watchlist key -> card (element references, last shown values)
   var dirty = new Set();    // symbols whose card needs a render
-  var flashing = new Map(); // card -> performance.now() when its flash ends
+  var flashing = new Map(); // card -> performance.now() when its flash colour starts to fade
   var renderScheduled = false;
+  var moversDirty = false;
 
   function createCard(key) {
     var el = template.content.firstElementChild.cloneNode(true);
-    var card = {
-      key: key,
-      el: el,
-      sym: el.querySelector(".sym"),
-      ltp: el.querySelector(".ltp"),
-      chg: el.querySelector(".chg"),
-      open: el.querySelector(".open"),
-      high: el.querySelector(".high"),
-      low: el.querySelector(".low"),
-      close: el.querySelector(".close"),
-      volume: el.querySelector(".volume"),
-      seq: el.querySelector(".seq"),
-      remove: el.querySelector(".remove"),
-      shown: null,          // the last price on screen (for the flash direction)
-      text: {},             // the last text per field (skip no-op DOM writes)
-    };
+    var card = { key: key, el: el, text: {} };
+    ["sym", "sym-exchange", "sym-name", "remove", "ltp", "chg", "chg-abs", "chg-pct", "quote", "bid", "bid-qty",
+     "ask", "ask-qty", "spread", "open", "high", "low", "close", "volume", "ltt", "age"].forEach(function (name) {
+      card[name] = el.querySelector("." + name);
+    });
+    card.shown = null;      // the last price on screen (a change flashes)
+    card.flashedAt = -Infinity;
+    card.updatedAt = null;  // performance.now() of the last tick with a new seq
+    card.day = null;        // the dayChange() on screen
+    card.stale = false;
     labelCard(card, key);
     card.remove.addEventListener("click", function () { removeSymbol(card.key); });
     cards.set(key, card);
@@ -179,10 +290,29 @@
 
   function labelCard(card, key) {
     card.key = key;
+    card.decimals = decimalsOf(key, null);
     card.el.dataset.symbol = key;
-    card.sym.textContent = key;
-    card.sym.title = key;
+    var colon = key.indexOf(":");
+    card["sym-exchange"].textContent = colon > 0 ? key.slice(0, colon + 1) : "";
+    showName(card["sym-name"], colon > 0 ? key.slice(colon + 1) : key);
+    card.sym.classList.toggle("long", key.length > 16);
+    card.el.title = key;
     card.remove.setAttribute("aria-label", "Remove " + key);
+  }
+
+  /** A trading symbol with line-break opportunities where a derivative's name has its
+   * parts: NIFTY26D08|26000|CE, USDINR26DEC|FUT (the text stays the symbol itself). */
+  function showName(el, name, prefix) {
+    // An option: NAME, YY and a month (DEC) or a weekly expiry's month and day (D08), strike, CE/PE.
+    var parts = /^([A-Z][A-Z0-9&-]*?\d{2}(?:[A-Z]{3}|[1-9OND]\d{2}))(\d+(?:\.\d+)?)(CE|PE)$/.exec(name) ||
+      /^(.+?)(FUT)$/.exec(name);
+    el.textContent = "";
+    parts = parts ? parts.slice(1) : [name];
+    if (prefix) parts.unshift(prefix);
+    parts.forEach(function (part, i) {
+      if (i) el.appendChild(document.createElement("wbr"));
+      el.appendChild(document.createTextNode(part));
+    });
   }
 
   function dropCard(key) {
@@ -202,38 +332,83 @@
   }
 
   function flash(card, dir, now) {
+    if (now - card.flashedAt < FLASH_GAP_MS) {
+      app.flashes.skipped++;  // a fast-moving instrument: its card does not strobe
+      return;
+    }
+    card.flashedAt = now;
     card.el.classList.remove(dir === "up" ? "flash-down" : "flash-up");
     card.el.classList.add("flash-" + dir);
-    card.el.dataset.tick = dir;
-    flashing.set(card, now + FLASH_MS);
+    flashing.set(card, now + FLASH_HOLD_MS);
     app.flashes[dir]++;
   }
 
+  function renderQuote(card, tick) {
+    var depth = tick.depth;
+    var bid = depth && Array.isArray(depth.buy) ? depth.buy[0] : null;
+    var ask = depth && Array.isArray(depth.sell) ? depth.sell[0] : null;
+    card.quote.hidden = !bid && !ask;
+    if (card.quote.hidden) return;
+    // Kite sends an empty level as price 0, quantity 0.
+    var bidPrice = bid && bid.price > 0 ? bid.price : null;
+    var askPrice = ask && ask.price > 0 ? ask.price : null;
+    setText(card, "bid", formatPrice(bidPrice, card.decimals));
+    setText(card, "bid-qty", bidPrice !== null && isNumber(bid.quantity) ? " ×" + intFormat.format(bid.quantity) : "");
+    setText(card, "ask", formatPrice(askPrice, card.decimals));
+    setText(card, "ask-qty", askPrice !== null && isNumber(ask.quantity) ? " ×" + intFormat.format(ask.quantity) : "");
+    setText(card, "spread", bidPrice !== null && askPrice !== null ? formatPrice(askPrice - bidPrice, card.decimals) : "—");
+  }
+
   function renderCard(card, tick, now) {
+    card.decimals = decimalsOf(card.key, tick);
+    var d = card.decimals;
     var price = tick.last_price;
-    if (typeof price === "number") {
+    if (isNumber(price)) {
       if (card.shown !== null && price !== card.shown) flash(card, price > card.shown ? "up" : "down", now);
       card.shown = price;
-      setText(card, "ltp", formatPrice(price));
+      setText(card, "ltp", formatPrice(price, d));
       card.el.dataset.ltp = String(price);
     }
-    var change = tick.change;
-    if (typeof change === "number") {
-      setText(card, "chg", formatChange(change));
-      card.chg.dataset.dir = direction(change);
-    }
+    var day = card.day = dayChange(tick);
+    setText(card, "chg-abs", day && day.abs !== null ? formatSigned(day.abs, d) : day ? "" : "—");
+    setText(card, "chg-pct", day ? formatPct(day.pct) : "");
+    card.el.dataset.day = day ? day.dir : "";
     var ohlc = tick.ohlc;
     if (ohlc && typeof ohlc === "object") {
-      setText(card, "open", formatPrice(ohlc.open));
-      setText(card, "high", formatPrice(ohlc.high));
-      setText(card, "low", formatPrice(ohlc.low));
-      setText(card, "close", formatPrice(ohlc.close));
+      setText(card, "open", formatPrice(ohlc.open, d));
+      setText(card, "high", formatPrice(ohlc.high, d));
+      setText(card, "low", formatPrice(ohlc.low, d));
+      setText(card, "close", formatPrice(ohlc.close, d));
     }
-    setText(card, "volume", typeof tick.volume_traded === "number" ? intFormat.format(tick.volume_traded) : "—");
+    renderQuote(card, tick);
+    setText(card, "volume", isNumber(tick.volume_traded) ? intFormat.format(tick.volume_traded) : "—");
+    // The last trade's time; an index has none, only the exchange's timestamp.
+    var traded = isNumber(tick.last_trade_time) && tick.last_trade_time > 0;
+    setText(card, "ltt", formatTime(traded ? tick.last_trade_time : tick.exchange_timestamp));
+    card.ltt.title = traded ? "Last trade time (exchange time, IST)" : "Exchange time of the last update (IST)";
     if (tick.seq !== undefined) {
       card.el.dataset.seq = String(tick.seq);
-      setText(card, "seq", String(tick.seq));
+      card.el.title = card.key + " · seq " + tick.seq +
+        (isNumber(tick.instrument_token) ? " · token " + tick.instrument_token : "");
     }
+  }
+
+  /** Dim the cards with no update for CARD_STALE_MS, with their age; only while the market
+   * is open (or not known to be closed): a closed market's silence is expected. */
+  function updateAges(now) {
+    var market = app.feed && app.feed.market;
+    var expectTicks = !market || market === "open";
+    cards.forEach(function (card) {
+      var age = card.updatedAt === null ? null : now - card.updatedAt;
+      var stale = expectTicks && age !== null && age >= CARD_STALE_MS;
+      if (stale) setText(card, "age", "stale " + formatAge(age));
+      if (stale !== card.stale) {
+        card.stale = stale;
+        card.el.classList.toggle("stale", stale);
+        card.age.hidden = !stale;
+        card.age.title = stale ? "No update for this instrument since then (this page's clock)" : "";
+      }
+    });
   }
 
   function render() {
@@ -245,9 +420,10 @@
       if (card && tick) renderCard(card, tick, now);
     });
     dirty.clear();
+    if (moversDirty) updateMovers();  // in the same pass as the cards: they agree
     flashing.forEach(function (until, card) {
       if (now >= until) {
-        card.el.classList.remove("flash-up", "flash-down");
+        card.el.classList.remove("flash-up", "flash-down");  // the background fades (style.css)
         flashing.delete(card);
       }
     });
@@ -262,62 +438,28 @@
     else requestAnimationFrame(render);
   }
 
-  // -- ticks and latency ---------------------------------------------------------------
+  // -- ticks -------------------------------------------------------------------------
 
-  var latencies = new Float64Array(LATENCY_WINDOW);
-  var latencyCount = 0;
-  var latencyNext = 0;
-  var latencyFresh = false;
-  var moversDirty = false;
-
-  // The wall clock in ms with sub-ms resolution (Date.now() truncates to whole ms, too
-  // coarse for a same-host latency): the monotonic clock from the page's time origin,
-  // re-based whenever it drifts from Date.now() (clock steps, a suspended machine).
-  var clockBase = performance.timeOrigin || (Date.now() - performance.now());
-  function wallMs() {
-    return clockBase + performance.now();
-  }
-  function resyncClock() {
-    // Date.now() truncates to whole ms: +0.5 is its unbiased estimate of the true time.
-    var drift = Date.now() + 0.5 - wallMs();
-    if (drift > 3 || drift < -3) clockBase += drift;
-  }
-
-  function onTicks(list, live) {
+  function onTicks(list) {
     if (!Array.isArray(list)) return;
-    var nowMs = wallMs();
+    var now = performance.now();
+    var first = false;
     for (var i = 0; i < list.length; i++) {
       var tick = list[i];
       if (!tick || typeof tick.symbol !== "string") continue;
       app.received++;
-      // End to end: the plant's receive time (wall clock, ns) to now. A snapshot's
-      // ticks are old by design, so only live ticks count.
-      if (live && typeof tick.receive_time_ns === "number" && tick.receive_time_ns > 0) {
-        latencies[latencyNext] = nowMs - tick.receive_time_ns / 1e6;
-        latencyNext = (latencyNext + 1) % LATENCY_WINDOW;
-        if (latencyCount < LATENCY_WINDOW) latencyCount++;
-        latencyFresh = true;
-      }
-      if (!cards.has(tick.symbol)) continue;  // no longer (or not yet) on the watchlist
+      var card = cards.get(tick.symbol);
+      if (!card) continue;  // no longer (or not yet) on the watchlist
+      var before = app.ticks.get(tick.symbol);
+      if (!before) first = true;
+      // A snapshot after a reconnect repeats what the card shows: no update, unless it moved.
+      if (!before || before.seq !== tick.seq) card.updatedAt = now;
       app.ticks.set(tick.symbol, tick);
       dirty.add(tick.symbol);
       moversDirty = true;
     }
+    if (first) updatePlaceholder();
     if (dirty.size) scheduleRender();
-  }
-
-  function percentile(sorted, q) {
-    return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))];
-  }
-
-  function updateLatency() {
-    if (!latencyFresh || latencyCount === 0) return;
-    latencyFresh = false;
-    var sorted = latencies.slice(0, latencyCount).sort();
-    app.latency = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), samples: latencyCount };
-    latencyEl.textContent = "p50 " + formatMs(app.latency.p50) + " · p99 " + formatMs(app.latency.p99);
-    latencyEl.dataset.p50 = app.latency.p50.toFixed(3);
-    latencyEl.dataset.p99 = app.latency.p99.toFixed(3);
   }
 
   // -- top gainers and losers ------------------------------------------------------------
@@ -351,25 +493,31 @@
       var mover = movers[i];
       row.li.hidden = !mover;
       if (!mover) continue;
-      row.li.dataset.symbol = mover.symbol;
-      row.sym.textContent = mover.symbol;
-      row.chg.textContent = formatChange(mover.change);
-      row.chg.dataset.dir = direction(mover.change);
+      if (row.li.dataset.symbol !== mover.symbol) {
+        var colon = mover.symbol.indexOf(":");
+        row.li.dataset.symbol = row.li.title = mover.symbol;
+        if (colon > 0) showName(row.sym, mover.symbol.slice(colon + 1), mover.symbol.slice(0, colon + 1));
+        else showName(row.sym, mover.symbol);
+      }
+      row.chg.textContent = formatPct(mover.pct);
+      row.chg.dataset.dir = mover.dir;
     }
   }
 
+  /** From the day's change on the cards (card.day, set by renderCard): the same numbers. */
   function updateMovers() {
-    if (!moversDirty) return;
     moversDirty = false;
     var up = [];
     var down = [];
-    app.ticks.forEach(function (tick, symbol) {
-      if (typeof tick.change !== "number" || !isFinite(tick.change)) return;
-      if (tick.change > 0) up.push({ symbol: symbol, change: tick.change });
-      else if (tick.change < 0) down.push({ symbol: symbol, change: tick.change });
+    cards.forEach(function (card, symbol) {
+      var day = card.day;
+      if (!day || !isNumber(day.pct)) return;
+      var mover = { symbol: symbol, pct: day.pct, dir: day.dir };
+      if (day.dir === "up") up.push(mover);
+      else if (day.dir === "down") down.push(mover);
     });
-    up.sort(function (a, b) { return b.change - a.change; });
-    down.sort(function (a, b) { return a.change - b.change; });
+    up.sort(function (a, b) { return b.pct - a.pct; });
+    down.sort(function (a, b) { return a.pct - b.pct; });
     fillMovers(gainerRows, up.slice(0, MOVERS));
     fillMovers(loserRows, down.slice(0, MOVERS));
   }
@@ -377,10 +525,8 @@
   var rateSince = performance.now();
   var rateReceived = 0;
   function slowUpdate() {
-    resyncClock();
-    updateMovers();
-    updateLatency();
     var now = performance.now();
+    updateAges(now);
     if (now - rateSince >= 1000) {
       var rate = (app.received - rateReceived) * 1000 / (now - rateSince);
       rateEl.textContent = intFormat.format(rate) + "/s";
@@ -391,9 +537,11 @@
   }
   setInterval(slowUpdate, SLOW_UPDATE_MS);
 
-  // -- the connection ------------------------------------------------------------------------
+  // -- the connection and the feed's state -----------------------------------------------------
 
   var socket = null;
+  var conn = "connecting";       // connecting | open | reconnecting
+  var connDetail = "";
   var attempt = 0;               // connection attempts since the last live one
   var reconnectTimer = 0;
   var pingTimer = 0;
@@ -404,22 +552,48 @@
   var unsubscribeRequests = [];
   var pendingAdds = new Set();   // keys added but not yet confirmed by a `subscribed`
 
-  function setState(state, detail) {
-    app.state = state;
-    connBadge.textContent = state;
-    connBadge.dataset.state = state;
-    connBadge.className = "badge conn-" + state;
-    connBadge.title = detail || "WebSocket connection";
+  function feedDetail(feed) {
+    var age = feed.last_tick_age_s === null || feed.last_tick_age_s === undefined ? "no frame from the plant yet"
+      : "the plant's last frame " + feed.last_tick_age_s + " s before this state began";
+    var why = {
+      streaming: "the plant is streaming",
+      degraded: "the plant streams on some of its broker connections, not all",
+      stale: "no frame from the plant for a while although the market is open",
+      down: "the gateway has no Redis or no instrument list, or the plant streams on none of its connections",
+    }[feed.feed] || "";
+    return "feed " + feed.feed + (why ? " (" + why + ")" : "") + "; market " +
+      String(feed.market).replace("_", "-") + "; " + age;
   }
 
-  function showFeed() {
+  /** The badge: the connection first, then the gateway's word on the feed. Green only
+   * for an open connection, a subscribed watchlist and a streaming feed. */
+  function showState() {
     var feed = app.feed;
-    // Only over an open connection: "live" or a feed state shown before (stale, degraded, down).
-    if (!feed || (app.state !== "live" && app.state !== "stale" && app.state !== "degraded" &&
-                  app.state !== "down")) return;
-    var age = feed.last_tick_age_s === null ? "no tick yet" : "last tick " + feed.last_tick_age_s + " s ago";
-    var detail = "feed " + feed.feed + ", market " + feed.market.replace("_", "-") + ", " + age;
-    setState(feed.feed === "streaming" ? "live" : feed.feed, detail);
+    var state = "live";
+    var detail = "streaming from " + location.host;
+    if (conn !== "open") {
+      state = conn;
+      detail = connDetail || "WebSocket connection";
+    } else if (feed && feed.feed !== "streaming") {
+      state = feed.feed;  // degraded | stale | down
+      detail = feedDetail(feed);
+    } else if (!app.subscribed) {
+      state = "connecting";
+      detail = connDetail || "subscribing";
+    } else if (feed) {
+      detail = feedDetail(feed);
+    }
+    app.state = state;
+    connBadge.textContent = state === "down" ? "feed down" : state;
+    connBadge.dataset.state = state;
+    connBadge.className = "badge conn-" + state;
+    connBadge.title = detail;
+    var market = conn === "open" && feed ? feed.market : null;
+    marketEl.hidden = !market;
+    if (market) {
+      marketEl.textContent = MARKET_TEXT[market] || String(market);
+      marketEl.dataset.market = market;
+    }
   }
 
   function socketUrl() {
@@ -448,7 +622,8 @@
 
   function connect() {
     reconnectTimer = 0;
-    setState(attempt === 0 && app.connects === 0 ? "connecting" : "reconnecting");
+    conn = attempt === 0 && app.connects === 0 ? "connecting" : "reconnecting";
+    showState();
     attempt++;
     var ws;
     try {
@@ -463,12 +638,17 @@
     ws.onopen = function () {
       if (socket !== ws) return;
       app.connects++;
+      conn = "open";
+      connDetail = "";
+      app.feed = null;  // this gateway's word comes in its `status`
+      app.subscribed = false;
       lastFrameAt = performance.now();
       subscribeRequests = [];
       unsubscribeRequests = [];
       pingsSent.clear();
       if (app.watchlist.length) subscribe(app.watchlist, true);
       else goLive();
+      showState();
       clearInterval(pingTimer);
       pingTimer = setInterval(heartbeat, PING_INTERVAL_MS);
       heartbeat();
@@ -497,6 +677,8 @@
     socket = app.socket = null;
     clearInterval(pingTimer);
     app.lastError = "connection closed: " + why;
+    app.feed = null;
+    app.subscribed = false;
     scheduleReconnect();
   }
 
@@ -504,14 +686,17 @@
     if (reconnectTimer) return;
     var delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, Math.max(0, attempt - 1)));
     delay = delay * (0.5 + Math.random() * 0.5);  // jitter: clients do not come back in step
-    setState("reconnecting", "retrying in " + (delay / 1000).toFixed(1) + " s (" + app.lastError + ")");
+    conn = "reconnecting";
+    connDetail = "retrying in " + (delay / 1000).toFixed(1) + " s (" + app.lastError + ")";
+    showState();
     reconnectTimer = setTimeout(connect, delay);
   }
 
   function goLive() {
     attempt = 0;
-    setState("live", "streaming from " + location.host);
-    showFeed();
+    app.subscribed = true;
+    connDetail = "";
+    showState();
   }
 
   function heartbeat() {
@@ -531,13 +716,20 @@
     send({ op: "ping", id: pingId });
   }
 
+  function onPong(message) {
+    var sent = pingsSent.get(message.id);
+    if (sent === undefined) return;
+    pingsSent.delete(message.id);
+    app.rtt = performance.now() - sent;  // both ends on this page's monotonic clock
+    rttEl.textContent = formatMs(app.rtt);
+    rttEl.dataset.rtt = app.rtt.toFixed(3);
+  }
+
   function onMessage(message) {
     switch (message.type) {
       case "ticks":
-        onTicks(message.ticks, true);
-        break;
       case "snapshot":
-        onTicks(message.ticks, false);
+        onTicks(message.ticks);
         break;
       case "subscribed":
         onSubscribed(message, subscribeRequests.shift());
@@ -546,19 +738,15 @@
         unsubscribeRequests.shift();
         break;
       case "pong":
-        var sent = pingsSent.get(message.id);
-        if (sent !== undefined) {
-          pingsSent.delete(message.id);
-          app.rtt = performance.now() - sent;
-          rttEl.textContent = formatMs(app.rtt);
-        }
+        onPong(message);
         break;
       case "error":
         onError(message);
         break;
-      case "status":  // the feed behind the gateway: streaming, stale or down (docs/protocol.md)
+      case "status":  // the feed behind the gateway (docs/protocol.md)
         app.feed = message;
-        showFeed();
+        showState();
+        updateAges(performance.now());
         break;
       case "hello":
         app.server = message;
@@ -596,8 +784,9 @@
       if (pendingAdds.has(key)) {
         // Just added and refused: it never joins the watchlist.
         pendingAdds.delete(key);
-        notice("Unknown symbol: " + key + " (try EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY)", "error");
+        notice("Unknown symbol: " + key + " (try EXCHANGE:TRADINGSYMBOL" + example() + ")", "error");
         forget(key);
+        watchlistEdited(true);
       } else {
         // From the stored watchlist: keep it, marked, for the user to remove.
         app.unknown.add(key);
@@ -619,9 +808,10 @@
           // The gateway has no instrument list yet (the plant is starting), or we were
           // too quick: ask again shortly on the same connection, still not live.
           var ws = socket;
-          setState(app.state, "waiting for the gateway: " + text);
+          connDetail = "waiting for the gateway: " + text;
+          showState();
           setTimeout(function () {
-            if (socket === ws && app.state !== "live") subscribe(app.watchlist, true);
+            if (socket === ws && !app.subscribed) subscribe(app.watchlist, true);
           }, RETRY_SUBSCRIBE_MS);
           return;
         }
@@ -632,6 +822,7 @@
           var key = String(symbol);
           if (pendingAdds.delete(key)) forget(key);
         });
+        watchlistEdited(true);
       }
     } else if (message.op === "unsubscribe") {
       unsubscribeRequests.shift();
@@ -647,6 +838,7 @@
     pendingAdds.delete(from);
     if (cards.has(to)) {  // already watched under its name
       forget(from);
+      watchlistEdited(true);
       notice(to + " is already on the watchlist", "info");
       return;
     }
@@ -655,10 +847,11 @@
     cards.set(to, card);
     var i = app.watchlist.indexOf(from);
     if (i >= 0) app.watchlist[i] = to;
-    saveWatchlist();
+    watchlistEdited(true);
   }
 
-  /** Drop a key from the page and the stored watchlist (no message to the gateway). */
+  /** Drop a key from the page and the watchlist (no message to the gateway; the caller
+   * stores the edit). */
   function forget(key) {
     var i = app.watchlist.indexOf(key);
     if (i >= 0) app.watchlist.splice(i, 1);
@@ -667,13 +860,13 @@
     dirty.delete(key);
     dropCard(key);
     moversDirty = true;
-    saveWatchlist();
+    scheduleRender();
   }
 
   function addSymbol(text) {
     var key = normalizeSymbol(text);
     if (!key || key.length > MAX_SYMBOL_LENGTH) {
-      notice("A symbol is 1 to " + MAX_SYMBOL_LENGTH + " characters, e.g. NSE:INFY", "error");
+      notice("A symbol is 1 to " + MAX_SYMBOL_LENGTH + " characters" + example(), "error");
       return false;
     }
     if (cards.has(key)) {
@@ -684,7 +877,7 @@
     }
     app.watchlist.push(key);
     createCard(key);
-    saveWatchlist();
+    watchlistEdited(true);
     pendingAdds.add(key);
     subscribe([key], false);  // when offline, the next connection subscribes the whole list
     return true;
@@ -695,6 +888,7 @@
     var known = !app.unknown.has(key);
     pendingAdds.delete(key);
     forget(key);
+    watchlistEdited(true);
     if (known) unsubscribe([key]);
     return true;
   }
@@ -719,7 +913,7 @@
     // The order of `list`, for the cards too.
     app.watchlist = list.slice();
     app.watchlist.forEach(function (key) { cardsEl.appendChild(cards.get(key).el); });
-    if (persist) saveWatchlist();
+    watchlistEdited(persist);
   }
 
   addForm.addEventListener("submit", function (event) {
@@ -734,7 +928,7 @@
 
   // Another tab edited the watchlist: follow it.
   window.addEventListener("storage", function (event) {
-    if (event.key === STORAGE_KEY || event.key === null) setWatchlist(loadWatchlist(), false);
+    if (event.key === STORAGE_KEY || event.key === null) setWatchlist(storedWatchlist(), false);
   });
 
   document.addEventListener("visibilitychange", function () {
@@ -750,9 +944,11 @@
   app.remove = removeSymbol;
   app.reset = function () { setWatchlist(DEFAULT_WATCHLIST.slice(), true); };
 
-  app.watchlist = loadWatchlist();
+  // The URL's watchlist (a shared link) for this tab, else the one kept in localStorage.
+  // A link's list is stored only once it is edited: opening one leaves other tabs alone.
+  app.watchlist = urlWatchlist() || storedWatchlist();
   app.watchlist.forEach(createCard);
   emptyEl.hidden = app.watchlist.length > 0;
-  setState("connecting");
+  showState();
   connect();
 })();
