@@ -90,6 +90,11 @@ def pytest_addoption(parser: Any) -> None:
         default=None,
         help="write the summary tables as JSON and markdown into this directory (make bench: bench/results)",
     )
+    parser.addoption(
+        "--realism-hours",
+        default="1",
+        help="market hours the simulator realism benchmark runs (make test: 1; make bench: 6.25, the session)",
+    )
 
 
 @pytest.hookimpl(trylast=True)

@@ -11,7 +11,7 @@ import pytest
 
 from fastflow.cli import main
 
-SUBCOMMANDS = ["run", "sim", "record", "replay", "universe", "instruments", "config"]
+SUBCOMMANDS = ["run", "sim", "record", "replay", "universe", "instruments", "config", "login"]
 
 
 def fastflow(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -50,7 +50,7 @@ def test_run_with_a_duration_stops_by_itself() -> None:
 
 def test_run_rejects_bad_arguments() -> None:
     result = fastflow("run", "--rate", "-5")
-    assert result.returncode == 2 and "must be > 0" in result.stderr
+    assert result.returncode == 2 and "must be >= 0" in result.stderr
     result = fastflow("run", "--broker", "zerodha")
     assert result.returncode == 2 and "zerodha" in result.stderr
 

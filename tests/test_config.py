@@ -54,7 +54,7 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(config.sources.values()) == {"default"}
     assert config.broker.name == "kite" and config.broker.mode == "full" and config.broker.symbols == ()
     assert config.redis.url == "embedded" and config.gateway.port == 8765 and config.gateway.api_keys == {}
-    assert config.simulator.rate == 20_000.0 and config.run.log_lines == 20
+    assert config.simulator.rate == 0.0 and config.simulator.speed == 1.0 and config.simulator.start == "09:15" and config.run.log_lines == 20
     assert not config.broker.live
     assert config.get("gateway.high_water") == 262_144
     assert env_var("gateway.port") == "FASTFLOW_GATEWAY_PORT"
@@ -158,8 +158,8 @@ def test_which_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ('[broker]\nsymbols = "NSE:INFY"\n', "broker.symbols: expected a list"),
     ("[broker]\nwatchdog = 0\n", "broker.watchdog: expected a number of seconds > 0, got 0"),
     ("[broker]\nwatchdog = nan\n", "broker.watchdog: expected a number of seconds > 0"),
-    ('[broker]\napi_key = "app"\naccess_token = "tok"\n',
-     "broker.instruments: required with broker credentials (the broker's instrument dump)"),
+    ("[broker]\ngive_up_after = -1\n", "broker.give_up_after: expected a number of seconds >= 0 (0: never), got -1.0"),
+    ('[broker]\napi_url = "ftp://x"\n', "fastflow.toml: broker.api_url: expected \"\" or an http:// or https:// URL"),
     ('[broker]\napi_key = "app"\n', "broker.access_token: empty while broker.api_key is set"),
     ('[broker]\ninstruments = "/no/such/x.csv"\n', "fastflow.toml: broker.instruments: no such file: /no/such/x.csv"),
     ("[simulator]\nseed = 1.5\n", "simulator.seed: expected an integer, got 1.5"),
@@ -198,13 +198,15 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
     ({"FASTFLOW_GATEWAY_PROT": "1"}, "FASTFLOW_GATEWAY_PROT: not a fastflow configuration variable "
                                      "(did you mean FASTFLOW_GATEWAY_PORT?)"),
     ({"FASTFLOW_GATEWAY_REQUIRE_AUTH": "maybe"}, "FASTFLOW_GATEWAY_REQUIRE_AUTH: expected true or false"),
-    ({"FASTFLOW_SIMULATOR_RATE": "fast"}, "FASTFLOW_SIMULATOR_RATE: expected a number of packets per second > 0"),
+    ({"FASTFLOW_SIMULATOR_RATE": "fast"}, "FASTFLOW_SIMULATOR_RATE: expected a number of updates per second >= 0"),
+    ({"FASTFLOW_SIMULATOR_RATE": "-1"}, "FASTFLOW_SIMULATOR_RATE: expected a number of updates per second >= 0"),
+    ({"FASTFLOW_SIMULATOR_SPEED": "0"}, "FASTFLOW_SIMULATOR_SPEED: expected"),
+    ({"FASTFLOW_SIMULATOR_START": "25:00"}, "FASTFLOW_SIMULATOR_START: expected"),
     ({"FASTFLOW_SIMULATOR_RATE": "inf"}, "FASTFLOW_SIMULATOR_RATE: expected"),
     ({"FASTFLOW_GATEWAY_API_KEYS": "=alice"}, "FASTFLOW_GATEWAY_API_KEYS: expected key=name,key2=name2"),
     ({"FASTFLOW_BROKER_NAME": "upstox", "FASTFLOW_BROKER_MODE": "quote"},
      "FASTFLOW_BROKER_MODE: 'quote' is not an upstox mode"),
-    ({"FASTFLOW_BROKER_ACCESS_TOKEN": TOKEN, "FASTFLOW_BROKER_NAME": "upstox"},
-     "broker.instruments: required with broker credentials"),
+    ({"FASTFLOW_LOGIN_TIMEOUT": "0"}, "FASTFLOW_LOGIN_TIMEOUT: expected a number of seconds > 0, got 0.0"),
     ({"FASTFLOW_BROKER_INSTRUMENTS": "/x.csv"}, "FASTFLOW_BROKER_INSTRUMENTS: no such file: /x.csv"),
     ({"FASTFLOW_REDIS_URL": f"redis://:{PASSWORD}@host:99999"}, "FASTFLOW_REDIS_URL: redis URL"),
 ])
@@ -398,8 +400,8 @@ def test_gateway_command_reads_the_environment() -> None:
 
 def test_each_command_starts_from_its_own_documented_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no ./fastflow.toml here
-    assert load_config(env={}, command="run").simulator.rate == 20_000.0
-    assert load_config(env={}, command="sim").simulator.rate == 10_000.0
+    assert load_config(env={}, command="run").simulator.rate == 0.0
+    assert load_config(env={}, command="sim").simulator.rate == 0.0
     assert load_config(env={}, command="run").redis.url == "embedded"
     assert load_config(env={}, command="plant").redis.url == "embedded"
     assert load_config(env={}, command="gateway").redis.url == "redis://127.0.0.1:6379/0"

@@ -17,11 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 from fastflow import __version__
 from fastflow.brokers.kite.constants import URL as KITE_URL
-from fastflow.config import MODES, Config, GatewaySection, SimulatorSection
+from fastflow.config import MODES, UNIVERSES, Config, GatewaySection, SimulatorSection
 from fastflow.obs.state import State
 
 if TYPE_CHECKING:
     from fastflow.instruments import Instruments
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
 
 
 def _positive(value: str) -> float:
@@ -155,13 +165,18 @@ def _cmd_plant(args: argparse.Namespace) -> int:
         extra["broker.symbols"] = ()
     elif not args.symbols:
         return fail("say what to subscribe: --symbols NSE:INFY,... or --all")
+    synthetic = source if source.startswith("synthetic") else ""  # e.g. synthetic-full (sim.universe.SOURCES)
+    if synthetic:
+        extra["broker.instruments"] = ""
     config = _load("plant", args, **extra)
     if config is None:
         return 2
     instruments = None
-    if config.broker.instruments in ("", "synthetic"):
+    from fastflow.brokers.masters import wants_download
+
+    if config.broker.instruments in ("", "synthetic") and not wants_download(config.broker):
         try:
-            instruments = _instruments(config.broker.name, "")
+            instruments = _instruments(config.broker.name, synthetic)
         except (InstrumentError, OSError, ValueError) as exc:
             return fail(str(exc))
     return plant.main(config, duration=args.duration, instruments=instruments)
@@ -208,13 +223,21 @@ def _cmd_record(args: argparse.Namespace) -> int:
         warn_secret_flag("record", "--access-token", "FASTFLOW_BROKER_ACCESS_TOKEN")
     api_key = args.api_key or os.environ.get("FASTFLOW_BROKER_API_KEY") or SimulatorSection.api_key
     access_token = (args.access_token or os.environ.get("FASTFLOW_BROKER_ACCESS_TOKEN")
-                    or SimulatorSection.access_token)
+                    or _stored_kite_token(api_key) or SimulatorSection.access_token)
     state = MarketState(instruments)
+    if not args.url.startswith(("ws://", "wss://")):
+        print(f"fastflow record: --url must be a ws:// or wss:// URL (the broker's, e.g. the one `fastflow sim` "
+              f"prints), not {args.url!r}", file=sys.stderr)
+        return 2
+    try:
+        session = KiteSession(KiteDecoder(state), api_key=api_key, access_token=access_token, url=args.url,
+                              subscriptions=dict.fromkeys(tokens, args.mode), give_up_after=args.give_up_after)
+    except ValueError as exc:
+        print(f"fastflow record: {exc}", file=sys.stderr)
+        return 2
+    created = not (os.path.exists(args.out) and os.path.getsize(args.out) > 0)
     with CaptureWriter(args.out, broker="kite", instruments=args.instruments or "synthetic") as writer:
-        session = KiteSession(
-            KiteDecoder(state), api_key=api_key, access_token=access_token, url=args.url,
-            subscriptions=dict.fromkeys(tokens, args.mode), on_frame=writer.append,
-        )
+        session.on_frame = writer.append
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -227,8 +250,35 @@ def _cmd_record(args: argparse.Namespace) -> int:
             await task
 
         asyncio.run(main())
-        print(f"fastflow record: {writer.records} frames to {args.out}; session {session.health()}")
-    return 0 if session.state != State.AUTH_FAILED else 1
+    if not session.streamed:  # nothing recorded: say why in one line, leave no empty capture behind
+        if created and writer.records == 0:
+            with contextlib.suppress(OSError):
+                os.remove(args.out)
+        if session.state == State.GAVE_UP:
+            reason = session.gave_up
+        elif session.state == State.AUTH_FAILED:
+            reason = f"the broker at {args.url} refused the credentials ({session.last_error}): renew the access token"
+        else:
+            reason = f"never connected to {args.url}: {session.last_error or 'stopped before the first connection'}"
+        print(f"fastflow record: {reason}", file=sys.stderr)
+        return 1
+    print(f"fastflow record: {writer.records} frames to {args.out}; session {session.health()}")
+    if session.state in (State.AUTH_FAILED, State.GAVE_UP):
+        print(f"fastflow record: {session.gave_up or 'the broker refused the access token'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stored_kite_token(api_key: str) -> str:
+    """The unexpired Kite token `fastflow login` stored for ``api_key`` (``$FASTFLOW_BROKER_STATE_DIR``), or ""."""
+    from fastflow.brokers import tokens
+
+    directory = tokens.state_dir(os.environ.get("FASTFLOW_BROKER_STATE_DIR", ""))
+    try:
+        token = tokens.read_token(tokens.token_path(directory, "kite"))
+    except tokens.TokenFileError:
+        return ""
+    return token.access_token if token is not None and token.api_key == api_key and not token.expired() else ""
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -260,7 +310,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_universe(args: argparse.Namespace) -> int:
     from fastflow.sim.universe import kite_universe, write_kite_csv
 
-    rows = kite_universe()
+    rows = kite_universe(size=args.universe)
     write_kite_csv(rows, args.out)
     print(f"wrote {len(rows)} instruments to {args.out}")
     return 0
@@ -309,6 +359,13 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         return asyncio.run(tail(options))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
         return 0
+
+
+def _cmd_login(args: argparse.Namespace) -> int:
+    from fastflow.brokers import login
+
+    config = _load("login", args, **({"broker.name": args.broker} if args.broker else {}))
+    return 2 if config is None else login.main(config)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -369,8 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flag(p)
     _flag(p, "--broker", key="broker.name", choices=BROKERS, help="broker", command="run")
     _flag(p, "--port", key="gateway.port", type=int, help="gateway and dashboard port (0: a free port)", command="run")
-    _flag(p, "--rate", key="simulator.rate", type=_positive, help="simulator packets per second", command="run")
+    _flag(p, "--rate", key="simulator.rate", type=_non_negative,
+          help="simulated updates per second over the whole universe, a load knob (0: each instrument at its "
+          "own cadence, about 1-2 a second when liquid)", command="run")
+    _flag(p, "--speed", key="simulator.speed", type=_positive,
+          help="simulated market seconds per real second (60 plays a session in about 6 minutes)", command="run")
     _flag(p, "--seed", key="simulator.seed", type=int, help="the simulated market's random seed", command="run")
+    _flag(p, "--universe", key="simulator.universe", choices=UNIVERSES,
+          help="the simulator's instruments: small (about 400) or full (about 8,300)", command="run")
     _flag(p, "--symbols", key="broker.symbols", help="comma-separated EXCHANGE:TRADINGSYMBOLs the plant subscribes",
           command="run", show_default=False)
     _flag(p, "--redis", key="redis.url", metavar="URL|embedded",
@@ -425,9 +488,21 @@ def build_parser() -> argparse.ArgumentParser:
           command=sim)
     _flag(p, "--instruments-out", key="simulator.instruments_out",
           help="write the instrument dump here (Kite: .csv[.gz]; Upstox: .json[.gz])", command=sim)
-    _flag(p, "--rate", key="simulator.rate", type=_positive,
-          help="packets (Upstox: feeds) per second, all connections", command=sim)
+    _flag(p, "--rate", key="simulator.rate", type=_non_negative,
+          help="updates per second over the whole universe (Kite: packets, Upstox: feeds), a load knob; 0: each "
+          "instrument at its own cadence, about 1-2 snapshots a second when liquid. Upstox sends each subscribed "
+          "key at most once per 50 ms round, so it tops out at 20 x the subscribed keys per second (the small "
+          "universe's 402 keys: about 8,000), whatever the rate", command=sim)
+    _flag(p, "--speed", key="simulator.speed", type=_positive,
+          help="market seconds per real second (1: real time; 60 plays the 6 h 15 min session in 6 min 15 s)",
+          command=sim)
+    _flag(p, "--start", key="simulator.start", metavar="HH:MM|now",
+          help="exchange time (IST) the simulated day starts at: 09:15 opens the market, 09:00 shows the "
+          "pre-open, now follows the wall clock", command=sim)
     _flag(p, "--seed", key="simulator.seed", type=int, help="market random seed", command=sim)
+    _flag(p, "--universe", key="simulator.universe", choices=UNIVERSES,
+          help="synthetic instruments: small (about 400) or full (about 8,300: NIFTY 50 stocks, indices, index "
+          "and stock futures and option chains)", command=sim)
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     _flag(p, "--fault", key="simulator.faults", action="append", metavar="NAME@SECONDS[:DURATION]",
           help="inject a fault: drop@10 (abort connections), silence@20:5 (half-open for 5 s), "
@@ -454,6 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default full)")
     p.add_argument("--instruments", default="", help="Kite instruments dump (default: the synthetic universe)")
     p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
+    p.add_argument("--give-up-after", type=_non_negative, default=0.0, metavar="SECONDS",
+                   help="exit 1 after this many seconds without a streaming connection (default 0: never; "
+                   "the plant's broker.give_up_after). A URL that is not a Kite feed (e.g. the gateway's port) "
+                   "fails at once, and a record that never connected exits 1 naming the reason")
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser(
@@ -489,8 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="access_token (prefer $FASTFLOW_BROKER_ACCESS_TOKEN: a command line is visible to every user of "
           "the machine; unset: the simulator's)", command=plant, show_default=False)
     _flag(p, "--instruments", key="broker.instruments",
-          help="instrument master: a Kite CSV or an Upstox JSON[.gz] (none: the synthetic universe "
-          "`fastflow sim` serves)", command=plant)
+          help="instrument master: a Kite CSV or an Upstox JSON[.gz] (none or synthetic: the small synthetic "
+          "universe `fastflow sim` serves; synthetic-full: its --universe full)", command=plant)
     what = p.add_mutually_exclusive_group()
     _flag(what, "--symbols", key="broker.symbols", help="comma-separated EXCHANGE:TRADINGSYMBOLs or tokens",
           command=plant, show_default=False, owner=p)
@@ -501,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
           help="subscription mode: Kite ltp|quote|full, Upstox ltpc|full|option_greeks|full_d30", command=plant)
     _flag(p, "--watchdog", key="broker.watchdog", type=_positive,
           help="seconds without a frame before a connection counts as dead", command=plant)
+    _flag(p, "--give-up-after", key="broker.give_up_after", type=float, metavar="SECONDS",
+          help="exit 1, naming the reason, after this many seconds without a streaming broker connection "
+          "(never connected, or lost and not back; 0: retry for ever). A URL that is not a feed fails at once",
+          command=plant)
     _flag(p, "--health-host", key="plant.health_host", help="/healthz listen address", command=plant)
     _flag(p, "--health-port", key="plant.health_port", type=int, help="/healthz port (0: a free port, printed)",
           command=plant)
@@ -572,6 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Kite instruments CSV (gzipped when the name ends in .gz).",
     )
     p.add_argument("--out", required=True, help="output path (.csv or .csv.gz)")
+    p.add_argument("--universe", choices=UNIVERSES, default="small",
+                   help="small (about 400 instruments, default) or full (about 8,300)")
     p.set_defaults(func=_cmd_universe)
 
     p = sub.add_parser(
@@ -589,7 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Connect to a gateway (/ws), subscribe the symbols and print their ticks: a table redrawn "
         "in place when stdout is a terminal, otherwise one line (or with --json one JSON object) per tick. "
         "Reconnects by itself. Exit status: 0 after --count ticks or on Ctrl-C; 1 when the gateway cannot be "
-        "reached (--retries attempts in a row failed); 2 for bad usage: refused credentials, unknown symbols.",
+        "reached (--retries attempts in a row failed); 2 for bad usage: refused credentials, no known symbol. "
+        "Symbols are normalised as the dashboard does (nse:infy and infy are NSE:INFY); an unknown one gets one "
+        "warning line and the known ones are shown.",
     )
     p.add_argument("symbols", nargs="+", metavar="SYMBOL",
                    help="EXCHANGE:TRADINGSYMBOL (e.g. NSE:INFY), Kite instrument token or Upstox instrument key")
@@ -606,6 +693,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=8,
                    help="connection attempts in a row that may fail before giving up (default 8)")
     p.set_defaults(func=_cmd_tail)
+
+    p = sub.add_parser(
+        "login",
+        help="log in to Kite or Upstox in a browser and store the day's access token",
+        description="The broker's browser login: print the login page's URL (and open it), catch the "
+        "browser's redirect on the loopback redirect URL (login.redirect_url, registered with the app), "
+        "exchange Kite's request_token (with the api_secret's checksum) or Upstox's code (with the client "
+        "secret) for the day's access token, and store it with its expiry, readable only by you, where "
+        "plant and run find it (broker.state_dir; docs/configuration.md). broker.api_key and "
+        "broker.api_secret come from the configuration ($FASTFLOW_BROKER_API_SECRET; never a flag). Exit "
+        "status: 0 logged in; 1 refused by the broker or no redirect in time; 2 bad configuration or the "
+        "redirect port busy; 130 Ctrl-C.",
+    )
+    p.add_argument("broker", nargs="?", choices=BROKERS, help="the broker (default: broker.name)")
+    _config_flag(p)
+    lg = "login"
+    _flag(p, "--api-key", key="broker.api_key", help="the app's api_key (Upstox: its client_id)", command=lg)
+    _flag(p, "--redirect-url", key="login.redirect_url",
+          help="the app's registered redirect URL: http on a loopback address, with a port; fastflow listens "
+          "there", command=lg)
+    _flag(p, "--timeout", key="login.timeout", type=_positive, help="seconds to wait for the redirect", command=lg)
+    _flag(p, "--no-browser", key="login.open_browser", action="store_const", const=False,
+          help="only print the login URL, do not open a browser", command=lg, show_default=False)
+    _flag(p, "--api-url", key="broker.api_url",
+          help="the REST API of the token exchange (none: the broker's own; a simulator's: fastflow sim prints it)",
+          command=lg)
+    _flag(p, "--login-url", key="broker.login_url", help="the login page (none: the broker's own)", command=lg)
+    p.set_defaults(func=_cmd_login)
 
     p = sub.add_parser(
         "config",

@@ -23,6 +23,7 @@ the effective configuration with the secrets masked.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import importlib
 import json
@@ -42,6 +43,8 @@ BROKERS = brokers.NAMES
 #: Each broker's subscription modes (from the broker registry).
 MODES = {name: brokers.get(name).modes for name in BROKERS}
 MASK = "********"
+#: The synthetic universe's sizes (``simulator.universe``; fastflow.sim.universe.SIZES).
+UNIVERSES = ("small", "full")
 #: ``FASTFLOW_*`` variables that are not configuration keys (accepted silently).
 #: ``FASTFLOW_TOKEN_SECRET`` is the legacy name of ``gateway.token_secret``.
 RESERVED = frozenset({
@@ -52,7 +55,7 @@ RESERVED = frozenset({
 })
 LEGACY_TOKEN_SECRET = "FASTFLOW_TOKEN_SECRET"
 #: Keys whose values are never shown (``redis.url`` has its password masked).
-SECRETS = frozenset({"broker.access_token", "gateway.token_secret", "gateway.api_keys"})
+SECRETS = frozenset({"broker.access_token", "broker.api_secret", "gateway.token_secret", "gateway.api_keys"})
 COMMAND_LINE = "command line"
 DEFAULT = "default"
 
@@ -75,6 +78,20 @@ class BrokerSection:
     watchdog: float = 5.0
     #: Seconds a connection must stream before the reconnect backoff starts again from its base.
     backoff_reset_after: float = 5.0
+    #: Seconds without a streaming connection (never connected, or lost and not back) after
+    #: which the plant gives up and exits 1 naming the reason; 0 = never (retry for ever).
+    give_up_after: float = 0.0
+    #: Kite: the app's api_secret; Upstox: its client secret (``api_key`` is the client_id).
+    #: Only ``fastflow login`` uses it.
+    api_secret: str = dataclasses.field(default="", repr=False)
+    #: The REST API, the login page and the instrument master's URL ("" = the broker's
+    #: own; a simulator's to test against it). docs/configuration.md.
+    api_url: str = ""
+    login_url: str = ""
+    instruments_url: str = ""
+    #: Where the day's access token (``fastflow login``) and instrument master are kept
+    #: ("" = $XDG_STATE_HOME/fastflow, else ~/.local/state/fastflow).
+    state_dir: str = ""
 
     @property
     def live(self) -> bool:
@@ -90,14 +107,27 @@ class SimulatorSection:
     credentials). ``api_key``/``access_token`` are what its clients must present: not
     secrets, they open only the simulator, and a plant without credentials uses them."""
 
-    rate: float = 20_000.0
+    #: 0: every instrument updates at its own cadence (about 1-2 snapshots a second when
+    #: liquid); > 0: a load knob, the whole universe's updates per second.
+    rate: float = 0.0
+    #: Market seconds per real second (60: a session in 6 min 15 s).
+    speed: float = 1.0
+    #: Where the simulated day starts: HH:MM (IST; 09:00 shows the pre-open) or "now".
+    start: str = "09:15"
     seed: int = 0
     host: str = "127.0.0.1"
     port: int = 0
     api_key: str = "fastflow"
     access_token: str = "sim-token"
     instruments_out: str = ""
+    #: The api_secret (Upstox: client secret) its login endpoint checks (not a secret either).
+    api_secret: str = "sim-secret"
+    #: The port of its REST endpoints (login, token exchange, instrument dump); 0 = a free port.
+    rest_port: int = 0
     faults: tuple[str, ...] = ()
+    #: The synthetic universe: "small" (about 400 instruments) or "full" (about 8,300:
+    #: NIFTY 50 stocks, indices, index and stock futures and options; fastflow.sim.universe).
+    universe: str = "small"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,20 +244,33 @@ class RunSection:
     liveness_timeout: float = 10.0
 
 
+@dataclasses.dataclass(frozen=True)
+class LoginSection:
+    """``[login]``: ``fastflow login``'s loopback redirect (docs/configuration.md)."""
+
+    #: The redirect URL registered with the broker app: http on a loopback address, with
+    #: a port; ``fastflow login`` listens there for the redirect (the simulator plays
+    #: the app registered with it).
+    redirect_url: str = "http://127.0.0.1:8710/"
+    #: Seconds to wait for the redirect.
+    timeout: float = 300.0
+    #: Open the login page in a browser (else only print its URL).
+    open_browser: bool = True
+
+
 #: Where a command run on its own documents another default than ``fastflow run``: each
 #: such default is here, once, and sits just above the section defaults (below the file,
 #: the environment and the flags).
 COMMAND_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
-    "sim": {"simulator.rate": 10_000.0},
     "gateway": {"redis.url": "redis://127.0.0.1:6379/0"},
 }
 #: The commands :func:`load_config` knows; ``run`` (and ``config``) check what only
-#: ``fastflow run`` needs (credentials in pairs, an instrument dump with credentials).
-COMMANDS = ("run", "config", "sim", "plant", "gateway")
+#: ``fastflow run`` needs (credentials in pairs).
+COMMANDS = ("run", "config", "sim", "plant", "gateway", "login")
 
 _SECTIONS: dict[str, type[Any]] = {
     "broker": BrokerSection, "simulator": SimulatorSection, "redis": RedisSection,
-    "plant": PlantSection, "gateway": GatewaySection, "run": RunSection,
+    "plant": PlantSection, "gateway": GatewaySection, "run": RunSection, "login": LoginSection,
 }
 
 
@@ -244,6 +287,7 @@ class Config:
     plant: PlantSection = dataclasses.field(default_factory=PlantSection)
     gateway: GatewaySection = dataclasses.field(default_factory=GatewaySection)
     run: RunSection = dataclasses.field(default_factory=RunSection)
+    login: LoginSection = dataclasses.field(default_factory=LoginSection)
     source_file: str | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -298,6 +342,16 @@ _KEYS: dict[str, Any] = {
 }
 
 
+def _start_time(value: Any) -> bool:
+    if value == "now":
+        return True
+    try:
+        datetime.time.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def _number(low: float, *, strict: bool) -> Callable[[Any], bool]:
     return lambda v: math.isfinite(v) and (v > low if strict else v >= low)
 
@@ -322,6 +376,27 @@ def _origin(value: str) -> bool:
             and not parts.query and not parts.fragment and "@" not in parts.netloc)
 
 
+def _http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+def _redirect_url(value: str) -> bool:
+    from fastflow.brokers.loopback import is_loopback
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return False
+    return (parts.scheme == "http" and port is not None and is_loopback(parts.hostname or "")
+            and not parts.fragment and "@" not in parts.netloc)
+
+
 def _speed(value: str) -> bool:
     if value == "max":
         return True
@@ -342,10 +417,22 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
                        lambda v: all(s.strip() for s in v)),
     "broker.watchdog": ("a number of seconds > 0", _number(0, strict=True)),
     "broker.backoff_reset_after": ("a number of seconds >= 0", _number(0, strict=False)),
+    "broker.give_up_after": ("a number of seconds >= 0 (0: never)", _number(0, strict=False)),
     "redis.backoff_reset_after": ("a number of seconds >= 0", _number(0, strict=False)),
-    "simulator.rate": ("a number of packets per second > 0", _number(0, strict=True)),
+    "simulator.rate": ("a number of updates per second >= 0 (0: each instrument's own cadence)",
+                       _number(0, strict=False)),
+    "simulator.speed": ("a number of market seconds per second > 0", _number(0, strict=True)),
+    "simulator.start": ("HH:MM (IST) or now", _start_time),
     "simulator.host": ("a host name or address", _host),
     "simulator.port": ("an integer 0..65535", _port),
+    "simulator.rest_port": ("an integer 0..65535", _port),
+    "broker.api_url": ('"" or an http:// or https:// URL', lambda v: v == "" or _http_url(v)),
+    "broker.login_url": ('"" or an http:// or https:// URL', lambda v: v == "" or _http_url(v)),
+    "broker.instruments_url": ('"" or an http:// or https:// URL', lambda v: v == "" or _http_url(v)),
+    "login.redirect_url": ("an http:// URL on a loopback address with a port, like http://127.0.0.1:8710/",
+                           lambda v: _redirect_url(v)),
+    "login.timeout": ("a number of seconds > 0", _number(0, strict=True)),
+    "simulator.universe": ("small or full", lambda v: v in UNIVERSES),
     "redis.partition": ("\"\" or 1-64 letters, digits, '_', '.', ':' or '-'",
                         lambda v: v == "" or _PREFIX.fullmatch(v) is not None),
     "plant.status_every": ("a number of seconds > 0", _number(0, strict=True)),
@@ -632,9 +719,39 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str,
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key], sources[key] = _from_override(key, value), COMMAND_LINE
+    if command in TOKEN_COMMANDS:
+        _stored_token(values, sources, env)
     config = _build(values, sources, source_file)
     _validate(config, command)
     return config
+
+
+#: The commands that connect to the broker, and so take the token ``fastflow login`` stored.
+TOKEN_COMMANDS = ("run", "config", "plant")
+
+
+def _stored_token(values: dict[str, Any], sources: dict[str, str], env: Mapping[str, str]) -> None:
+    """Without an access token but with an api_key, the token ``fastflow login`` stored
+    for that broker and api_key (:mod:`fastflow.brokers.tokens`); its path is the
+    source. An expired one is an error (the day's login is due), a stored token of
+    another api_key is not this configuration's and is left alone."""
+    from fastflow.brokers import tokens
+
+    api_key = values.get("broker.api_key", "")
+    if values.get("broker.access_token") or not api_key:
+        return
+    name = values.get("broker.name", brokers.DEFAULT)
+    path = tokens.token_path(tokens.state_dir(values.get("broker.state_dir", ""), env), name)
+    try:
+        token = tokens.read_token(path)
+    except tokens.TokenFileError as exc:
+        raise ConfigError(f"broker.access_token: {exc}") from None
+    if token is None or token.broker != name or token.api_key != api_key:
+        return
+    if token.expired():
+        raise ConfigError(f"{path}: broker.access_token: the {name} access token {token.validity()}; "
+                          f"run `fastflow login {name}` for the day's")
+    values["broker.access_token"], sources["broker.access_token"] = token.access_token, path
 
 
 #: The source named for the values of a configuration handed to a child process.
@@ -681,12 +798,10 @@ def _validate(config: Config, command: str = "run") -> None:
     if whole_run and broker.name == "kite" and bool(broker.api_key) != bool(broker.access_token):
         empty = "broker.access_token" if broker.api_key else "broker.api_key"
         other = "broker.api_key" if broker.api_key else "broker.access_token"
-        raise fail(empty, f"empty while {other} is set: Kite needs both (or neither, for the simulator)")
-    if broker.instruments:
-        if not os.path.isfile(broker.instruments):
-            raise fail("broker.instruments", f"no such file: {broker.instruments}")
-    elif broker.live and whole_run:
-        raise fail("broker.instruments", "required with broker credentials (the broker's instrument dump)")
+        hint = " (`fastflow login kite` stores the day's token where this finds it)" if broker.api_key else ""
+        raise fail(empty, f"empty while {other} is set: Kite needs both (or neither, for the simulator){hint}")
+    if broker.instruments and not os.path.isfile(broker.instruments):
+        raise fail("broker.instruments", f"no such file: {broker.instruments}")
 
     redis = config.redis
     if redis.url == "none" and command == "plant":

@@ -109,7 +109,8 @@ def kite_state() -> MarketState:
 
 
 def kite_sim(sim_options: Mapping[str, Any], seed: int = 2) -> KiteSimulator:
-    config = KiteSimConfig(**{"rate": 3_000, "heartbeat": 0.2, **sim_options})
+    # The market spreads its rate over all ~400 instruments: about 100 updates/s for each subscribed one.
+    config = KiteSimConfig(**{"rate": 40_000, "heartbeat": 0.2, **sim_options})
     return KiteSimulator(KiteMarket.from_rows(kite_universe(), seed=seed), config)
 
 
@@ -152,7 +153,8 @@ def upstox_state() -> MarketState:
 
 
 def upstox_sim(sim_options: Mapping[str, Any]) -> UpstoxSimulator:
-    config = UpstoxSimConfig(**{"rate": 2_000, "ping_interval": 0.2, **sim_options})
+    # The market spreads its rate over all ~400 instruments: about 50 updates/s for each subscribed one.
+    config = UpstoxSimConfig(**{"rate": 20_000, "ping_interval": 0.2, **sim_options})
     return UpstoxSimulator(UpstoxMarket.from_universe(seed=2), config)
 
 

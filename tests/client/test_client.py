@@ -308,6 +308,36 @@ def test_auth(redis_server: EmbeddedRedis) -> None:
     run(redis_server, test)
 
 
+def test_async_for_over_connect_without_async_with(redis_server: EmbeddedRedis) -> None:
+    """``async for tick in connect(url, symbols=[...])``, as the README phrases it: it
+    printed nothing for 20 s (the iterator waited for a connection nobody opened)."""
+
+    async def test(feed: MarketFeed, target: RedisTarget) -> None:
+        async with gateway(target) as gw:
+            client = connect(gw.ws_url, symbols=SYMBOLS)
+            seen: list[Tick] = []
+
+            async def read() -> None:
+                async for tick in client:
+                    seen.append(tick)
+                    if len(seen) == len(SYMBOLS):
+                        return
+
+            try:
+                await asyncio.wait_for(read(), DEADLINE)
+            finally:
+                await client.close()
+            assert sorted(t["symbol"] for t in seen) == sorted(SYMBOLS)  # the snapshot
+            assert all(t == feed.tick(t["symbol"]) for t in seen)
+
+            # ... and it fails loudly when there is nothing to connect to
+            with pytest.raises(Unreachable, match="connection attempt"):
+                async for _ in connect(f"ws://127.0.0.1:{free_port()}/ws", max_retries=1, **FAST):
+                    pass
+
+    run(redis_server, test)
+
+
 def test_unreachable_gives_up_after_max_retries() -> None:
     async def main() -> None:
         with socket.socket() as sock:  # a port nobody listens on
@@ -394,8 +424,14 @@ def test_tail_in_process(redis_server: EmbeddedRedis) -> None:
             assert [row[:22].rstrip() for row in screen[1:4]] == SYMBOLS
             assert screen[1].split()[1] == f"{feed.tick(SYMBOLS[0])['last_price']:.2f}"
 
-            status, out, err = await tail_of(symbols=["NSE:INFY", "NSE:NOSUCH"], api_key="k1", count=1)
-            assert (status, out) == (2, "") and "unknown symbol(s): NSE:NOSUCH" in err
+            # an unknown symbol: one warning line, once; the known ones are shown (nse:infy is NSE:INFY)
+            status, out, err = await tail_of(symbols=["nse:infy", "NSE:NOSUCH", "nse:nosuch"], api_key="k1",
+                                             count=1)
+            assert status == 0 and out.split()[0] == "NSE:INFY", (out, err)
+            assert err.splitlines() == ["fastflow tail: warning: unknown symbol NSE:NOSUCH (not shown)"]
+            status, out, err = await tail_of(symbols=["NSE:NOSUCH", "BSE:NOPE"], api_key="k1", count=1)
+            assert (status, out) == (2, "")
+            assert err.splitlines() == ["fastflow tail: unknown symbols: NSE:NOSUCH, BSE:NOPE; nothing to tail"]
             status, out, err = await tail_of(symbols=["NSE:INFY"], api_key="wrong", count=1)
             assert (status, out) == (2, "") and "refused the handshake (HTTP 401" in err
             status, out, err = await tail_of(symbols=["NSE:INFY"], count=1)
@@ -437,6 +473,21 @@ def test_tail_command(redis_server: EmbeddedRedis) -> None:
             tail.send_signal(signal.SIGINT)
             status, _, err = await finish(tail)
             assert status == 0, err
+
+    run(redis_server, test)
+
+
+def test_tail_command_normalises_symbols_and_warns_once_about_unknown_ones(redis_server: EmbeddedRedis) -> None:
+    """``fastflow tail nse:infy NSE:NOSUCH``: one unknown symbol exited 2, showed nothing and
+    printed its message twice; lowercase was not normalised as the dashboard does."""
+
+    async def test(feed: MarketFeed, target: RedisTarget) -> None:
+        async with gateway_process(redis_server) as url:
+            tail = await fastflow_process("tail", "nse:infy", "NSE:NOSUCH", "tcs", "--url", url, "--count", "2")
+            status, out, err = await finish(tail)
+            assert status == 0, err
+            assert sorted(line.split()[0] for line in out.splitlines()) == ["NSE:INFY", "NSE:TCS"]
+            assert err.splitlines() == ["fastflow tail: warning: unknown symbol NSE:NOSUCH (not shown)"]
 
     run(redis_server, test)
 

@@ -120,7 +120,7 @@ def test_each_client_gets_only_its_watchlist(market: Market) -> None:
 
 def test_subscribe_replies_then_sends_the_snapshot(market: Market) -> None:
     core = loaded(market)
-    frame = market.step()
+    frame = market.step(len(market.symbols))  # every instrument, NSE:INFY among them
     publish(core, frame)
     client = Recorder()
     core.connect(client)

@@ -127,7 +127,10 @@ async def _serves_and_stops(running: Run) -> None:
             if len(seen) == 2:
                 break
         # the status line reports the traffic and the connected client
-        status = await running.expect(r"([\d,]+) ticks/s \| e2e p99 (\S+ ms|-) .* \| ([1-9]\d*) clients? \| redis \S+")
+        # and (issue 15) the embedded Redis's memory against its maxmemory, and the drops so far
+        status = await running.expect(r"([\d,]+) ticks/s \| e2e p99 (\S+ ms|-) .* \| ([1-9]\d*) clients? \| redis "
+                                      r"\S+ of 512\.00M \| dropped ([\d,]+) flush(es)? to redis, ([\d,]+) frames? "
+                                      r"to slow clients")
         assert int(status.group(1).replace(",", "")) > 0
     running.process.send_signal(signal.SIGINT)
     assert await running.finish() == 0, running.text

@@ -239,8 +239,9 @@ def test_sim_command_injects_scheduled_faults() -> None:
                         return exc.response.status_code
 
         assert asyncio.run(client()) == 403
-        assert "fault: dropped 1 connection(s)" in sim.stdout.readline()
-        assert "fault: access token expired" in sim.stdout.readline()
+        lines = (line for line in iter(sim.stdout.readline, "") if "REST API on" not in line)
+        assert "fault: dropped 1 connection(s)" in next(lines)
+        assert "fault: access token expired" in next(lines)
     finally:
         sim.terminate()
         sim.wait(timeout=30)

@@ -90,7 +90,7 @@ class Tape:
 
 def test_index_constituents_table() -> None:
     symbols = {symbol for symbol, _, _ in NIFTY50}
-    assert set(INDEX_CONSTITUENTS) == {"NIFTY 50", "NIFTY BANK", "SENSEX"}
+    assert set(INDEX_CONSTITUENTS) == {"NIFTY 50", "NIFTY BANK", "NIFTY FIN SERVICE", "SENSEX"}
     for table in INDEX_CONSTITUENTS.values():
         names = [symbol for symbol, _ in table]
         assert len(set(names)) == len(names) and set(names) <= symbols
@@ -255,13 +255,14 @@ def _check_invariants(market: KiteMarket, tape: Tape, positions: IntArray, volum
     cols = market.columns(positions)
     rows = tape.state.array[tape.slots]
     assert np.array_equal(rows["token"], market.tokens[positions])
-    ltp, low, high, close = rows["last_price"], rows["low"], rows["high"], cols["close"]
+    ltp, low, high = rows["last_price"], rows["low"], rows["high"]
     tick = np.array([market.tick(int(t)) for t in rows["token"]], np.int64)
     assert np.array_equal(ltp, cols["last_price"]) and np.array_equal(rows["open"], cols["open"])
     assert np.all(low > 0) and np.all(high < 2**31)
     assert np.all(low <= rows["open"]) and np.all(rows["open"] <= high)
     assert np.all(low <= ltp) and np.all(ltp <= high)
-    assert np.all(close * 0.8 - tick <= low) and np.all(high <= close * 1.2 + tick)  # the band
+    lowest, highest = market.band(positions)
+    assert np.all(lowest <= low) and np.all(high <= highest)  # the band
     assert np.all(ltp % tick == 0)
 
     tradable = cols["is_index"] == 0
@@ -269,14 +270,18 @@ def _check_invariants(market: KiteMarket, tape: Tape, positions: IntArray, volum
     lot = cols["lot"][:, None]
     depth = rows["depth"]
     bids, asks = depth["bid_price"], depth["ask_price"]
-    assert np.all(bids[:, -1] > 0) and np.all(asks[:, -1] < 2**31)
+    # A bid below one tick is an empty level (all zero), only ever at the far end of the book.
+    filled = bids > 0
+    assert np.all(np.diff(filled.astype(np.int8), axis=1) <= 0)
+    assert np.all(depth["bid_quantity"][~filled] == 0) and np.all(depth["bid_orders"][~filled] == 0)
+    assert np.all(asks[:, -1] < 2**31)
     assert np.all(bids[:, 0] <= rows["last_price"]) and np.all(rows["last_price"] <= asks[:, 0])
     assert np.all(bids[:, 0] < asks[:, 0])
-    assert np.all(np.diff(bids, axis=1) < 0) and np.all(np.diff(asks, axis=1) > 0)
+    assert np.all((np.diff(bids, axis=1) < 0) | ~filled[:, 1:]) and np.all(np.diff(asks, axis=1) > 0)
     assert np.all(bids % tick == 0) and np.all(asks % tick == 0)
-    for side in ("bid", "ask"):
-        qty, orders = depth[f"{side}_quantity"], depth[f"{side}_orders"]
-        assert np.all(qty > 0) and np.all(qty % lot == 0)
+    for side, present in (("bid", filled), ("ask", np.ones_like(filled))):
+        qty, orders = depth[f"{side}_quantity"][present], depth[f"{side}_orders"][present]
+        assert np.all(qty > 0) and np.all(qty % np.broadcast_to(lot, present.shape)[present] == 0)
         assert np.all(orders >= 1) and np.all(orders <= qty)
     assert np.all(rows["total_buy_quantity"] >= depth["bid_quantity"].sum(axis=1))
     assert np.all(rows["total_sell_quantity"] >= depth["ask_quantity"].sum(axis=1))

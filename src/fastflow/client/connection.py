@@ -8,11 +8,17 @@
         async for tick in client:           # tick maps (docs/state.md), snapshot ticks first
             print(tick["symbol"], tick["last_price"], tick["seq"])
 
+    async for tick in connect("ws://127.0.0.1:8765/ws", symbols=["NSE:INFY"]):   # the same, shorter
+        print(tick["symbol"], tick["last_price"])
+
 ``connect(url, symbols=(), *, api_key=None, token=None, encoding="msgpack", reconnect=True,
 snapshot_on_gap=False, ...)`` returns a :class:`Client`, to use as ``async with connect(...) as
-client`` or ``client = await connect(...)`` (then ``await client.close()``). Entering it
-connects and subscribes ``symbols``; it returns once the first connection is up, and raises
-:class:`AuthError` when the gateway refuses the handshake (HTTP 401/403). The credential is an
+client``, ``client = await connect(...)`` (then ``await client.close()``), or directly as
+``async for tick in connect(...)``: the first iteration connects. (A loop that stops early
+leaves that client connected until ``await client.close()`` or the end of the event loop:
+``async with`` closes it for you.) Entering it connects and subscribes ``symbols``; it returns
+once the first connection is up, and raises :class:`AuthError` when the gateway refuses the
+handshake (HTTP 401/403). The credential is an
 ``api_key`` or a ``token`` (``fastflow.gateway.auth.make_token``), sent as
 ``Authorization: Bearer ...``; without one the gateway decides (by default: loopback only).
 ``encoding`` picks the subprotocol: ``"msgpack"`` (``fastflow.msgpack.v1``, binary frames) or
@@ -47,7 +53,8 @@ ended the client otherwise (:class:`AuthError`, :class:`Unreachable`, or with
   ``"reconnecting"`` (after a drop, while backing off and retrying) -> ``"live"`` ... ->
   ``"closed"``.
 * ``client.hello`` (the server's ``hello`` map), ``client.watchlist`` (what is resubscribed
-  after a reconnect), ``client.unknown`` (what the server could not resolve),
+  after a reconnect), ``client.unknown`` (what the server could not resolve; logged as a
+  warning only for the symbols given to ``connect``: ``subscribe`` returns them to its caller),
   ``client.close_code`` / ``client.close_reason`` of the last dropped connection.
 
 **Requests.** ``await client.subscribe(symbols)`` (``EXCHANGE:TRADINGSYMBOL``, Kite tokens or
@@ -313,6 +320,10 @@ class Client:
         return self
 
     async def __anext__(self) -> Tick:
+        if self._task is None and not self._closing:
+            # `async for tick in connect(...)` without `async with`: the first step connects
+            # (and raises what ends the client before its first connection)
+            await self.start()
         while True:
             if self._closing:
                 raise StopAsyncIteration
@@ -657,7 +668,7 @@ class Client:
             for symbol in resolved:
                 self._watch[symbol] = None
             self.unknown = unknown
-            if unknown:
+            if unknown and (request is None or request.future is None):  # a caller reads its own reply
                 logger.warning("fastflow.client: unknown symbols: %s", ", ".join(map(str, unknown)))
         else:
             if request is not None and request.symbols is not None:

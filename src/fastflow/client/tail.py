@@ -10,8 +10,11 @@ Exit status: 0 after ``--count`` ticks, on Ctrl-C / SIGTERM, or when the output 
 closes; 1 when the gateway cannot be reached (``--retries`` consecutive attempts failed, at
 the start or after a drop, with capped exponential backoff between them); 2 for bad usage:
 the gateway refused the credential (HTTP 401/403), a symbol it does not know, a subscription
-it refused, a URL that is not ``ws://`` or ``wss://`` or that the server refuses (HTTP 404).
-While the gateway has no instrument list yet (no plant), tail says so and waits.
+it refused, a URL that is not ``ws://`` or ``wss://`` or that the server refuses (HTTP 404),
+or no symbol the gateway knows. Symbols are normalised as the dashboard does
+(:func:`normalize_symbol`: ``nse:infy`` and ``infy`` are ``NSE:INFY``); an unknown one gets
+one warning line, once, and the known ones are shown. While the gateway has no instrument
+list yet (no plant), tail says so and waits.
 """
 
 from __future__ import annotations
@@ -140,16 +143,36 @@ async def _tail(client: Client, options: TailOptions, out: TextIO, tty: bool, st
                     await future
 
 
+def normalize_symbol(symbol: str | int) -> str | int:
+    """What the user typed, as the gateway names it: the dashboard's rule
+    (``app.js`` ``normalizeSymbol``). ``nse:infy`` and ``infy`` -> ``NSE:INFY``, blanks
+    collapsed (``nse : nifty  50`` -> ``NSE:NIFTY 50``); Kite tokens (digits) and Upstox
+    instrument keys (``NSE_EQ|INE009A01021``, case-sensitive) are kept as given."""
+    if isinstance(symbol, int):
+        return symbol
+    text = " ".join(symbol.split())
+    if not text or text.isdigit() or "|" in text:
+        return int(text) if text.isdigit() else text
+    text = text.upper()
+    if ":" not in text:
+        text = "NSE:" + text
+    exchange, _, name = text.partition(":")
+    return f"{exchange.strip()}:{name.strip()}"
+
+
 async def _session(client: Client, options: TailOptions, out: TextIO, tty: bool,
                    fail: Callable[[int, str], int]) -> int:
     await client.start()
-    reply = await _subscribe(client, options.symbols, fail)
-    unknown = reply.get("unknown") or []
-    if unknown:
-        return fail(2, "unknown symbol(s): " + ", ".join(map(str, unknown)))
+    wanted = list(dict.fromkeys(normalize_symbol(s) for s in options.symbols))
+    reply = await _subscribe(client, wanted, fail)
+    unknown = [str(s) for s in reply.get("unknown") or []]
     symbols = [str(s) for s in reply.get("symbols", [])]
     if not symbols:
+        if unknown:
+            return fail(2, f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; nothing to tail")
         return fail(2, "nothing to tail: give EXCHANGE:TRADINGSYMBOLs or instrument tokens")
+    for symbol in unknown:  # once each; the known ones are shown
+        fail(0, f"warning: unknown symbol {symbol} (not shown)")
     await _consume(client, options, out, tty, symbols)
     return 0
 

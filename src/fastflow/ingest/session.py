@@ -26,6 +26,22 @@ the rest (docs/ingest.md):
 * **circuit breaker**: ``auth_failures_to_open`` authentication failures in a
   row (HTTP 401/403, an expired daily token) stop the session in state
   ``auth_failed`` instead of hammering the broker;
+* **cannot connect vs connection lost**: an attempt that fails before the
+  WebSocket is open (refused, DNS, timeout, an HTTP answer other than the
+  upgrade) is *cannot connect* (``connect_failures``); a connection that was
+  open and then dropped (or went silent) is *connection lost* (``disconnects``).
+  Both are logged as such and shown in :meth:`FeedSession.health` (``failure``,
+  ``last_error``, ``down_for_s``);
+* **not a feed**: before the session has ever streamed, an answer that can only
+  mean the URL is not the broker's feed (an HTTP status other than 101 that is
+  not 401/403, 408, 429 or 5xx, e.g. a web page's 200 or a 404; an Upstox
+  authorize answer without a feed URL) stops it in state ``gave_up`` at once:
+  retrying would not help. After it has streamed, the same answer is retried
+  like any outage;
+* **give up**: with ``give_up_after`` > 0, that many seconds without a
+  streaming connection (since :meth:`run` began, or since the last one was
+  lost) stop the session in state ``gave_up`` with the reason in ``gave_up``
+  (``fastflow plant`` and ``fastflow record`` then exit 1 with it). 0: never;
 * **malformed frames** are counted and the last one kept for diagnosis; the
   connection carries on;
 * **nothing the broker sends ends the process**: a text frame handler, the
@@ -37,7 +53,7 @@ the rest (docs/ingest.md):
   verifies certificates. Nothing here turns verification off.
 
 States: ``idle`` -> ``connecting`` -> ``subscribing`` -> ``streaming`` ->
-(``backoff`` -> ``connecting`` ...) -> ``stopped`` | ``auth_failed``.
+(``backoff`` -> ``connecting`` ...) -> ``stopped`` | ``auth_failed`` | ``gave_up``.
 """
 
 from __future__ import annotations
@@ -52,7 +68,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from fastflow.errors import FastflowError, FrameError
@@ -75,6 +91,25 @@ class AuthFailed(FastflowError):
     def __init__(self, status: int, detail: str = "") -> None:
         super().__init__(f"HTTP {status}" + (f": {detail}" if detail else ""))
         self.status = status
+
+
+class Refused(FastflowError, OSError):
+    """The broker's address answered, but not as its feed: HTTP ``status`` (None: an
+    answer that is not the broker's protocol at all, e.g. no feed URL in it)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """A status that says "not now" (408, 429, 5xx) rather than "not here"."""
+        return self.status is not None and (self.status >= 500 or self.status in (408, 429))
+
+
+#: ``health()["failure"]``: why the session is not streaming.
+CANNOT_CONNECT = "cannot_connect"
+CONNECTION_LOST = "connection_lost"
 
 
 class LivenessConnection(ClientConnection):
@@ -118,20 +153,22 @@ class FeedSession:
         backoff_reset_after: float = 5.0,
         auth_failures_to_open: int = 3,
         open_timeout: float = 10.0,
+        give_up_after: float = 0.0,
         on_flush: Callable[[TickBatch], None] | None = None,
         on_frame: Callable[[int, bytes], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if (watchdog <= 0 or backoff_base <= 0 or backoff_cap < backoff_base or backoff_reset_after < 0
-                or auth_failures_to_open < 1):
+                or auth_failures_to_open < 1 or not give_up_after >= 0):
             raise ValueError("watchdog and backoff_base must be > 0, backoff_cap >= backoff_base, "
-                             "backoff_reset_after >= 0, auth_failures_to_open >= 1")
+                             "backoff_reset_after >= 0, auth_failures_to_open >= 1, give_up_after >= 0")
         self.decoder = decoder
         self.watchdog = watchdog
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.auth_failures_to_open = auth_failures_to_open
         self.open_timeout = open_timeout
+        self.give_up_after = give_up_after
         self.on_flush = on_flush
         self.on_frame = on_frame  # (receive time ns, raw binary message): recording
         self._backoff = Backoff(backoff_base, backoff_cap, rng, reset_after=backoff_reset_after)
@@ -143,9 +180,19 @@ class FeedSession:
         self.last_bad_frame: bytes = b""
         self.last_server_error = ""
         self.last_frame_ns = 0
+        #: Why the session is not streaming (CANNOT_CONNECT, CONNECTION_LOST), and the last error (one line).
+        self.failure: str | None = None
+        self.last_error = ""
+        #: Why the session gave up (state ``gave_up``), one line; "" otherwise.
+        self.gave_up = ""
+        #: A connection of this session has streamed (at least once).
+        self.streamed = False
+        self._opened = False  # the current attempt's WebSocket is open
+        self._auth_failures = 0  # in a row
+        self._down_since: float | None = None  # monotonic: no streaming connection since then
         self.counters = {
             "connects": 0, "reconnects": 0, "frames": 0, "frame_errors": 0, "server_errors": 0,
-            "watchdog_timeouts": 0, "probes": 0, "disconnects": 0, "auth_failures": 0,
+            "watchdog_timeouts": 0, "probes": 0, "disconnects": 0, "connect_failures": 0, "auth_failures": 0,
         }
 
     # -- what a broker defines --------------------------------------------------------
@@ -167,6 +214,11 @@ class FeedSession:
         """True when silence is expected (the market is closed): probe before giving up."""
         return False
 
+    @property
+    def target(self) -> str:
+        """Where the session connects, for messages: never with credentials in it."""
+        return self.broker
+
     # -- public -------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -174,47 +226,115 @@ class FeedSession:
         self._stop.set()
 
     def health(self) -> dict[str, Any]:
-        """State, counters and the age of the last frame (for /healthz and metrics)."""
+        """State, counters and the age of the last frame (for /healthz and metrics);
+        while not streaming, why (``failure``: ``cannot_connect`` or ``connection_lost``,
+        ``last_error``) and for how long (``down_for_s``); ``gave_up``: the reason of
+        state ``gave_up``."""
         age = None if not self.last_frame_ns else (time.time_ns() - self.last_frame_ns) / 1e9
+        down = None if self._down_since is None else round(time.monotonic() - self._down_since, 3)
         return {"broker": self.broker, "state": self.state, "last_frame_age_s": age, **self.counters,
-                "contained": self.faults.health()}
+                "failure": self.failure, "last_error": self.last_error, "down_for_s": down,
+                "gave_up": self.gave_up, "contained": self.faults.health()}
 
     async def run(self) -> None:
-        """Stream until :meth:`stop`, or until the circuit breaker opens."""
-        auth_failures = 0
+        """Stream until :meth:`stop`, until the circuit breaker opens, or until the
+        session gives up (``give_up_after``, or an answer that is not a feed)."""
+        self._auth_failures = 0
+        self._down_since = time.monotonic()
         while not self._stop.is_set():
             self.state = State.CONNECTING
+            self._opened = False
             try:
                 await self._connect_and_stream()
-                auth_failures = 0
-            except (InvalidStatus, AuthFailed) as exc:
-                status = exc.response.status_code if isinstance(exc, InvalidStatus) else exc.status
-                if status in (401, 403):
-                    auth_failures += 1
-                    self.counters["auth_failures"] += 1
-                    if auth_failures >= self.auth_failures_to_open:
-                        self.state = State.AUTH_FAILED
-                        logger.error("%s: %d consecutive auth failures (HTTP %d): circuit breaker open; "
-                                     "renew the access token", self.broker, auth_failures, status)
+                self._auth_failures = 0
+            except (InvalidStatus, AuthFailed, Refused) as exc:
+                if self._refused(_refusal(exc)):
+                    return
+            except InvalidMessage as exc:  # during the opening handshake
+                cause = exc.__cause__
+                if isinstance(cause, ValueError):  # an answer, but not HTTP/1.1 (HTTP/1.0, Redis, SSH, ...)
+                    if self._refused(Refused(f"it answered the WebSocket upgrade with something else than "
+                                             f"HTTP/1.1 ({_one_line(cause)})")):
                         return
-                logger.warning("%s: refused with HTTP %d", self.broker, status)
-            except TimeoutError:
-                self.counters["watchdog_timeouts"] += 1
-                logger.warning("%s: no frame for %.1f s: reconnecting", self.broker, self.watchdog)
+                else:  # e.g. closed before answering: a broker restarting
+                    self._failed(CANNOT_CONNECT, _one_line(exc) + (f" ({_one_line(cause)})" if cause else ""))
+            except TimeoutError as exc:
+                if self._opened:
+                    self.counters["watchdog_timeouts"] += 1
+                    self._failed(CONNECTION_LOST, f"no frame for {self.watchdog:g} s")
+                else:
+                    self._failed(CANNOT_CONNECT, f"no answer within {self.open_timeout:g} s"
+                                 + (f" ({exc})" if str(exc) else ""))
             except (ConnectionClosed, InvalidHandshake, OSError) as exc:
-                self.counters["disconnects"] += 1
-                logger.warning("%s: connection lost (%s): reconnecting", self.broker, exc)
+                self._failed(CONNECTION_LOST if self._opened else CANNOT_CONNECT, _one_line(exc))
             except Exception as exc:  # whatever else: this connection is over, the session is not
-                self.counters["disconnects"] += 1
                 self.faults.record("connection", exc, "(reconnecting)")
+                self._failed(CONNECTION_LOST if self._opened else CANNOT_CONNECT, _one_line(exc), log=False)
             if self._stop.is_set():
                 break
+            now = time.monotonic()
+            if self._down_since is None:
+                self._down_since = now
+            if self.give_up_after and now - self._down_since >= self.give_up_after:
+                self._give_up(self._down_reason(now))
+                return
             self.state = State.BACKOFF
-            delay = self._backoff.next_delay(time.monotonic())
+            delay = self._backoff.next_delay(now)
+            if self.give_up_after:  # the last attempt is made when the time is up
+                delay = min(delay, max(0.0, self._down_since + self.give_up_after - now))
             self.counters["reconnects"] += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         self.state = State.STOPPED
+
+    def _refused(self, refused: Refused) -> bool:
+        """An answer other than the upgrade; True when the session ends on it (an open
+        breaker, or not a feed before it ever streamed)."""
+        if refused.status in (401, 403):
+            self._auth_failures += 1
+            self.counters["auth_failures"] += 1
+            if self._auth_failures >= self.auth_failures_to_open:
+                self._failed(CANNOT_CONNECT, str(refused), log=False)
+                self.state = State.AUTH_FAILED
+                logger.error("%s: %d consecutive auth failures (HTTP %d): circuit breaker open; "
+                             "renew the access token", self.broker, self._auth_failures, refused.status)
+                return True
+        elif not refused.retryable and not self.streamed:
+            self._failed(CANNOT_CONNECT, str(refused), log=False)
+            name = self.broker.capitalize()
+            self._give_up(f"{self.target} is not {'an' if name[0] in 'AEIOU' else 'a'} {name} feed: {refused} "
+                          "(check the URL)")
+            return True
+        self._failed(CANNOT_CONNECT, str(refused))
+        return False
+
+    def _failed(self, failure: str, error: str, *, log: bool = True) -> None:
+        """Count and log one failed attempt (or lost connection)."""
+        self.failure = failure
+        self.last_error = error
+        if failure == CONNECTION_LOST:
+            self.counters["disconnects"] += 1
+            if log:
+                logger.warning("%s: connection lost (%s): reconnecting", self.broker, error)
+        else:
+            self.counters["connect_failures"] += 1
+            if log:
+                never = "" if self.streamed else " (never connected)"
+                logger.warning("%s: cannot connect to %s%s: %s; retrying", self.broker, self.target, never, error)
+
+    def _down_reason(self, now: float) -> str:
+        assert self._down_since is not None
+        down = now - self._down_since
+        if self.streamed:
+            what = f"the connection to {self.target} was lost {down:.1f} s ago and not re-established"
+        else:
+            what = f"cannot connect to {self.target} for {down:.1f} s"
+        return f"{what}: {self.last_error}; gave up (give_up_after {self.give_up_after:g} s)"
+
+    def _give_up(self, reason: str) -> None:
+        self.gave_up = reason
+        self.state = State.GAVE_UP
+        logger.info("%s: giving up: %s", self.broker, reason)  # the caller says it (once) as it exits
 
     # -- one connection ------------------------------------------------------------
 
@@ -222,10 +342,14 @@ class FeedSession:
         """Returns on stop. Raises TimeoutError when the watchdog killed the
         connection, ConnectionClosed when the broker or the network did."""
         async with await self._open() as ws:
+            self._opened = True
             self.counters["connects"] += 1
             self.state = State.SUBSCRIBING
             await self._subscribe(ws)
             self.state = State.STREAMING
+            self.streamed = True
+            self.failure = None
+            self._down_since = None
             self._backoff.up(time.monotonic())
             self._timed_out = False
             watch = asyncio.create_task(self._watch(ws))
@@ -306,3 +430,21 @@ class FeedSession:
                 self.on_flush(decoder.state.flush())
             except Exception as exc:
                 self.faults.record("flush", exc)
+
+
+def _refusal(exc: InvalidStatus | AuthFailed | Refused) -> Refused:
+    """An HTTP answer instead of the upgrade (or an authorize failure) as one :class:`Refused`."""
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, AuthFailed):
+        return Refused(str(exc), exc.status)
+    response = exc.response
+    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+    return Refused(f"it answered the WebSocket upgrade with HTTP {response.status_code}{reason}",
+                   response.status_code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of a message."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -133,7 +133,9 @@ class Instruments:
       ``price_divisor`` from
       :func:`~fastflow.brokers.upstox.master.upstox_price_divisor` and
       segments ending in ``_INDEX`` are not tradable.  Look-ups take an instrument key (a str containing
-      ``|``) or a ``"EXCHANGE:TRADING_SYMBOL"`` str.
+      ``|``), a ``"EXCHANGE:TRADING_SYMBOL"`` str, or for a derivative its Kite-style
+      symbol (``NFO:NIFTY26DECFUT`` for ``NSE:NIFTY FUT 29 DEC 26``, :meth:`aliases`),
+      so one symbol names one contract on both brokers.
     """
 
     broker: str
@@ -223,12 +225,16 @@ class Instruments:
         broker: str,
         where: _Where,
         check_lines: bool = False,
+        weekly: Sequence[bool | None] | None = None,
     ) -> None:
         path = where.path
         keyed = _keyed(broker)
         token64 = _int_column(instrument_token, "instrument_token")
         self.broker = broker
         self._keyed = keyed
+        #: Per slot: the master's own "weekly" flag of an option, if it states one (Upstox JSON).
+        self._weekly: Sequence[bool | None] | None = weekly
+        self._aliases: dict[str, int] | None = None
         self.exchange_token = _int_column(exchange_token, "exchange_token")
         self.tradingsymbol = _str_column(tradingsymbol, "tradingsymbol")
         self.name = _str_column(name, "name")
@@ -500,7 +506,10 @@ class Instruments:
           ``instrument_type``: strings, default ``""``.  ``tick_size`` is
           given in paise in Upstox's JSON files and stored in rupees (/ 100),
           like Kite's, so the column means the same for both brokers; the old
-          CSV already states rupees.
+          CSV already states rupees;
+        * ``weekly``: optional; a boolean decides whether an option's
+          Kite-style alias takes the weekly or the monthly name (any other
+          value counts as absent: the last-expiry-of-the-month rule decides).
 
         ``symbol`` is ``"EXCHANGE:TRADING_SYMBOL"``.  The ``line`` of an
         :class:`InstrumentError` is the record's index + 1 with ``unit ==
@@ -525,11 +534,37 @@ class Instruments:
         """Identified by instrument_key strings (Upstox), not int tokens (Kite)."""
         return self._keyed
 
+    def aliases(self) -> Mapping[str, int]:
+        """Other names of instruments -> slot: on Upstox, each derivative's Kite-style
+        ``EXCHANGE:TRADINGSYMBOL`` (``NFO:NIFTY26DECFUT`` for ``NSE:NIFTY FUT 29 DEC 26``;
+        :func:`fastflow.instruments.symbols.kite_aliases`); none on Kite, whose symbols
+        are the canonical ones.  Built on first use; :meth:`slot` and ``in`` accept them."""
+        if self._aliases is None:
+            self._aliases = self._build_aliases()
+        return self._aliases
+
+    def _build_aliases(self) -> dict[str, int]:
+        if not self._upstox:
+            return {}
+        from fastflow.instruments.symbols import kite_aliases
+
+        days = self.expiry.view(np.int64).tolist()
+        return kite_aliases(
+            segment=self.segment.tolist(),
+            tradingsymbol=self.tradingsymbol.tolist(),
+            name=self.name.tolist(),
+            expiry=[None if day == _NAT else _dt.date.fromordinal(day + _EPOCH_ORDINAL) for day in days],
+            strike=self.strike.tolist(),
+            instrument_type=self.instrument_type.tolist(),
+            weekly=self._weekly,
+            taken=self._by_symbol,
+        )
+
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
             if self._upstox and "|" in key and key in self._by_key:
                 return True
-            return key in self._by_symbol
+            return key in self._by_symbol or (self._upstox and key in self.aliases())
         if isinstance(key, (bool, np.bool_)):
             return False
         if isinstance(key, (int, np.integer)):
@@ -541,8 +576,9 @@ class Instruments:
 
         Kite: ``key`` is the int token or ``"EXCHANGE:TRADINGSYMBOL"``.
         Upstox: a str containing ``|`` is an instrument_key (if no instrument
-        has that key it is tried as a symbol), any other str a symbol; an
-        int raises :class:`KeyError`, since Upstox exchange tokens are not
+        has that key it is tried as a symbol), any other str a symbol or a
+        derivative's Kite-style alias (``NFO:NIFTY26DECFUT``, :meth:`aliases`);
+        an int raises :class:`KeyError`, since Upstox exchange tokens are not
         unique.  Raises :class:`KeyError` for unknown keys and
         :class:`TypeError` for other key types (including ``bool``).
         """
@@ -555,6 +591,8 @@ class Instruments:
                     raise KeyError(f"unknown instrument_key {key!r}")
                 return found
             found = self._by_symbol.get(key)
+            if found is None and self._upstox:
+                found = self.aliases().get(key)
             if found is None:
                 if ":" in key:
                     hint = ""

@@ -27,6 +27,7 @@ class State(str, enum.Enum):
     RECONNECTING = "reconnecting"
     DEGRADED = "degraded"
     AUTH_FAILED = "auth_failed"
+    GAVE_UP = "gave_up"
     FINISHED = "finished"
     STOPPED = "stopped"
     CLOSED = "closed"
@@ -34,7 +35,10 @@ class State(str, enum.Enum):
 
 def overall(states: set[str]) -> State:
     """One state for several connections: ``streaming`` only when all stream,
-    ``auth_failed`` when any breaker is open, else ``degraded``."""
+    ``auth_failed`` when any breaker is open, ``gave_up`` when any gave up
+    (``broker.give_up_after``, or not a feed), else ``degraded``."""
     if states == {State.STREAMING}:
         return State.STREAMING
-    return State.AUTH_FAILED if State.AUTH_FAILED in states else State.DEGRADED
+    if State.AUTH_FAILED in states:
+        return State.AUTH_FAILED
+    return State.GAVE_UP if State.GAVE_UP in states else State.DEGRADED

@@ -287,6 +287,11 @@ class Plant:
                             sum(int(c.get("frame_errors", 0)) for c in connections)),
             metrics.counter("plant_reconnects_total", "Broker reconnections",
                             sum(int(c.get("reconnects", 0)) for c in connections)),
+            metrics.counter("plant_connect_failures_total",
+                            "Broker connection attempts that never opened (refused, DNS, timeout, HTTP answer)",
+                            sum(int(c.get("connect_failures", 0)) for c in connections)),
+            metrics.counter("plant_disconnects_total", "Broker connections lost after they had opened",
+                            sum(int(c.get("disconnects", 0)) for c in connections)),
             metrics.counter("plant_consumer_errors_total", "Flush consumers that raised",
                             self.consumer_errors),
             metrics.counter("plant_contained_errors_total",
@@ -316,6 +321,13 @@ class Plant:
         line = (f"{ingest['state']}: {ticks_per_s:,.0f} ticks/s, {streaming}/{len(connections)} connections "
                 f"streaming, reconnects {reconnects}, frame errors {errors}, ticks {self.ticks:,}, "
                 f"last tick {age} ago; p99 {p99}")
+        down = [c for c in connections if c.get("state") != State.STREAMING and c.get("failure")]
+        if down:  # why the first connection that is not streaming is not, and for how long
+            c = down[0]
+            what = "cannot connect" if c["failure"] == "cannot_connect" else "connection lost"
+            since = c.get("down_for_s")
+            line += (f"; {what}" + (f" for {since:.0f} s" if isinstance(since, (int, float)) else "")
+                     + f": {c.get('last_error', '')}")
         if self.store is not None:
             redis = self.store.health()
             line += (f"; redis {redis.get('state')}{' FULL (maxmemory)' if redis.get('full') else ''}, "
@@ -426,7 +438,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     ``{"service": "plant", "health_url", "metrics_url"}`` to a parent. Without
     credentials the plant presents the simulator's. ``instruments`` (when given)
     replaces loading ``broker.instruments``. Returns 0, 1 when the broker refused
-    the token, 2 for a bad input."""
+    the token or the ingest gave up (``broker.give_up_after``, or a URL that is not a
+    feed: one line on stderr says which), 2 for a bad input."""
     from fastflow.brokers import get as broker_spec
     from fastflow.ingest.capture import CaptureError
     from fastflow.instruments import InstrumentError
@@ -449,8 +462,12 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     subscriptions: dict[Any, str] = {}
     if replay is None and broker.mode not in spec.modes:
         return fail(f"--mode {broker.mode} is not a {spec.name} mode; expected one of {', '.join(spec.modes)}")
+    from fastflow.brokers import masters, tokens
+
     try:
-        if instruments is None:
+        if instruments is None and replay is None and masters.wants_download(broker):
+            instruments, _ = masters.day_master(broker, report=report)  # the day's, cached
+        elif instruments is None:
             instruments = spec.load_instruments(broker.instruments)
         if replay is None:
             subscriptions, note = spec.subscriptions(instruments, list(broker.symbols) or None, broker.mode)
@@ -458,12 +475,24 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
                 print(f"fastflow plant: {note}", file=sys.stderr, flush=True)
     except KeyError as exc:
         return fail(str(exc.args[0]))
+    except masters.MasterDownloadError as exc:
+        print(f"fastflow plant: {exc}", file=sys.stderr)
+        return 1
     except (CaptureError, InstrumentError, OSError, ValueError) as exc:
         return fail(str(exc))
+    # The token `fastflow login` stored, when it is this one: its expiry is known.
+    token = None if replay or not broker.live else tokens.stored_for(
+        tokens.state_dir(broker.state_dir), broker.name, broker.access_token)
+    if token is not None and token.expired():
+        print(f"fastflow plant: the {broker.name} access token {token.validity()}: run "
+              f"`fastflow login {broker.name}` for the day's", file=sys.stderr)
+        return 1
+    if token is not None:
+        report(f"{broker.name}: access token {token.validity()}")
     url = broker.url or spec.default_url
     api_key, access_token = credentials(config)
     options = {"api_key": api_key, "access_token": access_token, "url": url, "watchdog": broker.watchdog,
-               "backoff_reset_after": broker.backoff_reset_after}
+               "backoff_reset_after": broker.backoff_reset_after, "give_up_after": broker.give_up_after}
     try:
         plant = Plant(spec.name, instruments, subscriptions, ingest_options=options, replay=replay,
                       speed=section.replay_speed)
@@ -502,6 +531,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     def ready(health: HealthServer | None) -> None:
         assert health is not None
         announce("plant", health_url=health.url_of("/healthz"), metrics_url=health.url_of("/metrics"))
+        if token is not None:
+            tokens.watch_expiry(token, lambda text: print(f"fastflow plant: {text}", file=sys.stderr, flush=True))
 
     try:
         asyncio_run(serve_plant(plant, health_host=section.health_host, health_port=section.health_port,
@@ -517,7 +548,13 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     report(f"stopped after {plant.uptime:.1f} s: {plant.ticks:,} ticks in {plant.flushes:,} flushes; "
            f"connections {states}; decoder {health['decoder']}")
     if health["state"] == State.AUTH_FAILED:
-        print("fastflow plant: the broker refused the access token (circuit breaker open): renew it",
+        renew = f"run `fastflow login {broker.name}`" if broker.api_secret or token is not None else "renew it"
+        why = f" (it {token.validity()})" if token is not None and token.expired() else ""
+        print(f"fastflow plant: the broker refused the access token{why} (circuit breaker open): {renew}",
               file=sys.stderr)
+        return 1
+    if health["state"] == State.GAVE_UP:
+        reason = next(str(c.get("gave_up")) for c in health["ingest"]["connections"] if c.get("gave_up"))
+        print(f"fastflow plant: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,9 @@ It loads the configuration (:mod:`fastflow.config`), starts the
 plant, gateway: separate processes), prints the dashboard URL, and shows a
 status line while it runs: ticks/s, the end-to-end p99 (plant receive → frame
 written to the clients' sockets, from the gateway's ``/metrics``) with the p99
-at each stage before it, the gateway's clients and Redis's memory.
+at each stage before it, the gateway's clients, Redis's memory (used, of its
+``maxmemory``) and the drops since the run began (flushes the plant could not
+write to Redis, frames slow clients did not get).
 
 Ctrl-C or SIGTERM stops every child (gateway, plant, simulator, Redis) and
 removes the run's files; the exit status is 0. A child that exits by itself, or
@@ -34,16 +36,25 @@ from fastflow.obs.backoff import Backoff
 from fastflow.obs.redact import mask_url
 from fastflow.services.stack import ChildExit, Stack, StackError, label
 
+#: The drops the status line shows (counter -> the process that counts it): flushes the
+#: plant's Redis writer dropped (Redis slow, full or away: their stream entry and live
+#: message are lost, the latest hash is rewritten whole), and frames the gateway did not
+#: send a client behind its high-water mark (merged into a later one: conflated).
+DROPS = {"fastflow_redis_dropped_total": "plant", "fastflow_gateway_conflations_total": "gateway"}
+
 
 class Status:
     """The status line: scrapes the plant's and the gateway's ``/metrics`` and
-    Redis's INFO, and reports the window since the previous call."""
+    Redis's INFO, and reports the window since the previous call (rates, p99s) and
+    the run so far (drops)."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.before: dict[str, dict[str, float]] = {"plant": {}, "gateway": {}}
         self.then = time.monotonic()
         self._redis: Any = None
+        #: Drops since the run began, summed over restarts of the process that counts them.
+        self.dropped = {series: 0.0 for series in DROPS}
 
     async def scrape(self) -> dict[str, dict[str, float]]:
         urls = {"plant": f"{self.stack.plant_url}/metrics", "gateway": f"{self.stack.dashboard_url}metrics"}
@@ -56,16 +67,28 @@ class Status:
         return out
 
     async def redis_memory(self) -> str:
+        """``used_memory_human`` of the run's Redis (embedded or not), and its
+        ``maxmemory`` when it has one: ``65.21M of 512.00M``; ``?`` when it does not answer."""
         try:
             if self._redis is None:
                 import redis.asyncio
 
                 self._redis = redis.asyncio.from_url(self.stack.redis_url, socket_timeout=2.0)
             info = await self._redis.info("memory")
-            return str(info.get("used_memory_human", "?"))
+            used = str(info.get("used_memory_human", "?"))
+            limit = info.get("maxmemory", 0)
+            return f"{used} of {info.get('maxmemory_human', limit)}" if limit else f"{used} (no maxmemory)"
         except Exception:  # a status line must not fail the run
             self._redis = None
             return "?"
+
+    def _count_drops(self, now_scrape: dict[str, dict[str, float]]) -> None:
+        for series, process in DROPS.items():
+            if not now_scrape[process]:
+                continue
+            before = self.before[process].get(series, 0.0)
+            total = now_scrape[process].get(series, 0.0)
+            self.dropped[series] += total - before if total >= before else total  # a restart counts from 0
 
     async def line(self) -> str:
         """The window since the previous line. A process whose scrape failed keeps
@@ -84,13 +107,18 @@ class Status:
         p99 = {stage: metrics.stage_quantile(now_scrape, stage, 0.99, before=self.before) for stage in metrics.STAGES}
         clients = int(gateway.get("fastflow_gateway_clients", 0))
         memory = await self.redis_memory()
+        full = " FULL" if plant.get("fastflow_redis_full") else ""
+        self._count_drops(now_scrape)
         self.before = now_scrape
         if "plant" not in silent:
             self.then = now  # the rate's window ends at the last scrape that answered
         hops = " ".join(f"{stage} {_ms(p99[stage])}" for stage in metrics.STAGES)
         rate = "plant not answering" if "plant" in silent else f"{ticks / elapsed:,.0f} ticks/s"
         people = "gateway not answering" if "gateway" in silent else f"{clients} client{'s' if clients != 1 else ''}"
-        return f"{rate} | e2e p99 {_ms(p99['sent'])} ({hops}) | {people} | redis {memory}"
+        flushes, frames = (int(self.dropped[series]) for series in DROPS)
+        drops = (f"dropped {flushes:,} flush{'es' if flushes != 1 else ''} to redis, "
+                 f"{frames:,} frame{'s' if frames != 1 else ''} to slow clients")
+        return f"{rate} | e2e p99 {_ms(p99['sent'])} ({hops}) | {people} | redis{full} {memory} | {drops}"
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -11,7 +11,8 @@ partition name: the broker, ``kite`` or ``upstox``). With the default prefix
     ff:{kite}:live          pub/sub channel (SPUBLISH on a Redis 7 cluster): one message per flush,
                                    the same msgpack array
     ff:{kite}:instruments   hash   "EXCHANGE:TRADINGSYMBOL" -> msgpack map of the instrument row
-    ff:{kite}:ids           hash   broker id (Kite token / Upstox instrument_key) -> symbol
+    ff:{kite}:ids           hash   broker id (Kite token / Upstox instrument_key) -> symbol; on Upstox
+                                   also each derivative's Kite-style symbol (NFO:NIFTY26DECFUT)
     ff:{kite}:meta          hash   broker, instrument count, writer start time, flushes, dropped entries
 """
 

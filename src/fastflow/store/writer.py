@@ -407,10 +407,14 @@ class RedisWriter:
         symbols = [str(s) for s in instruments.symbol]
         ids = [str(k) for k in instruments.instrument_key]
         rows = _instrument_rows(instruments, symbols)
+        # Other names of an instrument resolve like its broker id (Upstox derivatives'
+        # Kite-style symbols: NFO:NIFTY26DECFUT -> NSE:NIFTY FUT 29 DEC 26).
+        aliases = instruments.aliases() if hasattr(instruments, "aliases") else {}
         master = [
             command("DEL", self.keys.instruments, self.keys.ids),
             command("HSET", self.keys.instruments, *_flatten(zip(symbols, rows, strict=True))),
-            command("HSET", self.keys.ids, *_flatten(zip(ids, symbols, strict=True))),
+            command("HSET", self.keys.ids, *_flatten(zip(ids, symbols, strict=True)),
+                    *_flatten((alias, symbols[slot]) for alias, slot in aliases.items())),
             command("HSET", self.keys.meta, "broker", self.state.broker, "instruments", len(symbols),
                     "partition", self.keys.partition, "writer_started_ns", time.time_ns(),
                     "source", self.source or "broker"),

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastflow.config import Config, SimulatorSection, load_config
+from fastflow.config import Config, load_config
 from fastflow.obs import metrics
 from fastflow.obs.metrics import STAGES
 from fastflow.obs.process import die_with_parent
@@ -61,7 +61,7 @@ BUDGET_P99_MS = 50.0
 
 @dataclasses.dataclass(frozen=True)
 class E2EOptions:
-    rate: float = SimulatorSection.rate  # simulator packets (ticks) per second
+    rate: float = 20_000.0  # simulator updates (ticks) per second over the universe: the load
     clients: int = 100
     watch: int = 50  # symbols per client
     duration: float = 10.0  # measured seconds

@@ -15,3 +15,14 @@ MAX_TOKENS_PER_CONNECTION: Final = 3000
 MAX_CONNECTIONS: Final = 3
 #: What one api_key may subscribe: 3 connections x 3000 tokens.
 MAX_TOKENS: Final = MAX_CONNECTIONS * MAX_TOKENS_PER_CONNECTION
+
+#: Kite Connect's REST API (indian-market-facts.md §2): the token exchange and the
+#: instrument dump live under it; every call sends ``X-Kite-Version: 3``.
+API_URL: Final = "https://api.kite.trade"
+API_VERSION: Final = "3"
+#: The login page the user opens (``?v=3&api_key=...``).
+LOGIN_URL: Final = "https://kite.zerodha.com/connect/login"
+#: ``POST`` api_key, request_token, checksum -> the day's access_token.
+SESSION_TOKEN_PATH: Final = "/session/token"
+#: ``GET``: the day's instrument dump (CSV, gzipped).
+INSTRUMENTS_PATH: Final = "/instruments"

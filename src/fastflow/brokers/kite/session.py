@@ -30,7 +30,7 @@ from typing import Any
 from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES, URL
 from fastflow.hotpath import KiteDecoder
 from fastflow.ingest.session import FeedSession, LivenessConnection, open_websocket
-from fastflow.obs.state import overall
+from fastflow.obs.state import State, overall
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ class KiteSession(FeedSession):
         self.subscriptions = dict(subscriptions)
         self.url = url
         self.counters["heartbeats"] = 0
+
+    @property
+    def target(self) -> str:
+        return self.url  # the credentials travel in the query string: never shown
 
     async def _open(self) -> AbstractAsyncContextManager[LivenessConnection]:
         return open_websocket(f"{self.url}?api_key={self.api_key}&access_token={self.access_token}",
@@ -125,8 +129,16 @@ class KiteIngest:
         ]
 
     async def run(self) -> None:
-        """Run every session until :meth:`stop` (or until all their breakers open)."""
-        await asyncio.gather(*(session.run() for session in self.sessions))
+        """Run every session until :meth:`stop` (or until all their breakers open). A
+        session that gives up (``give_up_after``, or a URL that is not a feed) stops the
+        others: the ingest gives up whole."""
+
+        async def one(session: KiteSession) -> None:
+            await session.run()
+            if session.state == State.GAVE_UP:
+                self.stop()
+
+        await asyncio.gather(*(one(session) for session in self.sessions))
 
     def stop(self) -> None:
         for session in self.sessions:

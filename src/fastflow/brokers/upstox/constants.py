@@ -34,3 +34,11 @@ def limit_error(modes: Mapping[str, str], individual: Mapping[str, int] = INDIVI
             alone = "alone" if len(counts) == 1 else "combined with other modes"
             return f"{count} keys in mode {mode}: at most {caps[mode]} ({alone})"
     return None
+
+#: The OAuth2 authorization-code login (indian-market-facts.md §3): the dialog the user
+#: opens, under :data:`API_URL`, and the code's exchange for the day's access_token.
+LOGIN_DIALOG_PATH: Final = "/v2/login/authorization/dialog"
+TOKEN_PATH: Final = "/v2/login/authorization/token"
+#: The day's instrument master, every exchange (gzipped JSON, refreshed daily).
+INSTRUMENTS_PATH: Final = "/market-quote/instruments/exchange/complete.json.gz"
+INSTRUMENTS_URL: Final = "https://assets.upstox.com" + INSTRUMENTS_PATH

@@ -423,7 +423,12 @@ def _from_records(records: Sequence[object], path: str | None, cls: type[Instrum
     mappings = cast("Sequence[Mapping[str, object]]", records)
     raw = {column: [record.get(field) for record in mappings] for column, field in _JSON_FIELDS}
     values = _convert_columns(raw, _COLUMNS, _CONVERTERS, where, _FAST_CONVERTERS)
-    return _build(values, where, cls, csv_exchange=False)
+    # Upstox's own weekly/monthly statement of an option, for its Kite-style alias
+    # (fastflow.instruments.symbols); anything but a boolean counts as not given.
+    weekly: list[bool | None] = [flag if isinstance(flag := record.get("weekly"), bool) else None
+                                 for record in mappings]
+    return _build(values, where, cls, csv_exchange=False,
+                  weekly=weekly if any(flag is not None for flag in weekly) else None)
 
 
 def _from_csv(text: str, path: str, cls: type[Instruments]) -> Instruments:
@@ -441,7 +446,8 @@ def _from_csv(text: str, path: str, cls: type[Instruments]) -> Instruments:
 
 
 def _build(
-    values: Mapping[str, list[object]], where: _Where, cls: type[Instruments], *, csv_exchange: bool
+    values: Mapping[str, list[object]], where: _Where, cls: type[Instruments], *, csv_exchange: bool,
+    weekly: Sequence[bool | None] | None = None,
 ) -> Instruments:
     keys = cast("list[str]", values["instrument_key"])
     segments: list[str] = []
@@ -477,5 +483,6 @@ def _build(
         instrument_key=_object_array(keys),
         broker="upstox",
         where=where,
+        weekly=weekly,
     )
     return instruments

@@ -10,7 +10,10 @@ from :class:`~fastflow.ingest.session.FeedSession`; what is Upstox's own
   with ``Authorization: Bearer <access_token>`` returns a single-use
   ``authorized_redirect_uri``, so every reconnect authorizes afresh. HTTP
   401/403 there (an expired token) counts towards the circuit breaker; any
-  other failure is an ordinary retry. ``https://`` verifies certificates
+  other failure is an ordinary retry, except, before the session has ever
+  streamed, an answer that says this is not the Upstox API (an HTTP status other
+  than 408, 429 or 5xx, a body that is not JSON or holds no feed URL): the
+  session gives up at once (state ``gave_up``). ``https://`` verifies certificates
   (Python's default context; the SDK turns verification off, fastflow does not);
 * **subscribe** in batches of at most ``batch_size`` keys per request, grouped
   by mode: ``{"guid", "method": "sub", "data": {"mode", "instrumentKeys"}}`` as
@@ -51,7 +54,7 @@ from fastflow.brokers.upstox.constants import (
     limit_error,
 )
 from fastflow.hotpath import UpstoxDecoder
-from fastflow.ingest.session import AuthFailed, FeedSession, LivenessConnection, open_websocket
+from fastflow.ingest.session import AuthFailed, FeedSession, LivenessConnection, Refused, open_websocket
 from fastflow.obs.state import overall
 
 logger = logging.getLogger(__name__)
@@ -108,17 +111,22 @@ class UpstoxSession(FeedSession):
             detail = exc.read(500).decode("utf-8", "replace")
             if exc.code in (401, 403):
                 raise AuthFailed(exc.code, detail) from None
-            raise OSError(f"authorize: HTTP {exc.code}: {detail}") from None
+            detail = " ".join(detail.split())[:200]
+            raise Refused(f"authorize: HTTP {exc.code}" + (f": {detail}" if detail else ""), exc.code) from None
         except urllib.error.URLError as exc:
             raise OSError(f"authorize: {exc.reason}") from None
-        except ValueError as exc:
-            raise OSError(f"authorize: the answer is not JSON: {exc}") from None
+        except ValueError as exc:  # not the Upstox API (a web page, another server)
+            raise Refused(f"authorize: the answer is not JSON: {exc}") from None
         data = body.get("data") if isinstance(body, dict) else None
         url = data.get("authorized_redirect_uri") or data.get("authorizedRedirectUri") if isinstance(data, dict) \
             else None
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-            raise OSError(f"authorize: no ws:// or wss:// authorized_redirect_uri in {str(body)[:200]}")
+            raise Refused(f"authorize: no ws:// or wss:// authorized_redirect_uri in {str(body)[:200]}")
         return url
+
+    @property
+    def target(self) -> str:
+        return self.api_url
 
     async def _open(self) -> AbstractAsyncContextManager[LivenessConnection]:
         url = await asyncio.to_thread(self._authorize)

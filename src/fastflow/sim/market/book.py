@@ -4,6 +4,10 @@ Each rebuild draws a spread of 1-3 ticks with the LTP inside it (best bid <=
 LTP <= best ask, best bid < best ask), then 1-2 tick gaps outwards, so bids
 strictly descend and asks strictly ascend on the tick grid; quantities are
 positive multiples of the instrument's ``qty_unit`` and 1 <= orders <= quantity.
+A ``wide`` factor per instrument multiplies the spread and the gaps (an
+expensive option quotes several ticks wide). A bid level that would sit below
+one tick is empty (price, quantity and orders 0), as Kite sends an empty level:
+a 5-paise option has no bids under it.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ class Book:
         self.ask_ord: IntArray = np.zeros((size, LEVELS), np.int64)
 
     def rebuild(
-        self, idx: IntArray, ltp: IntArray, tick: IntArray, qty_unit: IntArray, rng: np.random.Generator
+        self, idx: IntArray, ltp: IntArray, tick: IntArray, qty_unit: IntArray, rng: np.random.Generator,
+        wide: IntArray | None = None,
     ) -> None:
         """Fresh levels for positions ``idx`` around their ``ltp`` (the other
-        arguments are per row of ``idx``, like ``ltp``)."""
+        arguments are per row of ``idx``, like ``ltp``; ``wide`` >= 1 scales
+        the spread and gaps in ticks, default 1)."""
         m = idx.size
-        tick_col = tick[:, None]
+        step = tick if wide is None else tick * wide
+        tick_col = step[:, None]
         ltp_col = ltp[:, None]
         spread = rng.integers(1, 4, (m, 1))  # best ask - best bid, in ticks
         below = rng.integers(0, spread + 1)  # LTP - best bid, in ticks
@@ -47,14 +54,16 @@ class Book:
         gaps = rng.integers(1, 3, (m, 2, LEVELS))
         gaps[:, :, 0] = 0
         offsets = np.cumsum(gaps, axis=2)
-        self.bid_px[idx] = best_bid - offsets[:, 0] * tick_col
+        bids = best_bid - offsets[:, 0] * tick_col
         self.ask_px[idx] = best_ask + offsets[:, 1] * tick_col
         unit = qty_unit[:, None]
         qty = unit * rng.integers(1, 50, (m, 2 * LEVELS))
         orders = np.minimum(rng.integers(1, 25, (m, 2 * LEVELS)), qty)
-        self.bid_qty[idx] = qty[:, :LEVELS]
+        empty = bids < tick[:, None]
+        self.bid_px[idx] = np.where(empty, 0, bids)
+        self.bid_qty[idx] = np.where(empty, 0, qty[:, :LEVELS])
         self.ask_qty[idx] = qty[:, LEVELS:]
-        self.bid_ord[idx] = orders[:, :LEVELS]
+        self.bid_ord[idx] = np.where(empty, 0, orders[:, :LEVELS])
         self.ask_ord[idx] = orders[:, LEVELS:]
 
     def touch(self, pos: IntArray, buy: bool) -> IntArray:

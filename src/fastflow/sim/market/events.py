@@ -2,7 +2,9 @@
 
 Unless events are off, every step (each :meth:`~fastflow.sim.market.model.KiteMarket.step`,
 ``step_tokens`` or ``advance`` call) independently draws, among the
-instruments it steps:
+instruments it steps, with probabilities per second of market time (a step
+one second after the previous one uses them as they are, a step 50 ms after
+it a twentieth of them):
 
 * a **block** order (:data:`BLOCK_PROBABILITY`): one tradable instrument
   trades ``lot x`` :data:`BLOCK_LOTS` (far above the normal ``lot x 1..19``)
@@ -141,12 +143,16 @@ class EventInjector:
             if pos.size >= BURST_MIN_LEGS:
                 self._burst_chains.append(np.sort(pos))
 
-    def roll(self, rng: np.random.Generator) -> Roll | None:
-        """Which event kinds this step injects (``None``: none, or events are off)."""
+    def roll(self, rng: np.random.Generator, seconds: float = 1.0) -> Roll | None:
+        """Which event kinds this step injects (``None``: none, or events are off).
+        The probabilities are per second of market time: a step over ``seconds``
+        (the time since the previous step, at most 1) scales them."""
         if not self.enabled:
             return None
         u = rng.random(3)
-        roll = (bool(u[0] < BLOCK_PROBABILITY), bool(u[1] < SWEEP_PROBABILITY), bool(u[2] < BURST_PROBABILITY))
+        scale = min(max(seconds, 0.0), 1.0)
+        roll = (bool(u[0] < BLOCK_PROBABILITY * scale), bool(u[1] < SWEEP_PROBABILITY * scale),
+                bool(u[2] < BURST_PROBABILITY * scale))
         return roll if any(roll) else None
 
     def step_legs(self, roll: Roll | None, n: int, rng: np.random.Generator) -> IntArray | None:

@@ -80,12 +80,17 @@ class IndexLinks:
         """Positions of the linked indices."""
         return self._pos
 
+    def values(self, prices: FloatArray | IntArray) -> FloatArray:
+        """Unrounded levels of every linked index (:attr:`positions` order) from
+        ``prices`` of the whole universe (fair values or last prices)."""
+        weights = self._coef * np.asarray(prices, np.float64)[self._member]
+        sums: FloatArray = np.bincount(self._group, weights=weights, minlength=self._pos.size).astype(np.float64)
+        return sums
+
     def levels(self, prices: IntArray) -> IntArray:
         """Levels of every linked index (:attr:`positions` order) from ``prices``
         of the whole universe: on the index tick grid, clipped into the band."""
-        k = self._pos.size
-        sums = np.bincount(self._group, weights=self._coef * prices[self._member], minlength=k)
-        level = np.rint(sums / self._tick).astype(np.int64) * self._tick
+        level = np.rint(self.values(prices) / self._tick).astype(np.int64) * self._tick
         clipped: IntArray = np.clip(level, self._lo_band, self._hi_band)
         return clipped
 

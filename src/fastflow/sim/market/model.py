@@ -11,8 +11,12 @@ The market is composed of one part per concern, each in its own module:
 
 * :class:`~fastflow.sim.market.listing.Listing`: the fixed facts (token,
   divisor, tick, lot, close, price band);
-* :class:`~fastflow.sim.market.walk.Quotes`: the day's trading state and its
-  random walk (the open, the price step, volume/ATP/OI, total quantities);
+* :class:`~fastflow.sim.market.fair.FairValues`: the continuous price process
+  in market time (a market factor, per-stock volatility, intraday shape);
+* :class:`~fastflow.sim.market.derivatives.Contracts`: futures priced from
+  their spot with carry, options by Black-76 on a smile (``contracts``);
+* :class:`~fastflow.sim.market.walk.Quotes`: the day's trading state (the
+  open, the printed price, volume/ATP/OI, total quantities);
 * :class:`~fastflow.sim.market.book.Book`: the 5-level books, rebuilt
   around the last price;
 * :class:`~fastflow.sim.market.indices.IndexLinks`: index levels derived
@@ -22,12 +26,16 @@ The market is composed of one part per concern, each in its own module:
 
 All randomness comes from one seeded ``numpy.random.Generator``, drawn in a
 fixed order, so a given seed and call sequence always yields the same bytes.
-The simulated clock advances by one second per step (or jumps to ``now``; it
-never goes back) and becomes the stepped instruments' exchange timestamp.
-One step:
+The simulated clock advances by one second per step (or jumps to ``now``, a
+float; it never goes back) and becomes the stepped instruments' exchange
+timestamp (whole seconds). Volatility is per unit of market time, so how far
+prices travel depends on the time that passes, not on how often they are
+stepped (:mod:`~fastflow.sim.market.clock`). One step:
 
-1. the events of the step are drawn and planned from the books before it;
-2. the last prices move (event trades print their own price);
+1. the roots' fair values move to the step's time; the events of the step are
+   drawn (per second of market time) and planned from the books before it;
+2. the last prices print at the fair values of the stepped instruments
+   (derivatives priced from their underlying now; event trades print their own price);
 3. linked indices stepped in it take their levels from their constituents;
 4. range, volume, ATP, last trade and open interest follow;
 5. the books are rebuilt around the new prices, and the total buy/sell
@@ -35,8 +43,8 @@ One step:
 
 Invariants (events included): low <= open, LTP, ATP <= high; LTP, open,
 high and low stay inside the band; volume never decreases (it saturates at
-2**32 - 1); every price, book levels included, is a positive raw int below
-2**31; open interest of derivatives is positive and within its day range;
+2**32 - 1); every price is a positive raw int below 2**31, book levels
+included except empty bid levels (all zero) where a bid would be below one tick; open interest of derivatives is positive and within its day range;
 the close (previous day's close) never changes; the book never crosses
 (best bid <= LTP <= best ask, best bid < best ask). The index packets'
 ``change`` field carries ``LTP - close`` (raw, signed).
@@ -53,20 +61,28 @@ import numpy as np
 import numpy.typing as npt
 
 from fastflow.sim.market.book import Book, DepthLevel
+from fastflow.sim.market.clock import CLOSE_S, seconds_of_day
+from fastflow.sim.market.derivatives import FUTURE, OPTION, ROOT, Contracts, contracts_from_rows
 from fastflow.sim.market.events import NO_TRADES, EventInjector, MarketEvent, Roll, chains_from_rows
+from fastflow.sim.market.fair import FairValues
 from fastflow.sim.market.indices import IndexLinks, links_from_rows
-from fastflow.sim.market.listing import Listing
+from fastflow.sim.market.listing import INT32_MAX, Listing
 from fastflow.sim.market.walk import Quotes
 from fastflow.sim.wire import kite as kite_wire
 
 __all__ = ["MODES", "KiteMarket", "RawSnapshot"]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 #: Packet modes accepted by :meth:`KiteMarket.step`.
 MODES: tuple[str, ...] = kite_wire.MODES
 
 _UINT32_MAX = 2**32 - 1
+#: An option quotes about this fraction of its premium wide (at least one tick).
+OPTION_SPREAD = 0.002
+#: Highest price of an option: its close plus this fraction of its underlying's close.
+OPTION_BAND = 0.3
 _IST = datetime.timezone(datetime.timedelta(hours=5, minutes=30), "IST")
 
 
@@ -130,6 +146,11 @@ class KiteMarket:
     ``chains`` lists option chains as groups of tradable tokens (each token in
     at most one group), the candidates for bursts. ``events=False`` disables
     injected events (:mod:`~fastflow.sim.market.events`) and their random draws.
+    ``contracts`` (:class:`~fastflow.sim.market.derivatives.Contracts`) ties
+    futures and options to their underlying; their previous close is then the
+    model's price at the previous day's close (the close given for them is
+    not used), and an option's band is one tick to its close plus
+    :data:`OPTION_BAND` of its underlying's close.
 
     Raises ``ValueError`` for mismatched or non-1-D arrays, duplicate tokens,
     a price too large for a signed 32-bit raw value, a ``start_time``
@@ -148,20 +169,90 @@ class KiteMarket:
         indices: Mapping[int, Mapping[int, float]] | None = None,
         chains: Iterable[Iterable[int]] | None = None,
         events: bool = True,
+        contracts: Contracts | None = None,
     ) -> None:
         self._listing = listing = Listing.build(tokens, last_price, tick_size, lot_size)
         self._rng = rng = np.random.default_rng(seed)
         self._clock = _check_time(_default_start_time() if start_time is None else start_time)
+        self._time = float(self._clock)
         self._links = IndexLinks(indices or {}, listing)
+        self._contracts = contracts = contracts or Contracts.none(listing.size)
+        if contracts.kind.size != listing.size:
+            raise ValueError("contracts must describe every instrument")
+        self._fair = FairValues(listing, contracts, self._links, rng, self._time)
+        derived = np.flatnonzero(contracts.kind != ROOT).astype(np.int64)
+        self._reprice_closes(derived)
         self._events = EventInjector(listing, chains or (), events)
 
         opening = Quotes.opening_gap(listing, rng)
         if self._links.positions.size:
             opening[self._links.positions] = self._links.levels(opening)
+        self._fair.open(opening)
+        if derived.size:
+            opening[derived] = self._on_grid(derived, self._fair.values(derived, self._time))
         self._quotes = Quotes(opening, listing, rng, self._clock)
+        self._fair.follow_prints(self._quotes.ltp)
+        self._liquidity = self._initial_liquidity()
+        #: How many times each position has been advanced (its snapshots so far).
+        self.update_counts: IntArray = np.zeros(listing.size, np.int64)
         self._book = Book(listing.size)
         everything = np.arange(listing.size, dtype=np.int64)
-        self._book.rebuild(everything, self._quotes.ltp, listing.tick, listing.qty_unit, rng)
+        self._book.rebuild(everything, self._quotes.ltp, listing.tick, listing.qty_unit, rng, self._wide(everything))
+
+    def _on_grid(self, idx: IntArray, values: npt.NDArray[np.float64]) -> IntArray:
+        """Raw ``values`` of positions ``idx`` rounded to their tick grid, inside their band."""
+        tick = self._listing.tick[idx]
+        grid: IntArray = np.rint(values / tick).astype(np.int64) * tick
+        clipped: IntArray = np.clip(grid, self._listing.lo_band[idx], self._listing.hi_band[idx])
+        return clipped
+
+    def _reprice_closes(self, derived: IntArray) -> None:
+        """Derivatives' previous close: the model at the previous day's 15:30 over their
+        underlying's close; options' bands widened (see the class docstring)."""
+        if not derived.size:
+            return
+        listing = self._listing
+        previous_close = self._time - seconds_of_day(self._time) + CLOSE_S - 86_400.0
+        values = self._fair.values(derived, previous_close)
+        tick = listing.tick[derived]
+        close_ticks = np.maximum(np.rint(values / tick), 1)
+        listing.close[derived] = close_ticks.astype(np.int64) * tick
+        listing.close_ticks[derived] = close_ticks
+        futures = derived[self._contracts.kind[derived] == FUTURE]
+        listing.lo_band[futures] = np.ceil(listing.close_ticks[futures] * 0.8).astype(np.int64) * listing.tick[futures]
+        listing.hi_band[futures] = np.floor(listing.close_ticks[futures] * 1.2).astype(np.int64) * listing.tick[futures]
+        options = derived[self._contracts.kind[derived] == OPTION]
+        under = self._contracts.underlying[options]
+        reach = OPTION_BAND * listing.close[under] / listing.divisor[under] * listing.divisor[options]
+        hi = np.floor((listing.close[options] + reach) / listing.tick[options]).astype(np.int64) * listing.tick[options]
+        listing.lo_band[options] = listing.tick[options]
+        listing.hi_band[options] = np.minimum(hi, INT32_MAX // 2)
+
+    def _initial_liquidity(self) -> npt.NDArray[np.float64]:
+        """How actively each position trades, in (0, 1]: options by their distance
+        from the money at the open and their expiry's rank, futures by rank."""
+        c = self._contracts
+        liquidity = np.ones(self._listing.size)
+        series = 1.0 / (1.0 + c.series)
+        derived = c.kind != ROOT
+        liquidity[derived] = series[derived]
+        options = c.options
+        if options.size:
+            iv = self._fair.implied_vol(options, self._time)
+            under = c.underlying[options]
+            spot = self._fair.values(under, self._time) / self._listing.divisor[under]
+            years = np.maximum(c.expiry[options] - self._time, 3600.0) / (365.0 * 86_400)
+            x = np.log(c.strike[options] / spot) / (iv * np.sqrt(years))
+            liquidity[options] = np.maximum(series[options] * np.exp(-x * x / 2.0), 0.03)
+        return liquidity
+
+    def _wide(self, idx: IntArray) -> IntArray:
+        """Spread width in ticks per position: options about OPTION_SPREAD of their premium."""
+        options = self._contracts.kind[idx] == OPTION
+        wide: IntArray = np.where(
+            options, np.maximum(np.rint(self._quotes.ltp[idx] * OPTION_SPREAD / self._listing.tick[idx]), 1), 1
+        ).astype(np.int64)
+        return wide
 
     @classmethod
     def from_rows(
@@ -179,7 +270,9 @@ class KiteMarket:
         cash-equity rows (NSE/BSE) with the constituents' ``tradingsymbol``
         (preferring the index's ``exchange``), their weights renormalised over
         the constituents present; CE/PE rows are grouped into option chains
-        by ``(exchange, name, expiry)``. ``events`` as in the constructor.
+        by ``(exchange, name, expiry)``; futures and options are tied to their
+        underlying (:func:`~fastflow.sim.market.derivatives.contracts_from_rows`).
+        ``events`` as in the constructor.
         """
         items = list(rows)
         tokens = [int(_number(r["instrument_token"], "instrument_token")) for r in items]
@@ -196,6 +289,7 @@ class KiteMarket:
             indices=links_from_rows(items, tokens),
             chains=chains_from_rows(items, tokens),
             events=events,
+            contracts=contracts_from_rows(items, tokens),
         )
 
     # ---------------------------------------------------------------- inspection
@@ -218,11 +312,50 @@ class KiteMarket:
         return self._clock
 
     @property
+    def time(self) -> float:
+        """The market time (epoch seconds, with fractions) of the latest step."""
+        return self._time
+
+    @property
+    def contracts(self) -> Contracts:
+        """What drives each position's price (read-only by convention)."""
+        return self._contracts
+
+    def fair_values(self, idx: IntArray) -> npt.NDArray[np.float64]:
+        """The model's fair values (raw, float) of positions ``idx`` now: what a
+        future or an option is worth over its underlying (realism checks)."""
+        return self._fair.values(np.asarray(idx, np.int64), self._time)
+
+    def implied_vols(self, idx: IntArray) -> npt.NDArray[np.float64]:
+        """The smile's volatility of options ``idx`` now (NaN for the others)."""
+        return self._fair.implied_vol(np.asarray(idx, np.int64), self._time)
+
+    def update_rates(self) -> npt.NDArray[np.float64]:
+        """Each position's natural update rate (snapshots per real second):
+        indices 1, cash equities 0.8-2 (drawn once per universe), futures 2 for
+        the nearest expiry and less for later ones, options 2 x their liquidity
+        (at least 0.05), other roots 1."""
+        rng = np.random.default_rng(int(self._listing.tokens.sum()) % 2**32)
+        listing, c = self._listing, self._contracts
+        rates = np.ones(listing.size)
+        equity = ~listing.is_index & (c.kind == ROOT) & ~listing.is_deriv
+        rates[equity] = rng.uniform(0.8, 2.0, int(equity.sum()))
+        derived = c.kind != ROOT
+        rates[derived] = np.maximum(2.0 * self._liquidity[derived], 0.05)
+        return rates
+
+    @property
     def events(self) -> deque[MarketEvent]:
         """The log of injected events, oldest first: the latest
         :data:`~fastflow.sim.market.events.EVENT_LOG_SIZE` (the deque itself;
         consumers may pop or clear it)."""
         return self._events.log
+
+    def band(self, idx: IntArray) -> tuple[IntArray, IntArray]:
+        """The raw price band ``(lowest, highest)`` of positions ``idx``: every
+        price of a position stays inside it (an option's: one tick to its close
+        plus :data:`OPTION_BAND` of its underlying's close; else the close +-20%)."""
+        return self._listing.lo_band[idx], self._listing.hi_band[idx]
 
     def divisor(self, token: int) -> int:
         """The raw-price divisor of ``token``."""
@@ -298,7 +431,7 @@ class KiteMarket:
 
     # ------------------------------------------------------------------ stepping
 
-    def step(self, n: int, mode: str = "full", now: int | None = None) -> bytes:
+    def step(self, n: int, mode: str = "full", now: float | None = None) -> bytes:
         """Advance ``n`` distinct random instruments; return them as one binary message.
 
         ``mode`` is ``"ltp"``, ``"quote"`` or ``"full"``. Tradable instruments
@@ -320,9 +453,10 @@ class KiteMarket:
             raise ValueError(f"n must be between 0 and the universe size {size}, got {n}")
         if n > 0xFFFF:
             raise ValueError("a Kite message holds at most 65535 packets")
-        self._tick_clock(now)
+        seconds = self._tick_clock(now)
         rng = self._rng
-        roll = self._events.roll(rng)
+        self._fair.evolve(self._time, rng)
+        roll = self._events.roll(rng, seconds)
         legs = self._events.step_legs(roll, n, rng)
         idx = rng.choice(size, size=n, replace=False).astype(np.int64)
         burst_rows: IntArray | None = None
@@ -333,7 +467,7 @@ class KiteMarket:
         self._advance(idx, roll, burst_rows)
         return self.encode(idx, mode)
 
-    def step_tokens(self, tokens: Iterable[int], mode: str = "full", now: int | None = None) -> bytes:
+    def step_tokens(self, tokens: Iterable[int], mode: str = "full", now: float | None = None) -> bytes:
         """Advance the given instruments (distinct tokens of this universe) and
         return them as one binary message, like :meth:`step`. Raises ``KeyError``
         for a token outside the universe."""
@@ -345,13 +479,14 @@ class KiteMarket:
         self.advance(idx, now)
         return self.encode(idx, mode)
 
-    def advance(self, idx: IntArray, now: int | None = None) -> None:
+    def advance(self, idx: IntArray, now: float | None = None) -> None:
         """Move the clock (like :meth:`step`) and advance the instruments at
         positions ``idx`` without encoding them (other encoders read
         :meth:`columns` afterwards; :meth:`encode` makes the Kite message).
         Events involve only positions of ``idx``."""
-        self._tick_clock(now)
-        self._advance(idx, self._events.roll(self._rng), None)
+        seconds = self._tick_clock(now)
+        self._fair.evolve(self._time, self._rng)
+        self._advance(idx, self._events.roll(self._rng, seconds), None)
 
     def messages(self, count: int, n: int, mode: str = "full") -> list[bytes]:
         """``count`` consecutive :meth:`step` messages of ``n`` packets each (for benchmarks)."""
@@ -368,18 +503,28 @@ class KiteMarket:
         is_index = listing.is_index[idx]
         return header + self._tradable_block(idx[~is_index], full) + self._index_block(idx[is_index], full)
 
-    def _tick_clock(self, now: int | None) -> None:
-        self._clock = _check_time(self._clock + 1 if now is None else max(self._clock, int(now)))
+    def _tick_clock(self, now: float | None) -> float:
+        """Move the clock; returns the market seconds that passed."""
+        time = self._time + 1.0 if now is None else max(self._time, float(now))
+        self._clock = _check_time(int(time))
+        passed, self._time = time - self._time, time
+        return passed
 
     def _advance(self, idx: IntArray, roll: Roll | None, burst_rows: IntArray | None) -> None:
         """Step positions ``idx`` (the order of the module docstring; ``burst_rows``
         are the rows of ``idx`` a :meth:`step` burst trades)."""
         listing, q, book, rng = self._listing, self._quotes, self._book, self._rng
+        self.update_counts[idx] += 1
         trades = NO_TRADES if roll is None else self._events.plan(idx, roll, burst_rows, rng, book, self._clock)
-        traded, shocks = q.move(idx, listing, rng, trades)
+        time = self._time
+
+        def fair_of(positions: IntArray) -> FloatArray:
+            return self._fair.values(positions, time)  # linked indices: from the prints so far
+
+        traded, shocks = q.move(idx, listing, rng, trades, fair_of, self._contracts.kind[idx] != ROOT)
         self._links.follow(idx, q.ltp)
-        q.fill(idx, traded, listing, rng, self._clock, trades)
-        book.rebuild(idx, q.ltp[idx], listing.tick[idx], listing.qty_unit[idx], rng)
+        q.fill(idx, traded, listing, rng, self._clock, trades, self._liquidity)
+        book.rebuild(idx, q.ltp[idx], listing.tick[idx], listing.qty_unit[idx], rng, self._wide(idx))
         q.walk_totals(idx, listing, book, shocks)
 
     def _index_block(self, idx: IntArray, full: bool) -> bytes:

@@ -37,14 +37,14 @@ import numpy.typing as npt
 
 from fastflow.brokers.upstox.constants import MODES
 from fastflow.sim.market.model import KiteMarket
-from fastflow.sim.universe import kite_universe, upstox_universe
+from fastflow.sim.universe import UNDERLYING_INDEX, kite_universe, upstox_universe
 from fastflow.sim.universe.pricing import norm_cdf, norm_pdf
 from fastflow.sim.wire import upstox as wire
 
 IntArray = npt.NDArray[np.int64]
 
 
-_INDEX_UNDERLYING: Final = {"NIFTY": "NIFTY 50", "BANKNIFTY": "NIFTY BANK", "SENSEX": "SENSEX"}
+_INDEX_UNDERLYING: Final = UNDERLYING_INDEX
 
 
 def upstox_pairs(today: datetime.date | None = None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -130,6 +130,15 @@ class UpstoxMarket:
         """The simulated exchange clock (epoch seconds)."""
         return self.kite.clock
 
+    @property
+    def time(self) -> float:
+        """The market time (epoch seconds, with fractions) of the latest step."""
+        return self.kite.time
+
+    def update_rates(self) -> npt.NDArray[np.float64]:
+        """Each position's natural update rate (``KiteMarket.update_rates``)."""
+        return self.kite.update_rates()
+
     def positions(self, keys: Iterable[str]) -> IntArray:
         """Row positions of distinct ``keys`` (``KeyError`` for an unknown key)."""
         idx = np.fromiter((self._position[k] for k in keys), dtype=np.int64)
@@ -142,14 +151,24 @@ class UpstoxMarket:
 
     # -- frames ---------------------------------------------------------------------
 
-    def live(self, subscriptions: Mapping[str, str], now: int | None = None, current_ts: int | None = None) -> bytes:
+    def live(self, subscriptions: Mapping[str, str], now: float | None = None, current_ts: int | None = None) -> bytes:
         """Advance the instruments of ``subscriptions`` (key -> mode) and return
         one ``live_feed`` frame with a feed per key in its mode."""
         idx = self.positions(subscriptions)
+        self.advance(idx, now)
+        return self._frame(idx, list(subscriptions.values()), wire.LIVE_FEED, current_ts)
+
+    def advance(self, idx: IntArray, now: float | None = None) -> None:
+        """Advance positions ``idx`` to market time ``now`` (as ``KiteMarket.advance``)
+        and their current 1-minute candles with them."""
         before = self.kite.columns(idx)["volume_traded"]
         self.kite.advance(idx, now)
         self._roll_bars(idx, before)
-        return self._frame(idx, list(subscriptions.values()), wire.LIVE_FEED, current_ts)
+
+    def live_frame(self, idx: IntArray, modes: Sequence[str], current_ts: int | None = None) -> bytes:
+        """The current state of positions ``idx`` (``modes`` per row) as one
+        ``live_feed`` frame (nothing moves: :meth:`advance` moved them)."""
+        return self._frame(idx, modes, wire.LIVE_FEED, current_ts)
 
     def snapshot(self, subscriptions: Mapping[str, str], current_ts: int | None = None) -> bytes:
         """The current state of ``subscriptions`` as one ``initial_feed`` frame (nothing moves)."""

@@ -8,10 +8,11 @@ quantity, open interest with its day range and the exchange timestamp.
   close and a pre-open auction trade (volume > 0, ATP = open); derivatives
   start with some open interest, equities and indices have none.
 * :meth:`Quotes.move`: with probability :data:`TRADE_PROBABILITY` (always for
-  indices) an instrument trades: its last price takes a Gaussian step of
-  about :data:`STEP_VOLATILITY` of the price on the tick grid, kept inside
-  the band; event trades (:class:`~fastflow.sim.market.events.Trades`) print
-  their own price instead.
+  indices) an instrument trades: it prints at its fair value
+  (:mod:`~fastflow.sim.market.fair`) rounded up to the tick grid for a buyer,
+  down for a seller (an index: to the nearest tick), kept inside the band;
+  event trades (:class:`~fastflow.sim.market.events.Trades`) print their own
+  price instead.
 * :meth:`Quotes.fill`: day high/low, cumulative volume (saturating at
   2**32 - 1), ATP, last traded quantity / time and, for derivatives, open
   interest follow the trade.
@@ -20,6 +21,8 @@ quantity, open interest with its day range and the exchange timestamp.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +37,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Probability that a stepped tradable instrument trades.
 TRADE_PROBABILITY = 0.85
-#: Standard deviation of one price step, as a fraction of the price.
-STEP_VOLATILITY = 0.0006
 #: Standard deviation of the opening gap, as a fraction of the close.
 OPEN_GAP_VOLATILITY = 0.004
 
@@ -78,21 +79,39 @@ class Quotes:
         return opening
 
     def move(
-        self, idx: IntArray, listing: Listing, rng: np.random.Generator, trades: Trades
+        self,
+        idx: IntArray,
+        listing: Listing,
+        rng: np.random.Generator,
+        trades: Trades,
+        fair_of: Callable[[IntArray], FloatArray],
+        later: BoolArray,
     ) -> tuple[BoolArray, FloatArray]:
-        """New last prices of positions ``idx``; returns which rows trade
-        (before the event trades) and the Gaussian shocks of this step (row 0
-        moved the price, rows 1-2 are for :meth:`walk_totals`)."""
+        """New last prices of positions ``idx`` from their fair values
+        (``fair_of(positions)``, raw floats); the rows where ``later`` is true are
+        priced after the others have printed (a derivative follows the prints of
+        its underlying in the same step). Returns which rows trade (before the
+        event trades) and the Gaussian shocks of this step (the sign of row 0 is
+        the aggressor's side, rows 1-2 are for :meth:`walk_totals`)."""
         m = idx.size
-        tick = listing.tick[idx]
-        ltp = self.ltp[idx]
-        traded = listing.is_index[idx] | (rng.random(m) < TRADE_PROBABILITY)
+        is_index = listing.is_index[idx]
+        traded = is_index | (rng.random(m) < TRADE_PROBABILITY)
         shocks = rng.standard_normal((3, m))
-        moves = np.rint(shocks[0] * STEP_VOLATILITY * (ltp / tick)).astype(np.int64) * tick
-        new = np.clip(ltp + np.where(traded, moves, 0), listing.lo_band[idx], listing.hi_band[idx])
+        event = np.zeros(m, bool)
+        event_price = np.zeros(m, np.int64)
         if trades.rows.size:
-            new[trades.rows] = trades.prices
-        self.ltp[idx] = new
+            event[trades.rows] = True
+            event_price[trades.rows] = trades.prices
+        for rows in (np.flatnonzero(~later), np.flatnonzero(later)):
+            if not rows.size:
+                continue
+            pos = idx[rows]
+            tick = listing.tick[pos]
+            ticks = fair_of(pos) / tick
+            up = shocks[0, rows] > 0
+            grid = np.where(is_index[rows], np.rint(ticks), np.where(up, np.ceil(ticks), np.floor(ticks)))
+            printed = np.clip(grid.astype(np.int64) * tick, listing.lo_band[pos], listing.hi_band[pos])
+            self.ltp[pos] = np.where(event[rows], event_price[rows], np.where(traded[rows], printed, self.ltp[pos]))
         return traded, shocks
 
     def fill(
@@ -103,9 +122,12 @@ class Quotes:
         rng: np.random.Generator,
         clock: int,
         trades: Trades,
+        liquidity: FloatArray,
     ) -> None:
         """Everything that follows the new last prices of ``idx``: range, volume,
-        ATP, last trade, timestamps and open interest (``traded`` as from :meth:`move`)."""
+        ATP, last trade, timestamps and open interest (``traded`` as from
+        :meth:`move`); a trade is ``lot x 1..(1 + 19 * liquidity)`` (``liquidity``
+        in (0, 1] per position: options far from the money trade less)."""
         m = idx.size
         new = self.ltp[idx]
         high = np.maximum(self.high[idx], new)
@@ -114,7 +136,7 @@ class Quotes:
         self.low[idx] = low
 
         # Trade quantity, volume (saturating u32), ATP and last trade qty/time.
-        qty = np.where(traded, listing.lot[idx] * rng.integers(1, 20, m), 0)
+        qty = np.where(traded, listing.lot[idx] * rng.integers(1, 1 + np.ceil(19 * liquidity[idx]).astype(np.int64)), 0)
         if trades.rows.size:
             qty[trades.rows] = trades.quantities
             traded[trades.rows] = True

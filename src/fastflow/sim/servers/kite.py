@@ -20,17 +20,25 @@
 * no permessage-deflate: the official ``KiteTicker`` (autobahn) never offers it,
   and compressing would cost the simulator most of its time.
 
-Rate: ``rate`` is a total packet budget per second shared by the connections.
-Every ``interval`` the budget earned since the last one is split over the
-subscribed connections and scheduled for each: whole rounds of its
-subscription (one message per mode, at most 3000 packets each) while the share
-exceeds it, then a random subset for the remainder; at most ``max_messages``
-per connection per interval. Each connection has its own sender task, so a slow
-or closing client never holds the others back: a client more than one
-interval's share behind gets no new share (the market pauses for it, as TCP
-backpressure would). Messages are built by numpy over market positions cached
-per subscription: no Python work per packet. The market clock moves one second
-per interval.
+The market runs on its own clock, whoever listens
+(:mod:`fastflow.sim.market.clock`): exchange time starts at the market's
+clock (09:15 IST by default) and runs at ``speed`` x real time; while the
+simulated session is open, every ``interval`` each instrument updates a
+Poisson number of times around its own rate (``KiteMarket.update_rates``:
+about 1-2 snapshots a second for liquid instruments, fewer for illiquid
+ones), in rounds that never hold an instrument twice. ``rate`` > 0 is a load
+knob: it scales every instrument's rate so the whole universe updates
+``rate`` times a second (volatility is per unit of market time, so prices
+travel no further for it); 0 keeps the natural cadence. Outside the session
+(pre-open, after 15:30) nothing trades and only heartbeats go out.
+
+Each round is sent to every connection as the part of it that connection
+subscribed (one message per mode, at most 3000 packets each), encoded by numpy
+over the round's positions: no Python work per packet. Each connection has
+its own sender task, so a slow or closing client never holds the others back:
+a connection with more than ``max_queue_bytes`` waiting skips new rounds until
+it drains (snapshots carry cumulative state, so it misses moves, never
+volume), counted in ``stats["skipped"]``.
 
 Fault injection (for tests and demos; the ``fastflow sim --fault`` switches call
 the same methods, see :mod:`fastflow.sim.servers.faults`):
@@ -66,7 +74,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from fastflow.brokers.kite.constants import MAX_CONNECTIONS, MAX_TOKENS_PER_CONNECTION, MODES
-from fastflow.config import COMMAND_DEFAULTS, SimulatorSection
+from fastflow.config import SimulatorSection
+from fastflow.sim.market.clock import Cadence, MarketClock, session
 from fastflow.sim.market.model import KiteMarket
 from fastflow.sim.servers.faults import FaultTarget, send_hostile_text
 from fastflow.sim.wire import kite as kite_wire
@@ -85,23 +94,15 @@ IntArray = npt.NDArray[np.int64]
 class KiteSimConfig:
     api_key: str = SimulatorSection.api_key
     access_token: str = SimulatorSection.access_token
-    rate: float = COMMAND_DEFAULTS["sim"]["simulator.rate"]  # packets per second, all connections together
-    interval: float = 0.05  # seconds between schedules
+    rate: float = SimulatorSection.rate  # 0: each instrument's own cadence; > 0: total updates per second
+    speed: float = SimulatorSection.speed  # market seconds per real second
+    interval: float = 0.05  # seconds between market rounds
     heartbeat: float = 1.0  # seconds of silence before a 1-byte heartbeat
     max_tokens: int = MAX_TOKENS_PER_CONNECTION
     max_connections: int = MAX_CONNECTIONS
     seed: int = 0
-    max_messages: int = 1000  # data messages per connection per interval (a tiny subscription at a huge rate)
-    max_held_bytes: int = 64 * 2**20  # per connection in a burst; past it the market pauses for that client
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    """A client's streaming subscription as market positions (rebuilt when it changes)."""
-
-    positions: IntArray  # every streaming token's market position
-    codes: npt.NDArray[np.int8]  # its mode, as an index into MODES
-    groups: list[tuple[str, IntArray]]  # per mode, in chunks of at most MAX_PACKETS_PER_MESSAGE
+    max_queue_bytes: int = 16 * 2**20  # per connection waiting to be sent; past it new rounds are skipped
+    max_held_bytes: int = 64 * 2**20  # per connection in a burst; past it new rounds are skipped
 
 
 @dataclasses.dataclass(eq=False)  # identity: clients live in a set
@@ -109,19 +110,17 @@ class _Client:
     connection: ServerConnection
     modes: dict[int, str] = dataclasses.field(default_factory=dict)  # token -> mode
     last_sent: float = dataclasses.field(default_factory=time.monotonic)
-    plan: _Plan | None = None  # None: modes changed since it was built
-    # Scheduled messages, as (mode, market positions); encoded when the sender gets to them.
-    pending: collections.deque[tuple[str, IntArray]] = dataclasses.field(default_factory=collections.deque)
-    pending_packets: int = 0
+    codes: npt.NDArray[np.int8] | None = None  # per market position: its mode's index in MODES, -1: none
+    # Encoded messages waiting for the sender, as (message, packets).
+    pending: collections.deque[tuple[bytes, int]] = dataclasses.field(default_factory=collections.deque)
+    pending_bytes: int = 0
     held: list[tuple[bytes, int]] = dataclasses.field(default_factory=list)  # (message, packets) in a burst
     held_bytes: int = 0
     wakeup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     def changed(self) -> None:
-        """The subscription changed: forget the plan and what was scheduled with it."""
-        self.plan = None
-        self.pending.clear()
-        self.pending_packets = 0
+        """The subscription changed: its position codes are rebuilt on the next round."""
+        self.codes = None
 
 
 class KiteSimulator:
@@ -137,11 +136,11 @@ class KiteSimulator:
         self._slow_until = 0.0
         self._slow_factor = 1.0
         self._burst_until = 0.0
-        self._credit = 0.0  # packets earned but not scheduled yet: rates below 1 per interval trickle
-        self._turn = 0  # which client gets the remainder of an uneven split
-        self._clock = market.clock  # the market clock's target: one second per interval
+        #: The exchange clock and each instrument's cadence (see the module docstring).
+        self.clock = MarketClock(market.time, self.config.speed)
+        self.cadence = Cadence(market.update_rates(), self.config.rate)
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "packets": 0, "heartbeats": 0, "errors": 0,
-                      "held": 0}
+                      "held": 0, "skipped": 0, "updates": 0}
 
     # -- handshake ---------------------------------------------------------------
 
@@ -268,8 +267,8 @@ class KiteSimulator:
         once, in order. The market keeps moving at the usual rate meanwhile;
         heartbeats go on (the broker is alive, its data is late), so a client's
         watchdog does not fire and no held message is lost. At most
-        ``max_held_bytes`` are held per connection; past that the market pauses
-        for it until the release."""
+        ``max_held_bytes`` are held per connection; past that its new rounds
+        are skipped until the release."""
         self._burst_until = time.monotonic() + seconds
 
     @property
@@ -280,74 +279,76 @@ class KiteSimulator:
     # -- the market loop -------------------------------------------------------------
 
     async def _pump(self) -> None:
-        """Every interval: split the packet budget earned since the last one over
-        the subscribed connections and schedule each its share."""
+        """Every interval: advance the market to the clock's time and hand each
+        connection its part of every round (see the module docstring)."""
         cfg = self.config
         last = time.monotonic()
         while True:
             started = time.monotonic()
-            elapsed, last = started - last, started
-            clients = [c for c in self._clients if c.modes]
-            if started >= self._silent_until and clients:
-                self._clock += 1
-                rate = cfg.rate / self._slow_factor if started < self._slow_until else cfg.rate
-                span = 4 * cfg.interval  # a stalled loop catches up at most this much
-                self._credit = min(self._credit + rate * min(elapsed, span), rate * span + 1.0)
-                budget = int(self._credit)
-                self._credit -= budget
-                base, extra = divmod(budget, len(clients))
-                first = self._turn % len(clients)
-                self._turn += 1
-                for i, client in enumerate(clients):
-                    share = base + (1 if (i - first) % len(clients) < extra else 0)
-                    if share and client.pending_packets < share:  # else it is behind: skip
-                        self._schedule(client, share)
+            elapsed, last = min(started - last, 4 * cfg.interval), started
+            if started >= self._silent_until:
+                if started < self._slow_until:
+                    elapsed /= self._slow_factor
+                self.run_rounds(elapsed, self.clock.now())
             await asyncio.sleep(max(0.0, cfg.interval - (time.monotonic() - started)))
 
-    def _plan(self, client: _Client) -> _Plan:
-        if client.plan is None:
-            by_mode: dict[str, list[int]] = {mode: [] for mode in MODES}
-            for token, mode in client.modes.items():
-                if token in self._known:  # unknown tokens are accepted and never stream, as on Kite
-                    by_mode[mode].append(token)
-            positions, codes, groups = [], [], []
-            for code, mode in enumerate(MODES):
-                if by_mode[mode]:
-                    idx = self.market.positions(by_mode[mode])
-                    positions.append(idx)
-                    codes.append(np.full(idx.size, code, np.int8))
-                    groups += _chunks(mode, idx)
-            client.plan = _Plan(
-                np.concatenate(positions) if positions else np.empty(0, np.int64),
-                np.concatenate(codes) if codes else np.empty(0, np.int8),
-                groups,
-            )
-        return client.plan
+    def run_rounds(self, elapsed: float, until: float) -> int:
+        """Advance the market over ``elapsed`` real seconds ending at exchange time
+        ``until`` (nothing trades outside the session) and queue each round for
+        the connections; returns the number of instrument updates."""
+        begin = self.market.time
+        self.cadence.retune(self.config.rate)  # the load knob may be turned while running
+        if session(until) != "open":
+            return 0
+        rounds = Cadence.rounds(self.cadence.draw(elapsed, self._rng))
+        clients = [c for c in self._clients if c.modes]
+        updates = 0
+        for r, idx in enumerate(rounds):
+            # market.step_tokens without its per-token lookup: the positions come from the draw.
+            self.market.advance(idx, begin + (until - begin) * (r + 1) / len(rounds))
+            updates += int(idx.size)
+            for client in clients:
+                self._deliver(client, idx)
+        self.stats["updates"] += updates
+        return updates
 
-    def _schedule(self, client: _Client, share: int) -> None:
-        """Queue ``share`` packets for ``client``: whole rounds of its
-        subscription, then a random subset of it."""
-        plan = self._plan(client)
-        total = int(plan.positions.size)
-        if not total:
-            return
-        rounds, rest = divmod(share, total)
-        messages: list[tuple[str, IntArray]] = []
-        for _ in range(min(rounds, self.config.max_messages)):
-            messages += plan.groups
-        if rest and len(messages) < self.config.max_messages:
-            chosen = self._rng.choice(total, rest, replace=False)
-            codes = plan.codes[chosen]
+    def _codes(self, client: _Client) -> npt.NDArray[np.int8]:
+        if client.codes is None:
+            codes = np.full(self.market.size, -1, np.int8)
             for code, mode in enumerate(MODES):
-                messages += _chunks(mode, plan.positions[chosen[codes == code]])
-        for mode, idx in messages[: self.config.max_messages]:
-            client.pending.append((mode, idx))
-            client.pending_packets += int(idx.size)
+                tokens = [t for t, m in client.modes.items() if m == mode and t in self._known]
+                if tokens:  # unknown tokens are accepted and never stream, as on Kite
+                    codes[self.market.positions(tokens)] = code
+            client.codes = codes
+        return client.codes
+
+    def _deliver(self, client: _Client, idx: IntArray) -> None:
+        """Queue the part of round ``idx`` that ``client`` subscribed, one message per mode."""
+        codes = self._codes(client)[idx]
+        if not np.any(codes >= 0):
+            return
+        holding = time.monotonic() < self._burst_until
+        if (client.held_bytes >= self.config.max_held_bytes if holding
+                else client.pending_bytes >= self.config.max_queue_bytes):
+            self.stats["skipped"] += 1
+            return
+        for code, mode in enumerate(MODES):
+            for _, chunk in _chunks(mode, idx[codes == code]):
+                if not chunk.size:
+                    continue
+                message = self.market.encode(chunk, mode)
+                if holding:
+                    client.held.append((message, int(chunk.size)))
+                    client.held_bytes += len(message)
+                    self.stats["held"] += 1
+                else:
+                    client.pending.append((message, int(chunk.size)))
+                    client.pending_bytes += len(message)
         client.wakeup.set()
 
     async def _sender(self, client: _Client) -> None:
-        """One connection's output: its scheduled messages (held back in a
-        burst), and heartbeats when it had nothing for ``heartbeat`` seconds."""
+        """One connection's output: its queued messages (after any held in a burst
+        that ended), and heartbeats when it had nothing for ``heartbeat`` seconds."""
         cfg = self.config
         while True:
             now = time.monotonic()
@@ -359,17 +360,10 @@ class KiteSimulator:
                 if not await self._release(client):
                     return
                 continue
-            if client.pending and not (hold and client.held_bytes >= cfg.max_held_bytes):
-                mode, idx = client.pending.popleft()
-                client.pending_packets -= int(idx.size)
-                # market.step_tokens without its per-token lookup: the positions are cached.
-                self.market.advance(idx, self._clock)
-                message = self.market.encode(idx, mode)
-                if hold:
-                    client.held.append((message, int(idx.size)))
-                    client.held_bytes += len(message)
-                    self.stats["held"] += 1
-                elif not await self._send(client, message, int(idx.size)):
+            if client.pending:
+                message, packets = client.pending.popleft()
+                client.pending_bytes -= len(message)
+                if not await self._send(client, message, packets):
                     return  # the connection is gone
                 continue
             due = cfg.heartbeat - (now - client.last_sent)

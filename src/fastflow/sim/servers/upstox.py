@@ -31,6 +31,12 @@
   them is not documented. Unknown keys are accepted and never stream;
 * a WebSocket ping goes out after ``ping_interval`` seconds without data.
 
+The market runs on its own clock and cadence exactly as the Kite simulator's
+(:mod:`fastflow.sim.servers.kite`): ``rate`` 0 keeps each instrument's own
+cadence, ``rate`` > 0 scales the universe to that many updates (feeds) a
+second in total; each round of updates goes to every connection as one
+``live_feed`` frame with the part of it that connection subscribed.
+
 Fault switches (:class:`fastflow.sim.servers.faults.FaultTarget`): ``drop``,
 ``silence`` (the connections open at the time send nothing, no pings either,
 and read nothing, so pongs never come: a half-open path; reconnects get a
@@ -45,7 +51,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -53,6 +58,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import numpy.typing as npt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -66,6 +73,7 @@ from fastflow.brokers.upstox.constants import (
     limit_error,
 )
 from fastflow.config import SimulatorSection
+from fastflow.sim.market.clock import Cadence, MarketClock, session
 from fastflow.sim.market.upstox import UpstoxMarket
 from fastflow.sim.servers.faults import send_hostile_text
 from fastflow.sim.wire import upstox as wire
@@ -81,8 +89,9 @@ GARBAGE = b"\x08\x01\x12\x40\x0a\x03NSE"
 @dataclasses.dataclass
 class UpstoxSimConfig:
     access_token: str = SimulatorSection.access_token
-    rate: float = 5_000.0  # feeds per second, all connections together
-    interval: float = 0.05  # seconds between sends
+    rate: float = SimulatorSection.rate  # 0: each instrument's own cadence; > 0: total updates per second
+    speed: float = SimulatorSection.speed  # market seconds per real second
+    interval: float = 0.05  # seconds between market rounds
     ping_interval: float = 1.0  # seconds without data before a ping
     code_ttl: float = 60.0  # seconds an authorized URL stays usable
     max_connections: int = 1
@@ -98,6 +107,8 @@ class _Client:
     last_sent: float = dataclasses.field(default_factory=time.monotonic)
     held: list[bytes] = dataclasses.field(default_factory=list)  # frames held back by a burst
     silent_until: float = 0.0  # half-open until then: nothing sent, nothing read
+    codes: npt.NDArray[np.int8] | None = None  # per market position: its mode's index in MODES, -1: none
+    codes_of: dict[str, str] | None = None  # the modes dict the codes were built from
 
 
 class UpstoxSimulator:
@@ -109,15 +120,18 @@ class UpstoxSimulator:
         self.status: dict[str, int] = dict.fromkeys(market.segments(), wire.NORMAL_OPEN)
         self._codes: dict[str, float] = {}  # unused code -> expiry (monotonic)
         self._clients: list[_Client] = []
-        self._rng = random.Random(self.config.seed)
         self._closing: set[asyncio.Task[None]] = set()
         self._slow_until = 0.0
         self._slow_factor = 1.0
         self._held_until = 0.0
-        self._credit = 0.0
+        self._rng = np.random.default_rng(self.config.seed)
+        #: The exchange clock and each instrument's cadence (as the Kite simulator's).
+        self.clock = MarketClock(market.time, self.config.speed)
+        self.cadence = Cadence(market.update_rates(), self.config.rate)
         self.stats = {
             "authorized": 0, "unauthorized": 0, "connections": 0, "refused": 0, "replaced": 0,
             "messages": 0, "feeds": 0, "snapshots": 0, "pings": 0, "bad_requests": 0, "limit_rejections": 0,
+            "updates": 0,
         }
 
     # -- HTTP: authorize, redirect, upgrade ----------------------------------------------
@@ -244,34 +258,28 @@ class UpstoxSimulator:
     # -- the market loop ----------------------------------------------------------------
 
     async def _pump(self) -> None:
-        """Every interval: split the feed budget over the connections, send each
-        one live frame of its share, and ping connections that had no data."""
+        """Every interval: advance the market to the clock's time, send each
+        connection one live frame per round with its part of it, and ping
+        connections that had no data."""
         cfg = self.config
+        last = time.monotonic()
         while True:
             started = time.monotonic()
+            elapsed, last = min(started - last, 4 * cfg.interval), started
             for client in self._clients:
                 if client.silent_until and started >= client.silent_until:
                     client.silent_until = 0.0
                     if client.connection.transport is not None:
                         client.connection.transport.resume_reading()
-            rate = cfg.rate / (self._slow_factor if started < self._slow_until else 1.0)
-            clients = [c for c in self._clients if c.modes and not c.silent_until]
-            self._credit = min(self._credit + rate * cfg.interval, rate + 1.0)
-            budget = int(self._credit) if clients else 0
-            self._credit -= budget
-            share = max(1, budget // len(clients)) if budget else 0
+            if started < self._slow_until:
+                elapsed /= self._slow_factor
             holding = started < self._held_until
-            for client in clients[:budget]:
-                streaming = [k for k in client.modes if k in self.market]
-                chosen = streaming if len(streaming) <= share else self._rng.sample(streaming, share)
-                if not chosen:
-                    continue
-                frame = self.market.live({k: client.modes[k] for k in chosen}, current_ts=_now_ms())
+            for client, frame, feeds in self.run_rounds(elapsed, self.clock.now()):
                 if holding:
                     client.held.append(frame)
                     continue
                 await self._release(client)
-                await self._send(client, frame, len(chosen))
+                await self._send(client, frame, feeds)
             if not holding:
                 for client in list(self._clients):
                     if not client.silent_until:
@@ -284,6 +292,38 @@ class UpstoxSimulator:
                     with contextlib.suppress(ConnectionClosed):
                         await client.connection.ping()
             await asyncio.sleep(max(0.0, cfg.interval - (time.monotonic() - started)))
+
+    def run_rounds(self, elapsed: float, until: float) -> list[tuple[_Client, bytes, int]]:
+        """Advance the market over ``elapsed`` real seconds ending at exchange time
+        ``until`` (nothing trades outside the session); returns each connection's
+        live frames, one per round it subscribed a part of, in order."""
+        begin = self.market.time
+        self.cadence.retune(self.config.rate)  # the load knob may be turned while running
+        if session(until) != "open":
+            return []
+        rounds = Cadence.rounds(self.cadence.draw(elapsed, self._rng))
+        clients = [c for c in self._clients if c.modes and not c.silent_until]
+        out: list[tuple[_Client, bytes, int]] = []
+        for r, idx in enumerate(rounds):
+            self.market.advance(idx, begin + (until - begin) * (r + 1) / len(rounds))
+            self.stats["updates"] += int(idx.size)
+            for client in clients:
+                codes = self._mode_codes(client)[idx]
+                chosen = idx[codes >= 0]
+                if chosen.size:
+                    modes = [MODES[c] for c in codes[codes >= 0].tolist()]
+                    out.append((client, self.market.live_frame(chosen, modes, _now_ms()), int(chosen.size)))
+        return out
+
+    def _mode_codes(self, client: _Client) -> npt.NDArray[np.int8]:
+        if client.codes is None or client.codes_of is not client.modes:
+            codes = np.full(self.market.size, -1, np.int8)
+            for code, mode in enumerate(MODES):
+                keys = [k for k, m in client.modes.items() if m == mode and k in self.market]
+                if keys:  # unknown keys are accepted and never stream
+                    codes[self.market.positions(keys)] = code
+            client.codes, client.codes_of = codes, client.modes
+        return client.codes
 
     async def _release(self, client: _Client) -> None:
         held, client.held = client.held, []
@@ -343,7 +383,7 @@ class UpstoxSimulator:
         self._codes.clear()
 
     def slow(self, seconds: float, factor: float) -> None:
-        """For ``seconds``, send at the configured rate divided by ``factor``."""
+        """For ``seconds``, the market updates at its rate divided by ``factor``."""
         self._slow_until = time.monotonic() + seconds
         self._slow_factor = max(1.0, factor)
 

@@ -2,9 +2,13 @@
 
 NSE index derivatives expire on Tuesdays (monthly: the last Tuesday of the
 month); currency futures two weekdays before the month's last weekday;
-MCX/NCO crude-style contracts on the 19th (or the weekday before). Exchange
-holidays are ignored. Symbols follow Kite: ``NIFTY26NOVFUT``,
-``NIFTY26NOV26000CE`` (monthly), ``NIFTY26D0126000CE`` (weekly).
+MCX/NCO crude-style contracts on the 19th (or the weekday before). The small
+universe ignores exchange holidays; the full one moves an NSE expiry that falls
+on a holiday to the previous trading day (:func:`nse_index_monthly`,
+:func:`nse_weekly_expiries`; holidays from :data:`fastflow.instruments.calendar.HOLIDAYS`,
+weekdays only for years it does not list), as NSE does (2026-03-31 -> 03-30).
+Symbols follow Kite (:mod:`fastflow.instruments.symbols`, re-exported here):
+``NIFTY26NOVFUT``, ``NIFTY26NOV26000CE`` (monthly), ``NIFTY26D0126000CE`` (weekly).
 """
 
 from __future__ import annotations
@@ -12,24 +16,28 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 
+from fastflow.instruments.calendar import HOLIDAYS
+from fastflow.instruments.symbols import MONTHS, future_symbol, option_symbol, strike_text
+
+__all__ = [
+    "MONTHS",
+    "TUESDAY",
+    "crude_monthly",
+    "currency_monthly",
+    "future_symbol",
+    "index_monthly",
+    "monthly_expiries",
+    "nse_index_monthly",
+    "nse_weekly_expiries",
+    "option_symbol",
+    "strike_text",
+    "trading_day_on_or_before",
+    "weekly_expiries",
+]
+
 #: ``(year, month) -> expiry date`` of a monthly contract.
 ExpiryRule = Callable[[int, int], datetime.date]
 
-MONTHS = (
-    "JAN",
-    "FEB",
-    "MAR",
-    "APR",
-    "MAY",
-    "JUN",
-    "JUL",
-    "AUG",
-    "SEP",
-    "OCT",
-    "NOV",
-    "DEC",
-)
-_WEEKLY_MONTH = "123456789OND"
 TUESDAY = 1
 
 
@@ -85,22 +93,27 @@ def crude_monthly(year: int, month: int) -> datetime.date:
     return _previous_weekday(datetime.date(year, month, 19))
 
 
-# ------------------------------------------------------------------------ symbols
+def trading_day_on_or_before(day: datetime.date) -> datetime.date:
+    """``day``, or the trading day before it when it is a weekend or an NSE holiday."""
+    while day.weekday() >= 5 or day in HOLIDAYS.get(day.year, frozenset()):
+        day -= datetime.timedelta(days=1)
+    return day
 
 
-def strike_text(strike: float) -> str:
-    return str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
+def nse_index_monthly(year: int, month: int) -> datetime.date:
+    """NSE monthly derivatives (index and stock): the last Tuesday of the month, or
+    the trading day before it when that Tuesday is a holiday."""
+    return trading_day_on_or_before(index_monthly(year, month))
 
 
-def future_symbol(underlying: str, expiry: datetime.date) -> str:
-    """Kite's futures name, e.g. ``NIFTY26NOVFUT``."""
-    return f"{underlying}{expiry:%y}{MONTHS[expiry.month - 1]}FUT"
-
-
-def option_symbol(underlying: str, expiry: datetime.date, strike: float, kind: str, *, monthly: bool) -> str:
-    """Kite's option name: ``NIFTY26NOV26000CE`` (monthly), ``NIFTY26D0126000CE`` (weekly)."""
-    if monthly:
-        stem = f"{underlying}{expiry:%y}{MONTHS[expiry.month - 1]}"
-    else:
-        stem = f"{underlying}{expiry:%y}{_WEEKLY_MONTH[expiry.month - 1]}{expiry.day:02d}"
-    return f"{stem}{strike_text(strike)}{kind}"
+def nse_weekly_expiries(today: datetime.date, count: int) -> list[datetime.date]:
+    """The next ``count`` NIFTY weekly expiries on or after ``today``: Tuesdays, each
+    moved to the trading day before it when it is a holiday."""
+    out: list[datetime.date] = []
+    tuesday = today + datetime.timedelta(days=(TUESDAY - today.weekday()) % 7)
+    while len(out) < count:
+        expiry = trading_day_on_or_before(tuesday)
+        if expiry >= today:
+            out.append(expiry)
+        tuesday += datetime.timedelta(weeks=1)
+    return out

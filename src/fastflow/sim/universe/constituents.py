@@ -1,13 +1,25 @@
 """The indices of the synthetic universe and their constituents.
 
-:data:`NIFTY50` lists the NIFTY 50 stocks (the universe's equities) and
+:data:`NIFTY50` lists the NIFTY 50 stocks (the universe's equities),
 :data:`INDEX_CONSTITUENTS` each index's constituents with approximate weights,
-which :class:`fastflow.sim.market.KiteMarket` uses to derive index levels.
+which :class:`fastflow.sim.market.KiteMarket` uses to derive index levels, and
+:data:`UNDERLYING_INDEX` the index row behind each index derivative's ``name``.
 """
 
 from __future__ import annotations
 
-__all__ = ["INDEX_CONSTITUENTS", "NIFTY50"]
+__all__ = ["INDEX_CONSTITUENTS", "NIFTY50", "UNDERLYING_INDEX"]
+
+#: An index derivative's underlying (its ``name``: ``NIFTY``) -> the tradingsymbol of
+#: the index row it follows (``NIFTY 50``). A derivative whose ``name`` is not here
+#: follows the equity of that tradingsymbol (``RELIANCE``). The one mapping the
+#: market model and the Upstox greeks use.
+UNDERLYING_INDEX: dict[str, str] = {
+    "NIFTY": "NIFTY 50",
+    "BANKNIFTY": "NIFTY BANK",
+    "FINNIFTY": "NIFTY FIN SERVICE",
+    "SENSEX": "SENSEX",
+}
 
 #: NIFTY 50 constituents (late 2025 / 2026 composition):
 #: (tradingsymbol, name, plausible 2026 price in rupees).
@@ -76,8 +88,9 @@ def _normalised(percent: tuple[tuple[str, float], ...]) -> tuple[tuple[str, floa
 #: only the constituents listed in :data:`NIFTY50` appear: NIFTY 50 is the
 #: whole table; NIFTY BANK keeps the five NIFTY 50 banks (its smaller
 #: constituents such as INDUSINDBK or BANKBARODA are not in the universe),
-#: re-weighted over them; SENSEX is its 30 BSE constituents, all of which
-#: are NIFTY 50 stocks. :meth:`fastflow.sim.market.KiteMarket.from_rows`
+#: re-weighted over them; NIFTY FIN SERVICE (in the full universe only) keeps
+#: its eleven NIFTY 50 members the same way; SENSEX is its 30 BSE
+#: constituents, all of which are NIFTY 50 stocks. :meth:`fastflow.sim.market.KiteMarket.from_rows`
 #: links each index row to these constituents by ``tradingsymbol``.
 INDEX_CONSTITUENTS: dict[str, tuple[tuple[str, float], ...]] = {
     "NIFTY 50": _normalised(
@@ -141,6 +154,21 @@ INDEX_CONSTITUENTS: dict[str, tuple[tuple[str, float], ...]] = {
             ("SBIN", 9.5),
             ("KOTAKBANK", 8.5),
             ("AXISBANK", 8.5),
+        )
+    ),
+    "NIFTY FIN SERVICE": _normalised(
+        (
+            ("HDFCBANK", 32.0),
+            ("ICICIBANK", 22.0),
+            ("SBIN", 8.0),
+            ("BAJFINANCE", 7.0),
+            ("KOTAKBANK", 7.0),
+            ("AXISBANK", 7.0),
+            ("BAJAJFINSV", 3.0),
+            ("SHRIRAMFIN", 2.5),
+            ("JIOFIN", 2.5),
+            ("SBILIFE", 2.0),
+            ("HDFCLIFE", 2.0),
         )
     ),
     "SENSEX": _normalised(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from fastflow.instruments import KITE_COLUMNS
 
-__all__ = ["COLUMNS", "write_kite_csv", "write_upstox_json"]
+__all__ = ["COLUMNS", "kite_csv_bytes", "upstox_json_bytes", "write_kite_csv", "write_upstox_json"]
 
 #: The instruments-dump columns, in Kite's order.
 COLUMNS: tuple[str, ...] = KITE_COLUMNS
@@ -120,3 +120,17 @@ def _write(data: bytes, path: str | os.PathLike[str]) -> None:
     else:
         with open(target, "wb") as fh:
             fh.write(data)
+
+
+def kite_csv_bytes(rows: Iterable[Mapping[str, object]], *, gz: bool = True) -> bytes:
+    """``rows`` as the bytes of Kite's instruments CSV (what :func:`write_kite_csv`
+    writes), gzipped (mtime 0) by default: the body the simulator's ``GET /instruments`` serves."""
+    data = _csv_text(rows).encode("utf-8")
+    return gzip.compress(data, mtime=0) if gz else data
+
+
+def upstox_json_bytes(rows: Iterable[Mapping[str, object]], *, gz: bool = True) -> bytes:
+    """``rows`` as the bytes of an Upstox instruments JSON (what :func:`write_upstox_json`
+    writes), gzipped (mtime 0) by default: the simulator's ``complete.json.gz``."""
+    data = _json_text(rows).encode("utf-8")
+    return gzip.compress(data, mtime=0) if gz else data

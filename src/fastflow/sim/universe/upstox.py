@@ -7,7 +7,9 @@ as in Upstox's published sample objects):
 * instrument keys: ``NSE_EQ|<ISIN>`` for equities (the real ISINs of INFY
   ``INE009A01021`` and RELIANCE ``INE002A01018``; the others are synthetic
   but ISIN-shaped, ``INEZ<nn>Z0101`` plus a valid check digit),
-  ``NSE_INDEX|Nifty 50``, ``NSE_INDEX|Nifty Bank``, ``BSE_INDEX|SENSEX``, and
+  ``NSE_INDEX|Nifty 50``, ``NSE_INDEX|Nifty Bank``, ``BSE_INDEX|SENSEX``
+  (and in the full universe ``NSE_INDEX|Nifty Fin Service``,
+  ``NSE_INDEX|India VIX``), and
   ``<SEGMENT>|<exchange_token>`` for derivatives: NFO -> ``NSE_FO``, CDS ->
   ``NCD_FO`` (exchange ``NSE``), BCD -> ``BCD_FO`` (exchange ``BSE``), MCX
   -> ``MCX_FO``.  Exchange tokens are the Kite universe's, as strings.
@@ -18,7 +20,11 @@ as in Upstox's published sample objects):
 * trading symbols follow Upstox: ``NIFTY 26000 CE 01 DEC 26``,
   ``CRUDEOIL FUT 18 DEC 26`` (``<UNDERLYING> [<STRIKE> <CE|PE>|FUT]
   <DD MON YY>``); equities and indices keep Kite's (``INFY``, ``NIFTY 50``).
-* ``expiry`` is epoch milliseconds at 15:30 IST of the expiry date.
+* ``expiry`` is epoch milliseconds at 15:30 IST of the expiry date; ``weekly``
+  is true for the options Kite names weekly (``NIFTY26D0826000CE``).
+* index derivatives have ``underlying_type`` ``INDEX`` and the index's key as
+  ``underlying_key``; stock derivatives (full universe) ``EQUITY`` and the
+  stock's ``NSE_EQ|<ISIN>``.
 * ``tick_size`` is in paise, as in Upstox's files (0.05 rupees -> ``5.0``,
   0.0025 -> ``0.25``); ``last_price`` (not in Upstox's files, read by
   :meth:`fastflow.instruments.Instruments.from_upstox`) is in rupees.
@@ -30,10 +36,10 @@ import datetime
 import re
 from collections.abc import Mapping
 
-from fastflow.sim.universe.calendar import MONTHS, index_monthly, strike_text
+from fastflow.sim.universe.calendar import MONTHS, option_symbol, strike_text
 from fastflow.sim.universe.kite import kite_universe
 
-__all__ = ["isin_check_digit", "upstox_universe"]
+__all__ = ["aligned_pairs", "isin_check_digit", "upstox_universe"]
 
 Row = dict[str, object]
 
@@ -44,6 +50,8 @@ _UPSTOX_INDEX_KEYS = {
     "NIFTY 50": "NSE_INDEX|Nifty 50",
     "NIFTY BANK": "NSE_INDEX|Nifty Bank",
     "SENSEX": "BSE_INDEX|SENSEX",
+    "NIFTY FIN SERVICE": "NSE_INDEX|Nifty Fin Service",
+    "INDIA VIX": "NSE_INDEX|India VIX",
 }
 #: Kite exchange of a derivative -> (Upstox segment, Upstox exchange, underlying_type).
 _UPSTOX_DERIVATIVE_SEGMENTS = {
@@ -52,7 +60,11 @@ _UPSTOX_DERIVATIVE_SEGMENTS = {
     "BCD": ("BCD_FO", "BSE", "CUR"),
     "MCX": ("MCX_FO", "MCX", "COM"),
 }
-_UPSTOX_UNDERLYING_KEYS = {"NIFTY": "NSE_INDEX|Nifty 50", "BANKNIFTY": "NSE_INDEX|Nifty Bank"}
+_UPSTOX_UNDERLYING_KEYS = {
+    "NIFTY": "NSE_INDEX|Nifty 50",
+    "BANKNIFTY": "NSE_INDEX|Nifty Bank",
+    "FINNIFTY": "NSE_INDEX|Nifty Fin Service",
+}
 _EPOCH = datetime.date(1970, 1, 1)
 _ISIN_BODY = re.compile(r"[A-Z0-9]{11}")
 #: 15:30 IST is 10:00 UTC.
@@ -123,7 +135,7 @@ def _upstox_index(row: Mapping[str, object]) -> Row:
     }
 
 
-def _upstox_derivative(row: Mapping[str, object]) -> Row:
+def _upstox_derivative(row: Mapping[str, object], equity_keys: Mapping[str, str]) -> Row:
     segment, exchange, underlying_type = _UPSTOX_DERIVATIVE_SEGMENTS[str(row["exchange"])]
     expiry = row["expiry"]
     assert isinstance(expiry, datetime.date)
@@ -136,7 +148,7 @@ def _upstox_derivative(row: Mapping[str, object]) -> Row:
         weekly = False
     else:
         symbol = f"{underlying} {strike_text(strike)} {kind} {_upstox_date(expiry)}"
-        weekly = segment == "NSE_FO" and expiry != index_monthly(expiry.year, expiry.month)
+        weekly = str(row["tradingsymbol"]) != option_symbol(underlying, expiry, strike, kind, monthly=True)
     record: Row = {
         "weekly": weekly,
         "segment": segment,
@@ -150,8 +162,12 @@ def _upstox_derivative(row: Mapping[str, object]) -> Row:
         "exchange_token": str(row["exchange_token"]),
         "minimum_lot": row["lot_size"],
     }
+    stock = segment == "NSE_FO" and underlying in equity_keys
     if underlying in _UPSTOX_UNDERLYING_KEYS:
         record["underlying_key"] = _UPSTOX_UNDERLYING_KEYS[underlying]
+    elif stock:
+        record["underlying_key"] = equity_keys[underlying]
+        underlying_type = "EQUITY"
     record.update(
         {
             "tick_size": _paise(row["tick_size"]),
@@ -164,28 +180,52 @@ def _upstox_derivative(row: Mapping[str, object]) -> Row:
     return record
 
 
-def upstox_universe(today: datetime.date | None = None) -> list[dict[str, object]]:
-    """The instruments of :func:`kite_universe` as Upstox JSON records (see the module docstring).
+def upstox_universe(today: datetime.date | None = None, size: str = "small") -> list[dict[str, object]]:
+    """The instruments of :func:`kite_universe` (``today``, ``size``) as Upstox JSON
+    records (see the module docstring).
 
     Same order as the Kite universe, minus its NCO contracts; every value is
     JSON-native (``expiry`` epoch ms, ``exchange_token`` a numeric string),
     so the records can be written with :func:`write_upstox_json` and loaded
     with :meth:`fastflow.instruments.Instruments.from_upstox`.  Equal
-    ``today`` gives equal records.
+    ``today`` and ``size`` give equal records.
     """
+    return _records(kite_universe(today, size))
+
+
+def aligned_pairs(
+    today: datetime.date | None = None, size: str = "small"
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The Kite rows (minus NCO) and the Upstox records of one universe, aligned: the
+    i-th record is the i-th row's instrument (same exchange token), for either size.
+    What the Upstox simulator's market is built from."""
+    rows = kite_universe(today, size)
+    records = _records(rows)
+    kept = [r for r in rows if r["exchange"] != "NCO"]
+    if len(kept) != len(records) or any(
+        str(r["exchange_token"]) != str(u["exchange_token"]) for r, u in zip(kept, records, strict=True)
+    ):  # pragma: no cover - a universe construction bug
+        raise AssertionError("the Kite and Upstox universes are not aligned")
+    return kept, records
+
+
+def _records(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     records: list[Row] = []
     equities = 0
-    for row in kite_universe(today):
+    equity_keys: dict[str, str] = {}
+    for row in rows:
         segment = row["segment"]
         if segment == "INDICES":
             records.append(_upstox_index(row))
         elif segment == "NSE":
-            records.append(_upstox_equity(row, equities))
+            record = _upstox_equity(row, equities)
+            records.append(record)
+            equity_keys[str(row["tradingsymbol"])] = str(record["instrument_key"])
             equities += 1
         elif row["exchange"] == "NCO":
             continue
         else:
-            records.append(_upstox_derivative(row))
+            records.append(_upstox_derivative(row, equity_keys))
     keys = {r["instrument_key"] for r in records}
     symbols = {f"{r['exchange']}:{r['trading_symbol']}" for r in records}
     if len(keys) != len(records) or len(symbols) != len(records):  # pragma: no cover - construction bug
