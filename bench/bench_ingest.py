@@ -2,8 +2,9 @@
 
 * ``ingest``: the plant (``KiteIngest``: every synthetic instrument split over 3
   connections, full or quote mode -> ``KiteDecoder`` -> one flush per message)
-  receiving from ``fastflow sim --rate 2000000`` (the simulator is not
-  rate-limited: TCP backpressure decides). One benchmark call waits for
+  receiving from ``fastflow sim --rate 2000000`` (far more than it can send:
+  the connections' backlog decides), over the small universe (404 instruments)
+  and the full one (8,239). One benchmark call waits for
   :data:`PACKETS` more packets to reach the state. The baseline, in the same
   run, is kiteconnect's ``KiteTicker._parse_binary`` over frames received in
   that run (parse only: no network, no state), so the ratio flatters
@@ -49,15 +50,17 @@ TIMER_PACKETS = 10_000  # per call of the target timer (50 ms)
 DEADLINE = 30.0
 MODES = ["full", "quote"]
 
-_FRAMES: dict[str, list[bytes]] = {}  # mode -> frames the plant received (for kiteconnect)
+_FRAMES: dict[tuple[str, str], list[bytes]] = {}  # (universe, mode) -> frames the plant received (for kiteconnect)
+SIZES = ["small", "full"]  # the synthetic universes: 404 and 8,239 instruments
 
 
 class Simulator:
     """`fastflow sim` as a subprocess on a free port; stopped with SIGTERM."""
 
-    def __init__(self, rate: float = 2_000_000) -> None:
+    def __init__(self, rate: float = 2_000_000, universe: str = "small") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fastflow", "sim", "--port", "0", "--rate", f"{rate:.0f}", "--duration", "600"],
+            [sys.executable, "-m", "fastflow", "sim", "--port", "0", "--rate", f"{rate:.0f}", "--duration", "600",
+             "--universe", universe],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.process.stdout is not None
@@ -172,18 +175,15 @@ def _live_plant(sim: Simulator, universe: Instruments, mode: str, counter: Count
     return Background(main)
 
 
-@pytest.fixture
-def universe() -> Instruments:
-    return Instruments.from_kite_rows(kite_universe())
-
-
 @pytest.mark.parametrize("impl", ["fastflow plant (KiteIngest x3)", "kiteconnect _parse_binary"])
 @pytest.mark.parametrize("mode", MODES)
-def bench_ingest(record: Any, universe: Instruments, mode: str, impl: str) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def bench_ingest(record: Any, size: str, mode: str, impl: str) -> None:
+    universe = Instruments.from_kite_rows(kite_universe(size=size))
     workload = f"{mode}, {len(universe)} instruments over {CONNECTIONS} connections"
     baseline = "kiteconnect _parse_binary"
     if impl == baseline:
-        frames = _FRAMES.get(mode) or _receive_frames(universe, mode)
+        frames = _FRAMES.get((size, mode)) or _receive_frames(universe, size, mode)
         packets = sum(int.from_bytes(f[:2], "big") for f in frames)
         parse = KiteTicker("api_key", "access_token")._parse_binary
 
@@ -193,7 +193,7 @@ def bench_ingest(record: Any, universe: Instruments, mode: str, impl: str) -> No
 
         record("ingest", workload, impl, packets, "packets", run, baseline=baseline)
         return
-    sim = Simulator()
+    sim = Simulator(universe=size)
     counter = Counter()
     frames: list[bytes] = []
     background = None
@@ -209,7 +209,7 @@ def bench_ingest(record: Any, universe: Instruments, mode: str, impl: str) -> No
         if background is not None:
             background.stop()
         sim.stop()
-    _FRAMES[mode] = frames
+    _FRAMES[(size, mode)] = frames
     info = record.benchmark.extra_info
     info["frames_per_s"] = round((frames1 - frames0) / seconds)
     info["packets_per_frame"] = round((packets1 - packets0) / max(1, frames1 - frames0), 1)
@@ -217,9 +217,9 @@ def bench_ingest(record: Any, universe: Instruments, mode: str, impl: str) -> No
     assert background.result.decoder.stats()["frame_errors"] == 0
 
 
-def _receive_frames(universe: Instruments, mode: str) -> list[bytes]:
+def _receive_frames(universe: Instruments, size: str, mode: str) -> list[bytes]:
     """Frames for the kiteconnect baseline when it runs without the plant's case."""
-    sim = Simulator(rate=500_000)
+    sim = Simulator(rate=500_000, universe=size)
     frames: list[bytes] = []
     counter = Counter()
     background = None

@@ -38,7 +38,11 @@ over the round's positions: no Python work per packet. Each connection has
 its own sender task, so a slow or closing client never holds the others back:
 a connection with more than ``max_queue_bytes`` waiting skips new rounds until
 it drains (snapshots carry cumulative state, so it misses moves, never
-volume), counted in ``stats["skipped"]``.
+volume), counted in ``stats["skipped"]``. When every subscribed connection has
+more than ``backlog_bytes`` waiting (a load test asking more than the machine
+sends), the rest of that interval's rounds are not taken (``stats["paused"]``): the
+clock runs on and the next round's prices have travelled as far as the time
+says, so ``rate`` becomes what the connections drain, not wasted rounds.
 
 Fault injection (for tests and demos; the ``fastflow sim --fault`` switches call
 the same methods, see :mod:`fastflow.sim.servers.faults`):
@@ -102,6 +106,7 @@ class KiteSimConfig:
     max_connections: int = MAX_CONNECTIONS
     seed: int = 0
     max_queue_bytes: int = 16 * 2**20  # per connection waiting to be sent; past it new rounds are skipped
+    backlog_bytes: int = 2**20  # every connection over this: the pump takes no snapshots this interval
     max_held_bytes: int = 64 * 2**20  # per connection in a burst; past it new rounds are skipped
 
 
@@ -140,7 +145,7 @@ class KiteSimulator:
         self.clock = MarketClock(market.time, self.config.speed)
         self.cadence = Cadence(market.update_rates(), self.config.rate)
         self.stats = {"connections": 0, "refused": 0, "messages": 0, "packets": 0, "heartbeats": 0, "errors": 0,
-                      "held": 0, "skipped": 0, "updates": 0}
+                      "held": 0, "skipped": 0, "paused": 0, "updates": 0}
 
     # -- handshake ---------------------------------------------------------------
 
@@ -292,6 +297,14 @@ class KiteSimulator:
                 self.run_rounds(elapsed, self.clock.now())
             await asyncio.sleep(max(0.0, cfg.interval - (time.monotonic() - started)))
 
+    def _backlogged(self) -> bool:
+        """Every subscribed connection has more than ``backlog_bytes`` waiting: the
+        senders, not the market, are the bottleneck (a load test's ``rate`` above
+        what the machine sends), so no more snapshots are taken this interval
+        rather than rounds that would be skipped."""
+        waiting = [c.pending_bytes for c in self._clients if c.modes]
+        return bool(waiting) and min(waiting) >= self.config.backlog_bytes
+
     def run_rounds(self, elapsed: float, until: float) -> int:
         """Advance the market over ``elapsed`` real seconds ending at exchange time
         ``until`` (nothing trades outside the session) and queue each round for
@@ -304,6 +317,9 @@ class KiteSimulator:
         clients = [c for c in self._clients if c.modes]
         updates = 0
         for r, idx in enumerate(rounds):
+            if clients and self._backlogged():
+                self.stats["paused"] += 1  # the rest of this interval's snapshots are not taken
+                break
             # market.step_tokens without its per-token lookup: the positions come from the draw.
             self.market.advance(idx, begin + (until - begin) * (r + 1) / len(rounds))
             updates += int(idx.size)
