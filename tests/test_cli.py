@@ -130,3 +130,18 @@ def test_a_reader_that_leaves_early_is_no_traceback() -> None:
     process.stdout.close()  # the reader is gone before the first line is written
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def test_a_gateway_without_redis_says_why_it_is_not_ready_once() -> None:
+    """It used to print its dashboard URL as if ready and then one warning per retry."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens here once the socket is closed
+    result = fastflow("gateway", "--redis", f"redis://127.0.0.1:{closed}/0", "--port", "0", "--duration", "6")
+    out = result.stdout + result.stderr
+    assert "dashboard http://127.0.0.1:" in out
+    assert out.count(f"not ready: cannot reach redis redis://127.0.0.1:{closed}") == 1, out
+    assert out.count("reconnecting") == 1, out  # the first failure; retries of the same reason are quiet
+    assert "ready: " not in out.replace("not ready: ", "")

@@ -116,8 +116,11 @@ class LiveSubscription:
             try:
                 await self._session()
             except (OSError, TimeoutError, ConnectionError, RedisSetupError, _Lost) as exc:
-                self.last_error = str(exc) or type(exc).__name__
-                logger.warning("redis pub/sub: %s: reconnecting", self.last_error)
+                error = str(exc) or type(exc).__name__
+                # Said once per outage (and when the reason changes), not on every retry.
+                repeated = error == self.last_error and self.state != "live"
+                self.last_error = error
+                (logger.debug if repeated else logger.warning)("redis pub/sub: %s: reconnecting", error)
             except Exception as exc:  # a bug must not end the subscription for good: log it, retry
                 self.counters["errors"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"

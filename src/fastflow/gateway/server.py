@@ -539,6 +539,10 @@ class Gateway:
         ])
 
 
+#: Seconds after the start without the instrument list before ``serve_gateway`` says why.
+NOT_READY_AFTER = 2.0
+
+
 async def serve_gateway(gateway: Gateway, *, duration: float | None = None, status_every: float | None = None,
                         report: Any = print, handle_signals: bool = True,
                         on_ready: Any = None) -> None:
@@ -561,7 +565,15 @@ async def serve_gateway(gateway: Gateway, *, duration: float | None = None, stat
            f"(redis {gateway.redis}, partition {gateway.keys.partition}, pid {os.getpid()})")
 
     async def announce() -> None:
-        await gateway.loaded.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(gateway.loaded.wait()), NOT_READY_AFTER)
+        except TimeoutError:
+            sub = gateway.subscription
+            why = (f"cannot reach redis {gateway.redis}: {sub.last_error}" if sub.last_error
+                   else f"redis {gateway.redis}: {sub.state.replace('_', ' ')}")
+            report(f"not ready: {why}; retrying (until then /healthz answers 503 and the dashboard shows "
+                   "the feed down)")
+            await gateway.loaded.wait()
         report(f"ready: {len(gateway.symbols)} instruments, serving clients")
         if on_ready is not None:
             on_ready(gateway)

@@ -16,7 +16,8 @@
  * - a card's colour: the day's change (LTP against the previous close), never the last
  *   tick's direction; a brief flash on a price change, at most one a second per card;
  * - a card goes dim with "stale N s" when its instrument had no update for
- *   CARD_STALE_MS while the market is open (timed on this page's monotonic clock);
+ *   CARD_STALE_MS (or CARD_STALE_GAPS of its own usual gaps, if longer: an illiquid
+ *   contract's silence is normal) while the market is open (timed on this page's monotonic clock);
  * - prices with the instrument's decimals: 4 for currency derivatives (Kite's CDS and
  *   BCD, Upstox's NCD_FO and BCD_FO), 2 for everything else (the ticks carry no tick
  *   size);
@@ -42,7 +43,9 @@
   var SLOW_UPDATE_MS = 250;      // counters and card ages: 4 times a second
   var FLASH_HOLD_MS = 50;        // the flash colour is held this long, then fades (style.css: 300 ms)
   var FLASH_GAP_MS = 1000;       // at most one flash per card per second, whatever the tick rate
-  var CARD_STALE_MS = 5000;      // a card with no update for this long (market open) is marked stale
+  var CARD_STALE_MS = 5000;      // a card with no update for this long (market open) is marked stale ...
+  var CARD_STALE_GAPS = 5;       // ... or for this many of its own usual gaps, if longer (a far strike
+                                 // updates every 10-20 s: its silence is normal, not a stale feed)
   var PING_INTERVAL_MS = 5000;
   var STALL_MS = 20000;          // no frame at all (not even a pong) for this long: reconnect
   var BACKOFF_MIN_MS = 300;
@@ -278,6 +281,7 @@
     card.shown = null;      // the last price on screen (a change flashes)
     card.flashedAt = -Infinity;
     card.updatedAt = null;  // performance.now() of the last tick with a new seq
+    card.gap = 0;           // its usual time between updates (a moving average, ms)
     card.day = null;        // the dayChange() on screen
     card.stale = false;
     labelCard(card, key);
@@ -400,7 +404,7 @@
     var expectTicks = !market || market === "open";
     cards.forEach(function (card) {
       var age = card.updatedAt === null ? null : now - card.updatedAt;
-      var stale = expectTicks && age !== null && age >= CARD_STALE_MS;
+      var stale = expectTicks && age !== null && age >= Math.max(CARD_STALE_MS, CARD_STALE_GAPS * card.gap);
       if (stale) setText(card, "age", "stale " + formatAge(age));
       if (stale !== card.stale) {
         card.stale = stale;
@@ -453,7 +457,13 @@
       var before = app.ticks.get(tick.symbol);
       if (!before) first = true;
       // A snapshot after a reconnect repeats what the card shows: no update, unless it moved.
-      if (!before || before.seq !== tick.seq) card.updatedAt = now;
+      if (!before || before.seq !== tick.seq) {
+        if (before && card.updatedAt !== null && !card.stale) {  // a stale spell is not a usual gap
+          var gap = now - card.updatedAt;
+          card.gap = card.gap ? 0.8 * card.gap + 0.2 * gap : gap;
+        }
+        card.updatedAt = now;
+      }
       app.ticks.set(tick.symbol, tick);
       dirty.add(tick.symbol);
       moversDirty = true;
@@ -512,6 +522,7 @@
     cards.forEach(function (card, symbol) {
       var day = card.day;
       if (!day || !isNumber(day.pct)) return;
+      if (Math.abs(day.pct) < 0.005) return;  // shown as 0.00%: neither a gainer nor a loser
       var mover = { symbol: symbol, pct: day.pct, dir: day.dir };
       if (day.dir === "up") up.push(mover);
       else if (day.dir === "down") down.push(mover);
