@@ -48,7 +48,7 @@ def error(path: Path | None = None, env: dict[str, str] | None = None, **kwargs:
 
 def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no ./fastflow.toml here
-    config = load_config(env={})
+    config = load_config(env={}, command="plant")  # a command without defaults of its own
     assert config == Config()
     assert config.source_file is None
     assert set(config.sources.values()) == {"default"}
@@ -171,6 +171,8 @@ def test_which_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ("[redis]\nstream_maxlen = 0\n", "redis.stream_maxlen: expected an integer number of flushes > 0, got 0"),
     ("[redis]\nttl = 0\n", "redis.ttl: expected an integer number of seconds > 0, got 0"),
     ("[plant]\nhealth_port = -1\n", "plant.health_port: expected an integer 0..65535"),
+    ('[plant]\nrollover = "8:30"\n', "plant.rollover: expected HH:MM (IST), like 08:30, got '8:30'"),
+    ('[plant]\nrollover = "08:30:00"\n', "plant.rollover: expected HH:MM (IST)"),
     ('[gateway]\nallow_origins = ["example.com"]\n', "gateway.allow_origins: expected a list of origins"),
     ('[gateway]\nallow_origins = ["https://example.com/path"]\n', "gateway.allow_origins: expected"),
     ("[gateway]\nrequire_auth = true\n", "gateway.require_auth: no client could connect"),
@@ -202,6 +204,8 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
     ({"FASTFLOW_SIMULATOR_RATE": "-1"}, "FASTFLOW_SIMULATOR_RATE: expected a number of updates per second >= 0"),
     ({"FASTFLOW_SIMULATOR_SPEED": "0"}, "FASTFLOW_SIMULATOR_SPEED: expected"),
     ({"FASTFLOW_SIMULATOR_START": "25:00"}, "FASTFLOW_SIMULATOR_START: expected"),
+    ({"FASTFLOW_PLANT_ROLLOVER": "24:00"}, "FASTFLOW_PLANT_ROLLOVER: expected HH:MM (IST), like 08:30, got '24:00'"),
+    ({"FASTFLOW_PLANT_ROLLOVER": "08:60"}, "FASTFLOW_PLANT_ROLLOVER: expected HH:MM (IST)"),
     ({"FASTFLOW_SIMULATOR_RATE": "inf"}, "FASTFLOW_SIMULATOR_RATE: expected"),
     ({"FASTFLOW_GATEWAY_API_KEYS": "=alice"}, "FASTFLOW_GATEWAY_API_KEYS: expected key=name,key2=name2"),
     ({"FASTFLOW_BROKER_NAME": "upstox", "FASTFLOW_BROKER_MODE": "quote"},
@@ -231,7 +235,7 @@ def test_reserved_variables_are_not_configuration(tmp_path: Path, monkeypatch: p
                                   "FASTFLOW_FUZZ_EXAMPLES", "FASTFLOW_ANNOTATE", "FASTFLOW_COVERAGE",
                                   "FASTFLOW_OPT_CFLAGS")}
     env.update(FASTFLOW_CONFIG="", NOT_FASTFLOW_X="1", fastflow_lower="1")
-    assert load_config(env=env) == Config()
+    assert load_config(env=env, command="plant") == Config()
 
 
 def test_legacy_token_secret() -> None:
@@ -401,6 +405,8 @@ def test_gateway_command_reads_the_environment() -> None:
 def test_each_command_starts_from_its_own_documented_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no ./fastflow.toml here
     assert load_config(env={}, command="run").simulator.rate == 0.0
+    assert load_config(env={}, command="run").simulator.universe == "full"
+    assert load_config(env={}, command="sim").simulator.universe == "small"
     assert load_config(env={}, command="sim").simulator.rate == 0.0
     assert load_config(env={}, command="run").redis.url == "embedded"
     assert load_config(env={}, command="plant").redis.url == "embedded"

@@ -21,6 +21,9 @@ from fastflow.config import MODES, UNIVERSES, Config, GatewaySection, SimulatorS
 from fastflow.obs.state import State
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable
+
     from fastflow.instruments import Instruments
 
 
@@ -103,12 +106,13 @@ def warn_secret_flag(command: str, what: str, variable: str) -> None:
           file=sys.stderr)
 
 
-def _instruments(broker: str, source: str) -> Instruments:
+def _instruments(broker: str, source: str, today: datetime.date | None = None) -> Instruments:
     """The instrument master ``source`` names: a file, or ``""``/``synthetic`` (the
-    built-in universe, as ``fastflow sim`` serves it)."""
+    built-in universe, as ``fastflow sim`` serves it; of ``today``, None: the
+    simulator's own today)."""
     from fastflow.sim.universe import load
 
-    return load(broker, source)
+    return load(broker, source, today)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -135,7 +139,6 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _cmd_plant(args: argparse.Namespace) -> int:
     from fastflow.ingest.capture import CaptureError, CaptureReader
-    from fastflow.instruments import InstrumentError
     from fastflow.services import plant
 
     def fail(message: str) -> int:
@@ -171,15 +174,17 @@ def _cmd_plant(args: argparse.Namespace) -> int:
     config = _load("plant", args, **extra)
     if config is None:
         return 2
-    instruments = None
     from fastflow.brokers.masters import wants_download
 
+    master: Callable[[datetime.date | None], Instruments] | None = None
     if config.broker.instruments in ("", "synthetic") and not wants_download(config.broker):
-        try:
-            instruments = _instruments(config.broker.name, synthetic)
-        except (InstrumentError, OSError, ValueError) as exc:
-            return fail(str(exc))
-    return plant.main(config, duration=args.duration, instruments=instruments)
+        name = config.broker.name
+
+        def universe(today: datetime.date | None) -> Instruments:  # of a day: the plant rolls it over
+            return _instruments(name, synthetic, today)
+
+        master = universe
+    return plant.main(config, duration=args.duration, synthetic=master)
 
 
 def _gateway_config(args: argparse.Namespace) -> Config | None:
@@ -490,9 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="write the instrument dump here (Kite: .csv[.gz]; Upstox: .json[.gz])", command=sim)
     _flag(p, "--rate", key="simulator.rate", type=_non_negative,
           help="updates per second over the whole universe (Kite: packets, Upstox: feeds), a load knob; 0: each "
-          "instrument at its own cadence, about 1-2 snapshots a second when liquid. Upstox sends each subscribed "
-          "key at most once per 50 ms round, so it tops out at 20 x the subscribed keys per second (the small "
-          "universe's 402 keys: about 8,000), whatever the rate", command=sim)
+          "instrument at its own cadence, about 1-2 snapshots a second when liquid (prices travel as far at any "
+          "rate: volatility is per unit of market time)", command=sim)
     _flag(p, "--speed", key="simulator.speed", type=_positive,
           help="market seconds per real second (1: real time; 60 plays the 6 h 15 min session in 6 min 15 s)",
           command=sim)

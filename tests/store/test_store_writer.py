@@ -297,3 +297,57 @@ def test_a_flush_with_an_error_reply_is_not_observed() -> None:
         assert writer.tick_age.count == observed + len(batch)
 
     with_writer(test)
+
+
+def test_a_rollover_rewrites_the_master_and_deletes_the_expired_latest_entries() -> None:
+    """RedisWriter.roll_over between two flushes: on the same connection, behind the
+    flushes already written, the new master replaces the old (instruments and ids),
+    the expired instruments' latest entries go, meta gets the day; the instruments
+    that go on keep theirs, the stream is left alone, and the next flushes are the
+    new state's."""
+    import datetime as dt
+
+    from fastflow.instruments.changes import master_change
+
+    today, tomorrow = kite_universe(dt.date(2026, 3, 3)), kite_universe(dt.date(2026, 3, 4))
+
+    async def test(server: EmbeddedRedis, writer: RedisWriter, feed: Feed, client: redis.Redis) -> None:
+        keys = writer.keys
+        old = MarketState(Instruments.from_kite_rows(today))
+        writer.state = old  # the writer of today's state (as if it had started on it)
+        market = KiteMarket.from_rows(today, seed=2)
+        decoder = KiteDecoder(old)
+        for _ in range(30):
+            decoder.feed(market.step(200, "quote"))
+            await write(writer, old.flush())
+        new = MarketState(Instruments.from_kite_rows(tomorrow))
+        change = master_change(old.instruments, new.instruments)
+        ticked = {s.decode() for s in client.hkeys(keys.latest)} if False else set(old.snapshot().symbols())
+        expired = sorted(set(change.expired) & ticked)
+        going_on = sorted(ticked - set(change.expired))
+        assert expired and going_on
+        writer.roll_over(new, change.expired, {"day": "2026-03-04"})
+        decoder = KiteDecoder(new)
+        decoder.feed(market.step(20, "quote"))
+        await write(writer, new.flush())
+        await writer.drain()
+        latest = {k.decode() for k in client.hkeys(keys.latest)}
+        assert not latest & set(change.expired) and set(going_on) <= latest
+        assert {k.decode() for k in client.hkeys(keys.instruments)} == {str(s) for s in new.instruments.symbol}
+        token = int(change.reused[0])
+        assert client.hget(keys.ids, str(token)).decode() == new.instruments.symbol_of(token)
+        assert client.hget(keys.meta, "day") == b"2026-03-04"
+        assert client.hget(keys.meta, "instruments") == str(len(new)).encode()
+        assert client.xlen(keys.ticks) == 31 and writer.counters["errors"] == 0
+        assert writer.expired == frozenset(change.expired) - {str(s) for s in new.instruments.symbol}
+        # A reconnect's set-up does it again (a Redis that lost the rollover's writes).
+        server.kill()
+        server.restart()
+        fresh = redis.Redis(unix_socket_path=server.unix_socket)
+        fresh.hset(keys.latest, expired[0], b"stale")
+        await until(lambda: writer.state_name == "connected" and writer.counters["connects"] == 2, "reconnected")
+        await writer.drain()
+        assert fresh.hget(keys.latest, expired[0]) is None
+        assert fresh.hget(keys.meta, "day") == b"2026-03-04" and fresh.hlen(keys.instruments) == len(new)
+
+    with_writer(test, backoff_cap=0.2)

@@ -39,7 +39,7 @@ class UnknownBroker(FastflowError, ValueError):
 
 
 class Ingest(Protocol):
-    """A broker's live ingest (every connection of one login), or a replay."""
+    """A broker's live ingest (every connection of one login)."""
 
     async def run(self) -> None:
         """Run until :meth:`stop` (or until the ingest gives up by itself)."""
@@ -51,6 +51,12 @@ class Ingest(Protocol):
 
     def health(self) -> dict[str, Any]:
         """A JSON-able dict with ``"state"`` and ``"connections"``."""
+        ...
+
+    def resubscribe(self, decoder: Any, subscriptions: Mapping[Any, str]) -> None:
+        """Feed ``decoder`` and subscribe ``subscriptions`` from the next message on,
+        on the open connections (the day's rollover); ``ValueError``, with nothing
+        changed, when they cannot take them."""
         ...
 
 

@@ -12,15 +12,23 @@ real broker (credentials, and either the broker's own ticker or a REST URL set:
 as ``<state dir>/instruments/<broker>-<day>.<csv|json>[.gz]`` and reused for the
 rest of that day; the next day it is downloaded again and the older days' files
 are removed. The *day* is the dump's: the IST date, counted from
-:data:`PUBLISHED` (08:30 IST; Kite asks clients to fetch the dump "once a day,
-ideally at around 08:30 AM"; Upstox's refresh time is not documented), so a
-plant started at 07:00 uses (and names) the previous day's dump and the first
-start after 08:30 fetches the new one. A download is written to a temporary
+the day's rollover (``plant.rollover``, default :data:`PUBLISHED`: 08:30 IST; Kite
+asks clients to fetch the dump "once a day, ideally at around 08:30 AM"; Upstox's
+refresh time is not documented), so a plant started at 07:00 uses (and names) the
+previous day's dump and the first start after 08:30 fetches the new one; a plant
+that runs through the rollover loads the new one then (:func:`load_master`, called
+again by the plant's rollover). A download is written to a temporary
 file, loaded (so a truncated or malformed answer never enters the cache), then
 renamed into place.
 
 A failed download is :class:`MasterDownloadError`, one line naming the URL and
 the reason (with the path of an older cached day, if any, to run with by hand).
+
+:func:`load_master` is the one place that says where the plant's master comes from:
+the day's download (above), the file ``broker.instruments`` names (read again each
+time, so a file replaced in place gives the new day's), or a synthetic universe the
+caller supplies for a day (the command line's; nothing under ``brokers/`` imports
+``sim/``).
 """
 
 from __future__ import annotations
@@ -38,14 +46,16 @@ from fastflow.brokers import loopback
 from fastflow.brokers.kite import constants as kite
 from fastflow.brokers.tokens import IST, state_dir
 from fastflow.brokers.upstox import constants as upstox
+from fastflow.config import PlantSection
 from fastflow.errors import FastflowError
 
 if TYPE_CHECKING:
     from fastflow.config import BrokerSection
     from fastflow.instruments import Instruments
 
-#: The time of day (IST) from which the day's dump counts as published.
-PUBLISHED = dt.time(8, 30)
+#: The time of day (IST) from which the day's dump counts as published: the default
+#: of ``plant.rollover`` (08:30, Kite's advice), defined once in the configuration.
+PUBLISHED = PlantSection().rollover_time
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -71,10 +81,11 @@ def master_url(broker: BrokerSection) -> str:
     return upstox.INSTRUMENTS_URL
 
 
-def master_day(now: dt.datetime | None = None) -> dt.date:
-    """The day whose dump is current at ``now``: the IST date, the previous one before :data:`PUBLISHED`."""
+def master_day(now: dt.datetime | None = None, published: dt.time = PUBLISHED) -> dt.date:
+    """The day whose dump is current at ``now``: the IST date, the previous one before
+    ``published`` (IST; the day's rollover)."""
     local = (now or dt.datetime.now(dt.timezone.utc)).astimezone(IST)
-    return local.date() if local.time() >= PUBLISHED else local.date() - dt.timedelta(days=1)
+    return local.date() if local.time() >= published else local.date() - dt.timedelta(days=1)
 
 
 def cache_dir(broker: BrokerSection) -> str:
@@ -103,13 +114,15 @@ def _headers(broker: BrokerSection, access_token: str) -> dict[str, str]:
 
 
 def day_master(broker: BrokerSection, *, access_token: str = "", now: dt.datetime | None = None,
+               published: dt.time = PUBLISHED,
                report: Callable[[str], object] | None = None) -> tuple[Instruments, str]:
     """The day's instrument master of ``broker`` and its cached path: the cached
-    file of the day, else a fresh download (blocking). ``access_token`` defaults to
-    ``broker.access_token``. Raises :class:`MasterDownloadError`, or
-    :class:`~fastflow.instruments.InstrumentError` for a cached file that no longer loads."""
+    file of the day (:func:`master_day` of ``now`` and ``published``), else a fresh
+    download (blocking). ``access_token`` defaults to ``broker.access_token``. Raises
+    :class:`MasterDownloadError`, or :class:`~fastflow.instruments.InstrumentError`
+    for a cached file that no longer loads."""
     spec = broker_spec(broker.name)
-    day = master_day(now)
+    day = master_day(now, published)
     directory = cache_dir(broker)
     cached = _cached(directory, spec.name)
     if day in cached:
@@ -157,3 +170,21 @@ def day_master(broker: BrokerSection, *, access_token: str = "", now: dt.datetim
     if report is not None:
         report(f"instrument master of {day}: {len(instruments):,} instruments downloaded from {url} to {path}")
     return instruments, path
+
+
+def load_master(broker: BrokerSection, *, access_token: str = "", now: dt.datetime | None = None,
+                published: dt.time = PUBLISHED, synthetic: Callable[[dt.date], Instruments] | None = None,
+                report: Callable[[str], object] | None = None) -> Instruments:
+    """The instrument master the configuration names for the day current at ``now``
+    (:func:`master_day` with ``published``, the day's rollover): the day's download
+    when :func:`wants_download` (:func:`day_master`), else the file
+    ``broker.instruments`` names (read again, so a file replaced in place gives the
+    new day's), else ``synthetic(day)`` (the simulator's universe of that day, which
+    the command line supplies). The plant calls it at start-up and again at each
+    rollover. Blocking. Raises :class:`MasterDownloadError`,
+    :class:`~fastflow.instruments.InstrumentError` or :class:`OSError`."""
+    if wants_download(broker):
+        return day_master(broker, access_token=access_token, now=now, published=published, report=report)[0]
+    if not broker.instruments and synthetic is not None:
+        return synthetic(master_day(now, published))
+    return broker_spec(broker.name).load_instruments(broker.instruments)

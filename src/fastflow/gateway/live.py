@@ -72,6 +72,7 @@ class LiveSubscription:
         self._buffer: list[bytes] | None = []  # frames published while seeding; None once live
         self._subscribed: asyncio.Future[None] | None = None
         self._last_data = 0.0
+        self._reload = ""  # why the session was ended to load the master again
         self.state = "idle"
         self.faults = Faults("redis pub/sub", logger)
         self.last_error = ""
@@ -161,7 +162,7 @@ class LiveSubscription:
             self.state = "live"  # first: the sink may report itself ready from reset()
             self._backoff.up(time.monotonic())
             self.sink.reset(symbols, ids, seed, meta)
-            poller = asyncio.create_task(self._poll_meta(client, meta))
+            poller = asyncio.create_task(self._poll_meta(client, meta, protocol))
             try:
                 await self._watch(protocol)
             finally:
@@ -198,9 +199,11 @@ class LiveSubscription:
         return (sorted(n.decode() for n in names), {k.decode(): v.decode() for k, v in ids.items()},
                 latest, {k.decode(): v.decode(errors="replace") for k, v in meta.items()})
 
-    async def _poll_meta(self, client: Any, meta: dict[str, str]) -> None:
+    async def _poll_meta(self, client: Any, meta: dict[str, str], protocol: RespProtocol) -> None:
         """The partition's meta again every ``meta_interval`` seconds (the plant keeps
-        its ingest state there); a change goes to the sink."""
+        its ingest state there); a change goes to the sink. A new ``rolled_over_ns``
+        (the plant swapped in the day's instrument master) ends the session, so the
+        next one loads the new master and seeds from the new latest hash."""
         while True:
             await asyncio.sleep(self.meta_interval)
             try:
@@ -208,6 +211,11 @@ class LiveSubscription:
             except (OSError, ConnectionError, TimeoutError):
                 continue  # the watch notices a lost connection
             fresh = {_text(k): _text(v) for k, v in raw.items()}
+            if fresh.get("rolled_over_ns", "") != meta.get("rolled_over_ns", "") and fresh.get("rolled_over_ns"):
+                self._reload = f"the plant rolled over to the instrument master of {fresh.get('day', 'a new day')}"
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+                return
             if fresh != meta:
                 meta = fresh
                 self.sink.update_meta(fresh)
@@ -225,7 +233,8 @@ class LiveSubscription:
             finally:
                 stop.cancel()
             if protocol.lost.done():
-                raise _Lost("connection lost")
+                reason, self._reload = self._reload or "connection lost", ""
+                raise _Lost(reason)
             quiet = time.monotonic() - self._last_data
             if quiet > 3 * self.ping_interval:
                 protocol.transport.abort()

@@ -23,6 +23,11 @@ the rest (docs/ingest.md):
   from 0 (one that drops sooner keeps it growing);
 * **resubscribe** everything after each reconnect (brokers keep no
   subscriptions across connections);
+* **change of subscriptions** on a running session (the day's rollover):
+  :meth:`FeedSession.resubscribe` swaps in a new decoder and subscription set
+  at once, between two messages; a streaming connection is sent the difference
+  (unsubscribe what left, subscribe what is new or changed mode), any other
+  connection subscribes the new set whole when it opens;
 * **circuit breaker**: ``auth_failures_to_open`` authentication failures in a
   row (HTTP 401/403, an expired daily token) stop the session in state
   ``auth_failed`` instead of hammering the broker;
@@ -63,7 +68,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -142,6 +147,8 @@ class FeedSession:
     """One broker connection that survives failures (see the module docstring)."""
 
     broker = "broker"
+    #: {broker id: mode}; replaced whole by :meth:`resubscribe`, never changed in place.
+    subscriptions: dict[Any, str]
 
     def __init__(
         self,
@@ -190,9 +197,15 @@ class FeedSession:
         self._opened = False  # the current attempt's WebSocket is open
         self._auth_failures = 0  # in a row
         self._down_since: float | None = None  # monotonic: no streaming connection since then
+        # The streaming connection, what it was told to subscribe, and the task that
+        # sends it a change of subscriptions (resubscribe).
+        self._ws: LivenessConnection | None = None
+        self._sent: dict[Any, str] = {}
+        self._syncing: asyncio.Task[None] | None = None
         self.counters = {
             "connects": 0, "reconnects": 0, "frames": 0, "frame_errors": 0, "server_errors": 0,
             "watchdog_timeouts": 0, "probes": 0, "disconnects": 0, "connect_failures": 0, "auth_failures": 0,
+            "resubscribes": 0,
         }
 
     # -- what a broker defines --------------------------------------------------------
@@ -202,6 +215,17 @@ class FeedSession:
         raise NotImplementedError
 
     async def _subscribe(self, ws: LivenessConnection) -> None:
+        """Subscribe :attr:`subscriptions` on a fresh connection (read the mapping
+        before the first ``await``: :meth:`resubscribe` may replace it meanwhile)."""
+        raise NotImplementedError
+
+    async def _send_subscribe(self, ws: LivenessConnection, subscriptions: Mapping[Any, str]) -> None:
+        """Subscribe ``subscriptions`` ({id: mode}) on a connection that streams
+        (new ids, or a new mode for ids it has)."""
+        raise NotImplementedError
+
+    async def _send_unsubscribe(self, ws: LivenessConnection, ids: list[Any]) -> None:
+        """Unsubscribe ``ids`` on a connection that streams."""
         raise NotImplementedError
 
     def _on_text(self, message: str) -> None:
@@ -224,6 +248,42 @@ class FeedSession:
     def stop(self) -> None:
         """Ask :meth:`run` to return (it closes the connection)."""
         self._stop.set()
+
+    def resubscribe(self, decoder: Decoder, subscriptions: Mapping[Any, str]) -> None:
+        """From the next message on, feed ``decoder`` and subscribe ``subscriptions``
+        ({id: mode}) instead (the day's rollover). Synchronous, so no message is
+        decoded half by one decoder and half by the other. A streaming connection
+        is sent the difference in the background (unsubscribe, then subscribe);
+        any other subscribes the new set whole when it opens."""
+        self.decoder = decoder
+        self.subscriptions = dict(subscriptions)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Send the streaming connection the difference between what it was told
+        and :attr:`subscriptions` (one sender at a time; it loops until they agree)."""
+        if self._ws is not None and (self._syncing is None or self._syncing.done()) \
+                and self._sent != self.subscriptions:
+            self._syncing = asyncio.get_running_loop().create_task(self._send_changes(self._ws))
+
+    async def _send_changes(self, ws: LivenessConnection) -> None:
+        try:
+            while ws is self._ws and self._sent != self.subscriptions:
+                wanted = self.subscriptions
+                gone = [key for key in self._sent if key not in wanted]
+                changed = {key: mode for key, mode in wanted.items() if self._sent.get(key) != mode}
+                if gone:
+                    await self._send_unsubscribe(ws, gone)
+                if changed:
+                    await self._send_subscribe(ws, changed)
+                self._sent = wanted
+                self.counters["resubscribes"] += 1
+                logger.info("%s: subscriptions changed on the open connection: %d unsubscribed, %d subscribed",
+                            self.broker, len(gone), len(changed))
+        except ConnectionClosed:
+            pass  # the next connection subscribes the new set whole
+        except Exception as exc:  # contained like any other failure of ours: the connection goes on
+            self.faults.record("resubscribe", exc)
 
     def health(self) -> dict[str, Any]:
         """State, counters and the age of the last frame (for /healthz and metrics);
@@ -345,7 +405,10 @@ class FeedSession:
             self._opened = True
             self.counters["connects"] += 1
             self.state = State.SUBSCRIBING
+            sent = self.subscriptions  # replaced whole by resubscribe(), never changed in place
             await self._subscribe(ws)
+            self._ws, self._sent = ws, sent
+            self._sync()  # a resubscribe() while subscribing
             self.state = State.STREAMING
             self.streamed = True
             self.failure = None
@@ -360,6 +423,7 @@ class FeedSession:
                 if not self._timed_out:
                     raise
             finally:
+                self._ws = None
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watch

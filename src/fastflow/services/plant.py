@@ -11,6 +11,13 @@ observes the age of each flush's ticks (``fastflow_tick_age_seconds{stage="decod
 otherwise, JSON) and ``GET /metrics`` (Prometheus text) on the one health
 server (docs/ingest.md); :func:`main` is the process.
 
+The trading day: :class:`DayRollover` runs beside a live plant and, once a day at
+``plant.rollover`` (IST, 08:30 by default), loads the new day's instrument master
+the way the plant's start did (:func:`fastflow.brokers.masters.load_master`) and
+hands it to :meth:`Plant.roll_over`, which swaps it in between two flushes
+without a restart (docs/ingest.md, "The trading day"). A failed load keeps the
+old master, says one line and is retried with the one backoff.
+
 Cold code: nothing here runs per packet; :meth:`Plant._on_flush` runs once per
 WebSocket message.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -29,12 +37,15 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from fastflow import brokers
+from fastflow.brokers import masters
 from fastflow.config import Config, PlantSection
 from fastflow.errors import ListenError
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
 from fastflow.instruments import Instruments
+from fastflow.instruments.changes import MasterChange, master_change
 from fastflow.obs import metrics
+from fastflow.obs.backoff import Backoff
 from fastflow.obs.faults import Faults
 from fastflow.obs.health import HealthServer, Response, alive, health_response
 from fastflow.obs.loop import asyncio_run
@@ -92,15 +103,52 @@ class Store(Service, Protocol):
         """Keep ``field`` in the partition's meta (the plant's ingest state, for the gateways)."""
         ...
 
+    def roll_over(self, state: MarketState, expired: Iterable[str], meta: dict[str, str] | None = None) -> None:
+        """Write the new day's ``state`` from the next flush on; delete the latest
+        entries of ``expired`` symbols; set ``meta`` fields (the day's rollover)."""
+        ...
+
 
 # -- the plant ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Rolled:
+    """What one :meth:`Plant.roll_over` did."""
+
+    day: datetime.date | None
+    change: MasterChange
+    #: Broker ids subscribed before and after, unsubscribed and newly subscribed.
+    before: int
+    after: int
+    unsubscribed: int
+    subscribed: int
+    #: Symbols the plant subscribed that the new master does not list (said once each).
+    missing: tuple[str, ...]
+    #: The broker's note on the new subscriptions ("" unless something was left out).
+    note: str
+
+    def lines(self) -> list[str]:
+        """What the plant says about it: one line, two with missing symbols."""
+        day = f" of {self.day}" if self.day is not None else ""
+        lines = [f"rollover: instrument master{day} in: {self.change.summary()}; subscriptions {self.before:,} -> "
+                 f"{self.after:,} ({self.unsubscribed:,} unsubscribed, {self.subscribed:,} subscribed)"
+                 + (f"; {self.note}" if self.note else "")]
+        if self.missing:
+            shown = ", ".join(self.missing[:10]) + (", ..." if len(self.missing) > 10 else "")
+            lines.append(f"rollover: {len(self.missing):,} subscribed symbol(s) not in the new instrument master "
+                         f"(expired?), no longer subscribed: {shown}")
+        return lines
 
 
 class Plant:
     """Ingest + hot path as one process. ``ingest_options`` go to the broker's
     ingest (:meth:`fastflow.brokers.BrokerSpec.ingest`); with ``replay`` a capture
     file drives the state instead (``speed`` as in
-    :class:`~fastflow.ingest.replay.ReplayIngest`)."""
+    :class:`~fastflow.ingest.replay.ReplayIngest`). ``subscribe_all`` (a mode) says
+    the plant subscribes every instrument (``--all``): at a rollover, the new
+    master's; otherwise a rollover keeps the symbols of ``subscriptions`` that the
+    new master lists. ``day`` is the day of ``instruments`` (meta's ``day``)."""
 
     def __init__(
         self,
@@ -113,6 +161,8 @@ class Plant:
         speed: float | None = None,
         on_flush: Iterable[FlushConsumer] = (),
         shutdown_timeout: float = 3.0,
+        subscribe_all: str | None = None,
+        day: datetime.date | None = None,
     ) -> None:
         if instruments.broker != broker:
             raise ValueError(f"a {instruments.broker} instrument master cannot serve a {broker} plant")
@@ -121,14 +171,24 @@ class Plant:
         self.spec = brokers.get(broker)
         self.decoder = self.spec.decoder(self.state)
         self.subscriptions = dict(subscriptions)
+        self.subscribe_all = subscribe_all
+        #: What a rollover subscribes (without ``subscribe_all``): symbol (or an id the
+        #: master does not know) -> mode.
+        self.wanted = {(instruments.symbol_of(key) if key in instruments else str(key)): mode
+                       for key, mode in self.subscriptions.items()}
+        self.day = day
+        self.rollovers = 0
+        self.rollover: DayRollover | None = None  # set by main() for a live plant
+        self._said_missing: set[str] = set()
         self.consumers: list[FlushConsumer] = list(on_flush)
         self.source = "replay" if replay is not None else "live"
         self.ingest: Ingest
+        self.live: brokers.Ingest | None = None
         if replay is not None:
             self.ingest = ReplayIngest(self.decoder, replay, speed=speed, on_flush=self._on_flush)
         else:
-            self.ingest = self.spec.ingest(self.decoder, self.subscriptions, on_flush=self._on_flush,
-                                           **dict(ingest_options or {}))
+            self.ingest = self.live = self.spec.ingest(self.decoder, self.subscriptions, on_flush=self._on_flush,
+                                                       **dict(ingest_options or {}))
         self.shutdown_timeout = shutdown_timeout
         self.store: Store | None = None
         self.flushes = 0
@@ -147,6 +207,8 @@ class Plant:
         its health shows under ``"redis"`` in /healthz, its ``metrics()`` and
         ``tick_age`` histogram in /metrics."""
         self.store = store
+        if self.day is not None:
+            store.set_meta("day", self.day.isoformat())
         self.add_consumer(on_flush)
         if isinstance(self.ingest, ReplayIngest):
             self.ingest.wait_for(store.busy, store.writable)  # a replay waits for Redis rather than dropping
@@ -171,6 +233,67 @@ class Plant:
             except Exception as exc:  # one failing consumer must not stop the ingest
                 self.faults.record("consumer", exc, repr(consumer))
 
+    def roll_over(self, instruments: Instruments, *, day: datetime.date | None = None) -> Rolled:
+        """Swap in ``instruments``, the new day's master, on the running plant (the
+        day's rollover, while the market is closed): a new MarketState and decoder
+        over it; the subscriptions computed from it (every instrument with
+        ``subscribe_all``, else the symbols subscribed so far that it still lists);
+        the ingest fed by the new decoder and sent the difference on its open
+        connections; the store handed the new state, the expired symbols and the day.
+
+        Synchronous: the event loop decodes and flushes one message at a time, so
+        this runs between two flushes; a message already on its way is decoded with
+        the new master (an id it no longer lists is an unknown-token count). Updates
+        left unflushed in the old state are flushed first, so no flush is lost or
+        counted twice. ``ValueError``, with nothing changed, for a master of another
+        broker or subscriptions the ingest cannot take (or a replay: it has no
+        master of the day)."""
+        if self.live is None:
+            raise ValueError("a replay does not roll over")
+        if instruments.broker != self.broker:
+            raise ValueError(f"a {instruments.broker} instrument master cannot serve a {self.broker} plant")
+        change = master_change(self.state.instruments, instruments)
+        subscriptions, missing, note = self._subscriptions_in(instruments)
+        state = MarketState(instruments)
+        decoder = self.spec.decoder(state)
+        self.live.resubscribe(decoder, subscriptions)  # raises before changing anything
+        old, before = self.state, self.subscriptions
+        if old.dirty_count:  # updates of a message whose handling failed half-way: not lost
+            self._on_flush(old.flush())
+        self.state, self.decoder, self.subscriptions = state, decoder, subscriptions
+        self.day = day if day is not None else self.day
+        self.rollovers += 1
+        if self.store is not None:
+            meta = {"rolled_over_ns": str(time.time_ns())}
+            if self.day is not None:
+                meta["day"] = self.day.isoformat()
+            self.store.roll_over(state, change.expired, meta)
+        fresh = tuple(symbol for symbol in missing if symbol not in self._said_missing)
+        self._said_missing.update(fresh)
+        return Rolled(day=day, change=change, before=len(before), after=len(subscriptions),
+                      unsubscribed=sum(1 for key in before if key not in subscriptions),
+                      subscribed=sum(1 for key in subscriptions if key not in before), missing=fresh, note=note)
+
+    def _subscriptions_in(self, instruments: Instruments) -> tuple[dict[Any, str], list[str], str]:
+        """The subscriptions a rollover makes in ``instruments``, the wanted symbols it
+        does not list, and the broker's note."""
+        if self.subscribe_all is not None:
+            every, note = self.spec.subscriptions(instruments, None, self.subscribe_all)
+            return every, [], note
+        missing = [symbol for symbol in self.wanted if not self._lists(instruments, symbol)]
+        by_mode: dict[str, list[str]] = {}
+        for symbol, mode in self.wanted.items():
+            if symbol not in missing:
+                by_mode.setdefault(mode, []).append(symbol)
+        subscriptions: dict[Any, str] = {}
+        for mode, symbols in by_mode.items():
+            subscriptions.update(self.spec.subscriptions(instruments, symbols, mode)[0])
+        return subscriptions, missing, ""
+
+    def _lists(self, instruments: Instruments, symbol: str) -> bool:
+        """``symbol`` (or an int id written in digits) names an instrument of ``instruments``."""
+        return symbol in instruments or (not self.spec.keyed and symbol.isdigit() and int(symbol) in instruments)
+
     def stop(self) -> None:
         """Ask :meth:`run` to return."""
         self._stop.set()
@@ -183,6 +306,7 @@ class Plant:
         stop = asyncio.create_task(self._stop.wait())
         store = asyncio.create_task(self.store.run()) if self.store is not None else None
         publish = asyncio.create_task(self._publish_state()) if self.store is not None else None
+        rollover = asyncio.create_task(self.rollover.run()) if self.rollover is not None else None
         try:
             await asyncio.wait({ingest, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not ingest.done():
@@ -199,6 +323,8 @@ class Plant:
             stop.cancel()
             if publish is not None:
                 publish.cancel()
+            if rollover is not None:
+                rollover.cancel()
             if not ingest.done():
                 ingest.cancel()
             if store is not None and self.store is not None:
@@ -259,6 +385,9 @@ class Plant:
                 "consumers": len(self.consumers),
                 "consumer_errors": self.consumer_errors,
                 "last_consumer_error": self.faults.last.get("consumer", ""),
+                "day": self.day.isoformat() if self.day is not None else None,
+                "rollovers": self.rollovers,
+                **({"rollover": self.rollover.health()} if self.rollover is not None else {}),
             },
             "decoder": self.decoder.stats(),
             "ingest": ingest,
@@ -333,6 +462,109 @@ class Plant:
             line += (f"; redis {redis.get('state')}{' FULL (maxmemory)' if redis.get('full') else ''}, "
                      f"{redis.get('written', 0):,} flushes written, {redis.get('dropped', 0):,} dropped")
         return line
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class DayRollover:
+    """The plant's day rollover: when the day of the master (the IST date from
+    ``at`` on, :func:`~fastflow.brokers.masters.master_day`) moves past ``day``,
+    ``load(now)`` (in a thread: a download or a file read blocks) and hand the
+    result to :meth:`Plant.roll_over`. A load or a swap that fails keeps the old
+    master, is said in one line (``warn``) and retried after a delay of the one
+    backoff (``retry_base`` doubling to ``retry_cap`` seconds, jittered, never
+    under ``retry_base`` / 2); the plant never stops for it. ``now`` is the clock
+    (UTC-aware); tests drive :meth:`check` with their own time instead of waiting
+    for 08:30."""
+
+    def __init__(
+        self,
+        plant: Plant,
+        load: Callable[[datetime.datetime], Instruments],
+        *,
+        at: datetime.time = masters.PUBLISHED,
+        day: datetime.date | None = None,
+        now: Callable[[], datetime.datetime] = _utc_now,
+        retry_base: float = 30.0,
+        retry_cap: float = 900.0,
+        poll: float = 30.0,
+        report: Callable[[str], object] = logger.info,
+        warn: Callable[[str], object] = logger.warning,
+    ) -> None:
+        if not 0 < retry_base <= retry_cap or not poll > 0:
+            raise ValueError("retry_base must be > 0 and <= retry_cap, poll > 0")
+        self.plant = plant
+        self.load = load
+        self.at = at
+        self.now = now
+        self.day = day if day is not None else masters.master_day(now(), at)
+        self.retry_base = retry_base
+        self.poll = poll
+        self.report = report
+        self.warn = warn
+        self.failures = 0  # in a row
+        self.last_error = ""
+        self._backoff = Backoff(retry_base, retry_cap)
+        self._retry_at: datetime.datetime | None = None
+        self._busy = False
+
+    def due(self, now: datetime.datetime) -> bool:
+        """A new day's master is due at ``now`` (and no retry delay is running)."""
+        return masters.master_day(now, self.at) > self.day and (self._retry_at is None or now >= self._retry_at)
+
+    async def check(self, now: datetime.datetime | None = None) -> bool:
+        """Roll the plant over if it is due at ``now`` (default: the clock); True when it did."""
+        now = self.now() if now is None else now
+        if self._busy or not self.due(now):
+            return False
+        day = masters.master_day(now, self.at)
+        self._busy = True
+        try:
+            try:
+                instruments = await asyncio.to_thread(self.load, now)
+            except Exception as exc:  # whatever the load raised (a download, a file, a universe)
+                self._failed(now, f"cannot load the instrument master of {day}", exc)
+                return False
+            try:
+                rolled = self.plant.roll_over(instruments, day=day)
+            except ValueError as exc:  # refused before anything changed
+                self._failed(now, f"cannot swap in the instrument master of {day}", exc)
+                return False
+        finally:
+            self._busy = False
+        self.day = day
+        self.failures = 0
+        self.last_error = ""
+        self._retry_at = None
+        self._backoff.reset()
+        for line in rolled.lines():
+            self.report(line)
+        return True
+
+    def _failed(self, now: datetime.datetime, what: str, exc: Exception) -> None:
+        """One line; the old master stays; the next attempt after the backoff's delay."""
+        self.failures += 1
+        self.last_error = " ".join(str(exc).split()) or type(exc).__name__
+        delay = max(self.retry_base / 2, self._backoff.next_delay())
+        self._retry_at = now + datetime.timedelta(seconds=delay)
+        self.warn(f"rollover: {what} (attempt {self.failures}): {self.last_error}; "
+                  f"keeping the master of {self.day}, retrying in {delay:.0f} s")
+
+    async def run(self) -> None:
+        """Check every ``poll`` seconds (sooner when the retry is due sooner), for ever."""
+        while True:
+            await self.check()
+            wait = self.poll
+            if self._retry_at is not None:
+                wait = min(wait, max(0.0, (self._retry_at - self.now()).total_seconds()))
+            await asyncio.sleep(wait)
+
+    def health(self) -> dict[str, Any]:
+        return {"at": self.at.strftime("%H:%M"), "day": self.day.isoformat(), "failures": self.failures,
+                "last_error": self.last_error,
+                "retry_at": self._retry_at.isoformat(timespec="seconds") if self._retry_at is not None else None}
 
 
 def contained(connections: list[dict[str, Any]]) -> dict[str, float]:
@@ -432,12 +664,17 @@ def credentials(config: Config) -> tuple[str, str]:
     return broker.api_key or config.simulator.api_key, broker.access_token or config.simulator.access_token
 
 
-def main(config: Config, *, duration: float | None = None, instruments: Instruments | None = None) -> int:
+def main(config: Config, *, duration: float | None = None, instruments: Instruments | None = None,
+         synthetic: Callable[[datetime.date | None], Instruments] | None = None) -> int:
     """``fastflow plant``: run the plant of ``config`` (broker, redis and plant
     sections) until SIGINT/SIGTERM, ``duration`` or the ingest's end; announces
     ``{"service": "plant", "health_url", "metrics_url"}`` to a parent. Without
-    credentials the plant presents the simulator's. ``instruments`` (when given)
-    replaces loading ``broker.instruments``. Returns 0, 1 when the broker refused
+    credentials the plant presents the simulator's. The instrument master is
+    :func:`fastflow.brokers.masters.load_master`'s (the day's download, the
+    ``broker.instruments`` file, else ``synthetic(None)``: the command line's
+    synthetic universe), loaded again at each day's rollover (``plant.rollover``);
+    ``instruments`` (when given) replaces it, and then the plant does not roll
+    over, nor with a synthetic universe (the simulator's, fixed for its run). Returns 0, 1 when the broker refused
     the token or the ingest gave up (``broker.give_up_after``, or a URL that is not a
     feed: one line on stderr says which), 2 for a bad input."""
     from fastflow.brokers import get as broker_spec
@@ -462,13 +699,28 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     subscriptions: dict[Any, str] = {}
     if replay is None and broker.mode not in spec.modes:
         return fail(f"--mode {broker.mode} is not a {spec.name} mode; expected one of {', '.join(spec.modes)}")
-    from fastflow.brokers import masters, tokens
+    from fastflow.brokers import tokens
+
+    published = section.rollover_time
+    day = masters.master_day(_utc_now(), published)
+    # A synthetic master is the simulator's, fixed for the simulator's run: another day's
+    # would number the contracts differently from the feed, so it is not rolled over.
+    synthetic_master = synthetic is not None and not broker.instruments and not masters.wants_download(broker)
+    rolls = instruments is None and replay is None and not synthetic_master
+
+    def load(now: datetime.datetime | None) -> Instruments:
+        """The master of the day of ``now`` (None: at start-up; a synthetic universe is
+        the simulator's own today, so a plant and a `fastflow sim` agree)."""
+        universe = synthetic
+        return masters.load_master(broker, now=now, published=published, report=report,
+                                   synthetic=None if universe is None else lambda _day: universe(None))
 
     try:
-        if instruments is None and replay is None and masters.wants_download(broker):
-            instruments, _ = masters.day_master(broker, report=report)  # the day's, cached
+        if instruments is None and replay is None:
+            instruments = load(None)  # the day's (downloaded, cached), the file's, or the synthetic one
         elif instruments is None:
-            instruments = spec.load_instruments(broker.instruments)
+            instruments = synthetic(None) if synthetic is not None and not broker.instruments \
+                else spec.load_instruments(broker.instruments)
         if replay is None:
             subscriptions, note = spec.subscriptions(instruments, list(broker.symbols) or None, broker.mode)
             if note:
@@ -495,9 +747,13 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
                "backoff_reset_after": broker.backoff_reset_after, "give_up_after": broker.give_up_after}
     try:
         plant = Plant(spec.name, instruments, subscriptions, ingest_options=options, replay=replay,
-                      speed=section.replay_speed)
+                      speed=section.replay_speed, day=day if replay is None else None,
+                      subscribe_all=broker.mode if replay is None and not broker.symbols else None)
     except (NotImplementedError, ValueError, CaptureError) as exc:
         return fail(str(exc))
+    if rolls:
+        plant.rollover = DayRollover(plant, load, at=published, day=day, report=report,
+                                     warn=lambda text: print(f"fastflow plant: {text}", file=sys.stderr, flush=True))
 
     embedded: EmbeddedRedis | None = None
     redis = config.redis

@@ -20,6 +20,9 @@ and live message are dropped and counted (``dropped``), and the latest state
 is marked stale; as soon as there is room again the writer rewrites the whole
 latest hash from the state (``MarketState.snapshot()``), so Redis converges to
 the exact state. Decoding never blocks on Redis, and memory stays bounded.
+The connection's set-up (master, meta) and the rewrites are not held to
+``max_in_flight``: flushes arriving while Redis digests a 5 MB set-up are
+written behind it, not dropped (each drop would cost one more rewrite).
 
 Latency: when Redis has acknowledged every command of a flush's pipeline
 (all its replies arrived, none an error), the writer observes the age of the
@@ -35,6 +38,15 @@ the writes with ``OOM``: the writer counts it (``oom``), reports ``full`` in its
 health, trims the stream to half its length (``XTRIM`` is allowed when full)
 and marks the latest hash stale, so it is rewritten whole once writes succeed
 again. The plant keeps decoding meanwhile.
+
+The day's rollover (:meth:`RedisWriter.roll_over`): the plant hands the writer the
+new day's state between two flushes; on the same connection, behind the flushes
+already written, the writer rewrites the instrument master (``DEL`` + ``HSET`` of
+``instruments`` and ``ids``), deletes the latest entries of the instruments that
+expired (``HDEL``) and records the day in meta. Instruments that go on keep their
+last tick in the latest hash until their first tick of the new day; the tick
+stream is left alone (it is bounded). A writer that is not connected does all of
+it in its next connection's set-up.
 
 Failures: a lost connection (Redis restart, failover) reconnects with capped
 exponential backoff and full jitter; on every (re)connect the writer writes
@@ -115,7 +127,11 @@ class RedisWriter:
         # Per write (a flush, a rewrite, the connection's set-up): [replies still
         # expected, the flush's receive_time_ns (0: not a flush, or a reply was an
         # error), its tick count]. One small list per flush, none per tick.
+        #: Writes waiting for replies: [replies left, receive_time_ns, ticks, 1 for a flush].
         self._pending: deque[list[int]] = deque()
+        #: Flushes among them (the set-up, meta and rewrites are not held to max_in_flight).
+        self._flights = 0
+        self._added = 0
         self.tick_age = metrics.tick_age("redis")
         self._stale = True  # the latest hash needs a full rewrite
         self._expire_due = 0.0
@@ -128,6 +144,11 @@ class RedisWriter:
         self._publish_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.live.encode())
         self._expire = command("EXPIRE", keys.latest, ttl)
         self._master_cache: list[bytes] | None = None
+        self._started_ns = 0  # meta's writer_started_ns: the first connect's time
+        #: Symbols whose latest entries are deleted (the last rollover's expired
+        #: instruments): written at the rollover and in every connection's set-up after it.
+        self.expired: frozenset[str] = frozenset()
+        self._expired_written = True
         self.state_name = State.IDLE
         self.last_error = ""
         self.counters = {
@@ -166,7 +187,7 @@ class RedisWriter:
         over its high-water mark, or ``max_in_flight`` flushes unanswered. A
         replay waits on this instead of losing flushes."""
         protocol = self._protocol
-        return protocol is None or protocol.paused or len(self._pending) >= self.max_in_flight
+        return protocol is None or protocol.paused or self._flights >= self.max_in_flight
 
     def on_flush(self, batch: TickBatch) -> None:
         """Write ``batch`` now, or drop its stream entry and live message (counted)
@@ -174,15 +195,12 @@ class RedisWriter:
         self.counters["flushes"] += 1
         self.counters["ticks"] += len(batch)
         protocol = self._protocol
-        if protocol is None or protocol.paused or len(self._pending) >= self.max_in_flight:
+        if protocol is None or protocol.paused or self._flights >= self.max_in_flight:
             self.counters["dropped"] += 1
             self._stale = True
             return
         if self._stale:
             self._rewrite(protocol)
-            if len(self._pending) >= self.max_in_flight:
-                self.counters["dropped"] += 1
-                return
         self._write_batch(protocol, batch)
 
     def _write_batch(self, protocol: RespProtocol, batch: TickBatch) -> None:
@@ -199,7 +217,9 @@ class RedisWriter:
             replies += 1
             self._expire_due = now + 1.0
         protocol.transport.writelines(parts)
-        self._pending.append([replies, batch.receive_time_ns, len(batch)])
+        self._pending.append([replies, batch.receive_time_ns, len(batch), 1])
+        self._flights += 1
+        self._added += 1
         self.counters["written"] += 1
         self.counters["bytes"] += sum(len(p) for p in parts)
 
@@ -210,7 +230,7 @@ class RedisWriter:
         snapshot = self.state.snapshot()
         if len(snapshot):
             protocol.transport.writelines([snapshot.resp_hset(self._latest), self._expire])
-            self._pending.append([2, 0, 0])
+            self._pending.append([2, 0, 0, 0])
             self.counters["rewrites"] += 1
 
     def _on_reply(self, reply: Any) -> None:
@@ -234,6 +254,7 @@ class RedisWriter:
         head[0] -= 1
         if head[0] == 0:
             pending.popleft()
+            self._flights -= head[3]
             if head[1]:  # a flush, acknowledged whole: its ticks' age at Redis
                 self.tick_age.observe_ns(max(0, time.time_ns() - head[1]), head[2])
                 if self.full:
@@ -259,10 +280,12 @@ class RedisWriter:
         protocol = self._protocol
         if now >= self._trim_due and protocol is not None and protocol.transport is not None:
             self._trim_due = now + 1.0
-            self.entries = self._fits = max(1, self.entries // 2)
+            # Half of what the stream can hold now: its MAXLEN, or the entries added since
+            # connecting when fewer (halving a MAXLEN far above the length trims nothing).
+            self.entries = self._fits = max(1, min(self.entries, self._added) // 2)
             self._xadd_head = self._xadd(self.entries)
             protocol.transport.write(command("XTRIM", self.keys.ticks, "MAXLEN", "~", self.entries))
-            self._pending.append([1, 0, 0])
+            self._pending.append([1, 0, 0, 0])
 
     def set_meta(self, field: str, value: str) -> None:
         """Keep ``field`` = ``value`` in the partition's meta (now, and after every
@@ -271,7 +294,33 @@ class RedisWriter:
         protocol = self._protocol
         if protocol is not None and protocol.transport is not None:
             protocol.transport.write(command("HSET", self.keys.meta, field, value))
-            self._pending.append([1, 0, 0])
+            self._pending.append([1, 0, 0, 0])
+
+    def roll_over(self, state: MarketState, expired: Iterable[str], meta: dict[str, str] | None = None) -> None:
+        """Write the new day's ``state`` from the next flush on (the plant calls this
+        between two flushes): its instrument master replaces the old one, the latest
+        entries of ``expired`` symbols are deleted and ``meta`` fields are set (kept
+        like :meth:`set_meta`'s), in that order on the writer's one connection, behind
+        every flush already written; if not connected, in the next connection's set-up."""
+        self.state = state
+        self._master_cache = None
+        gone = set(expired) | (set() if self._expired_written else set(self.expired))
+        self.expired = frozenset(gone - {str(s) for s in state.instruments.symbol})  # re-listed: kept
+        self._expired_written = False
+        self._meta.update(meta or {})
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            self._write_master(protocol)
+            if self._meta:
+                protocol.transport.write(command("HSET", self.keys.meta, *_flatten(self._meta.items())))
+                self._pending.append([1, 0, 0, 0])
+
+    def _write_master(self, protocol: RespProtocol) -> None:
+        assert protocol.transport is not None
+        master = self._master()
+        protocol.transport.writelines(master)
+        self._pending.append([len(master), 0, 0, 0])
+        self._expired_written = True
 
     def _catch_up(self) -> None:
         """Rewrite a stale latest state as soon as there is room (also when the feed is
@@ -279,7 +328,7 @@ class RedisWriter:
         wakes whoever waits in :meth:`drain`, :meth:`acknowledged` or :meth:`writable`."""
         self._changed.set()
         protocol = self._protocol
-        if self._stale and protocol is not None and not protocol.paused and len(self._pending) < self.max_in_flight:
+        if self._stale and protocol is not None and not protocol.paused and self._flights < self.max_in_flight:
             self._rewrite(protocol)
 
     # -- connection ------------------------------------------------------------------
@@ -288,7 +337,7 @@ class RedisWriter:
     def ready(self) -> bool:
         """True when :meth:`on_flush` would write rather than drop."""
         protocol = self._protocol
-        return protocol is not None and not protocol.paused and len(self._pending) < self.max_in_flight
+        return protocol is not None and not protocol.paused and self._flights < self.max_in_flight
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state_name, "in_flight": len(self._pending), "last_error": self.last_error,
@@ -365,6 +414,7 @@ class RedisWriter:
                 stop.cancel()
                 self._protocol = None
                 self._pending.clear()
+                self._flights = 0
                 self._stale = True
                 self._changed.set()
                 if protocol.transport is not None:
@@ -387,22 +437,28 @@ class RedisWriter:
         self._publish_head = b"*3\r\n" + bulk(publish) + bulk(self.keys.live.encode())
         self._protocol = protocol
         self._pending.clear()
+        self._flights = 0
+        self._added = 0  # stream entries added on this connection
         self.counters["connects"] += 1
+        self._write_master(protocol)
         assert protocol.transport is not None
-        protocol.transport.writelines(self._master())
-        self._pending.append([len(self._master()), 0, 0])
         if self._meta:
             protocol.transport.write(command("HSET", self.keys.meta, *_flatten(self._meta.items())))
-            self._pending.append([1, 0, 0])
+            self._pending.append([1, 0, 0, 0])
         self._stale = True
         self._rewrite(protocol)
         self._changed.set()
         return protocol
 
     def _master(self) -> list[bytes]:
-        """The instrument master and meta (written on every connect)."""
+        """The instrument master and meta, and the deletion of the last rollover's
+        expired latest entries (written on every connect and at a rollover), in one
+        ``MULTI``/``EXEC``: a reader never sees the master half replaced. One reply
+        per command (``MULTI``'s OK, a QUEUED each, ``EXEC``'s array)."""
         if self._master_cache is not None:
             return self._master_cache
+        if not self._started_ns:
+            self._started_ns = time.time_ns()
         instruments = self.state.instruments
         symbols = [str(s) for s in instruments.symbol]
         ids = [str(k) for k in instruments.instrument_key]
@@ -411,14 +467,18 @@ class RedisWriter:
         # Kite-style symbols: NFO:NIFTY26DECFUT -> NSE:NIFTY FUT 29 DEC 26).
         aliases = instruments.aliases() if hasattr(instruments, "aliases") else {}
         master = [
+            command("MULTI"),
             command("DEL", self.keys.instruments, self.keys.ids),
             command("HSET", self.keys.instruments, *_flatten(zip(symbols, rows, strict=True))),
             command("HSET", self.keys.ids, *_flatten(zip(ids, symbols, strict=True)),
                     *_flatten((alias, symbols[slot]) for alias, slot in aliases.items())),
             command("HSET", self.keys.meta, "broker", self.state.broker, "instruments", len(symbols),
-                    "partition", self.keys.partition, "writer_started_ns", time.time_ns(),
+                    "partition", self.keys.partition, "writer_started_ns", self._started_ns,
                     "source", self.source or "broker"),
         ]
+        if self.expired:
+            master.append(command("HDEL", self.keys.latest, *sorted(self.expired)))
+        master.append(command("EXEC"))
         self._master_cache = master
         return master
 

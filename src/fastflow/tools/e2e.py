@@ -1,7 +1,7 @@
 """``fastflow bench e2e``: the whole pipeline, end to end, under load.
 
 One run starts the :class:`~fastflow.services.stack.Stack` that ``fastflow run``
-starts (embedded Redis, the Kite simulator at ``rate`` packets/s over loopback,
+starts (embedded Redis, the Kite simulator at ``rate`` updates/s over loopback,
 the plant, the gateway), then ``clients`` msgpack WebSocket clients in
 ``workers`` processes (:mod:`fastflow.tools.loadgen`), each subscribed to ``watch``
 random symbols. After ``warmup`` seconds it measures for ``duration`` seconds:

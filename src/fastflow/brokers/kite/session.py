@@ -74,13 +74,19 @@ class KiteSession(FeedSession):
                               self.open_timeout)
 
     async def _subscribe(self, ws: LivenessConnection) -> None:
+        await self._send_subscribe(ws, self.subscriptions)
+
+    async def _send_subscribe(self, ws: LivenessConnection, subscriptions: Mapping[int, str]) -> None:
         by_mode: dict[str, list[int]] = {}
-        for token, mode in self.subscriptions.items():
+        for token, mode in subscriptions.items():
             by_mode.setdefault(mode, []).append(token)
         for mode, tokens in by_mode.items():
             await ws.send(json.dumps({"a": "subscribe", "v": tokens}))
             if mode != "quote":  # a fresh subscription is in quote mode
                 await ws.send(json.dumps({"a": "mode", "v": [mode, tokens]}))
+
+    async def _send_unsubscribe(self, ws: LivenessConnection, ids: list[int]) -> None:
+        await ws.send(json.dumps({"a": "unsubscribe", "v": ids}))
 
     def _on_binary(self, message: bytes) -> None:
         if len(message) == 1:
@@ -122,27 +128,89 @@ class KiteIngest:
                 f"{len(items)} tokens need {chunks} connections; an api_key gets at most {max_connections} "
                 f"x {tokens_per_connection} tokens: run another plant with another key for the rest"
             )
+        self.max_connections = max_connections
+        self.tokens_per_connection = tokens_per_connection
+        self._session_options = session_options
         self.sessions = [
             KiteSession(decoder, subscriptions=dict(items[i * tokens_per_connection : (i + 1) * tokens_per_connection]),
                         **session_options)
             for i in range(chunks)
         ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._stopped = False
+        self._added = asyncio.Event()  # run() waits on a session resubscribe() started, too
 
     async def run(self) -> None:
         """Run every session until :meth:`stop` (or until all their breakers open). A
         session that gives up (``give_up_after``, or a URL that is not a feed) stops the
-        others: the ingest gives up whole."""
+        others: the ingest gives up whole. A session :meth:`resubscribe` adds runs too."""
+        self._running = True
+        for session in self.sessions:
+            self._start(session)
+        try:
+            while True:
+                for task in self._tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        task.result()  # a session that crashed crashes the ingest
+                pending = [task for task in self._tasks if not task.done()]
+                if not pending:
+                    return
+                self._added.clear()
+                added = asyncio.ensure_future(self._added.wait())
+                await asyncio.wait([*pending, added], return_when=asyncio.FIRST_COMPLETED)
+                added.cancel()
+        finally:
+            self._running = False
+            for task in self._tasks:
+                task.cancel()
 
-        async def one(session: KiteSession) -> None:
+    def _start(self, session: KiteSession) -> None:
+        async def one() -> None:
             await session.run()
             if session.state == State.GAVE_UP:
                 self.stop()
 
-        await asyncio.gather(*(one(session) for session in self.sessions))
+        self._tasks.append(asyncio.get_running_loop().create_task(one()))
+        self._added.set()
 
     def stop(self) -> None:
+        self._stopped = True
         for session in self.sessions:
             session.stop()
+
+    def resubscribe(self, decoder: KiteDecoder, subscriptions: Mapping[int, str]) -> None:
+        """Feed ``decoder`` and subscribe ``subscriptions`` from now on (the day's
+        rollover), on the open connections: a token stays on the connection that has
+        it, what left is unsubscribed there, new tokens go where there is room (a new
+        connection, up to ``max_connections``, when there is none). ``ValueError``,
+        with nothing changed, when they do not fit or name an unknown mode."""
+        bad = {m for m in subscriptions.values() if m not in MODES}
+        if bad:
+            raise ValueError(f"unknown mode(s) {sorted(bad)}; expected one of {MODES}")
+        plans = [{t: subscriptions[t] for t in session.subscriptions if t in subscriptions}
+                 for session in self.sessions]
+        placed = {t for plan in plans for t in plan}
+        fresh = [(t, m) for t, m in subscriptions.items() if t not in placed]
+        for plan in plans:
+            room = self.tokens_per_connection - len(plan)
+            plan.update(fresh[:room])
+            del fresh[:room]
+        while fresh:
+            plans.append(dict(fresh[: self.tokens_per_connection]))
+            del fresh[: self.tokens_per_connection]
+        if len(plans) > self.max_connections:
+            raise ValueError(f"{len(subscriptions)} tokens need {len(plans)} connections; an api_key gets at most "
+                             f"{self.max_connections} x {self.tokens_per_connection} tokens")
+        for session, plan in zip(self.sessions, plans, strict=False):
+            session.resubscribe(decoder, plan)
+        for plan in plans[len(self.sessions):]:
+            session = KiteSession(decoder, subscriptions=plan, **self._session_options)
+            if self._stopped:
+                session.stop()
+            self.sessions.append(session)
+            if self._running:
+                self._start(session)
 
     def health(self) -> dict[str, Any]:
         """Per-connection health and the overall state: ``streaming`` only when

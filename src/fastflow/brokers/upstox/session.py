@@ -63,6 +63,16 @@ logger = logging.getLogger(__name__)
 CLOSED_STATUSES = frozenset({"PRE_OPEN_END", "NORMAL_CLOSE", "CLOSING_END"})
 
 
+def check(subscriptions: Mapping[str, str]) -> None:
+    """``ValueError`` unless one connection can take ``subscriptions`` ({key: mode})."""
+    bad = {m for m in subscriptions.values() if m not in MODES}
+    if bad:
+        raise ValueError(f"unknown mode(s) {sorted(bad)}; expected one of {MODES}")
+    error = limit_error(subscriptions, INDIVIDUAL_LIMITS, COMBINED_LIMITS)
+    if error is not None:
+        raise ValueError(f"an Upstox connection cannot take this subscription: {error}")
+
+
 class UpstoxSession(FeedSession):
     """Authorize, connect, subscribe, read into the hot path, and recover from failures."""
 
@@ -78,12 +88,7 @@ class UpstoxSession(FeedSession):
         batch_size: int = 1000,
         **options: Any,
     ) -> None:
-        bad = {m for m in subscriptions.values() if m not in MODES}
-        if bad:
-            raise ValueError(f"unknown mode(s) {sorted(bad)}; expected one of {MODES}")
-        error = limit_error(subscriptions, INDIVIDUAL_LIMITS, COMBINED_LIMITS)
-        if error is not None:
-            raise ValueError(f"an Upstox connection cannot take this subscription: {error}")
+        check(subscriptions)
         if not api_url.startswith(("https://", "http://")):
             raise ValueError(f"api_url {api_url!r}: the feed is authorized over HTTP(S), e.g. https://api.upstox.com")
         if batch_size < 1:
@@ -133,14 +138,33 @@ class UpstoxSession(FeedSession):
         return open_websocket(url, self.open_timeout)
 
     async def _subscribe(self, ws: LivenessConnection) -> None:
+        await self._send_subscribe(ws, self.subscriptions)
+
+    async def _send_subscribe(self, ws: LivenessConnection, subscriptions: Mapping[str, str]) -> None:
         by_mode: dict[str, list[str]] = {}
-        for key, mode in self.subscriptions.items():
+        for key, mode in subscriptions.items():
             by_mode.setdefault(mode, []).append(key)
-        for mode, keys in by_mode.items():
+        for mode, keys in by_mode.items():  # "sub" sets the mode of keys already subscribed, too
             for start in range(0, len(keys), self.batch_size):
                 request = {"guid": uuid.uuid4().hex, "method": "sub",
                            "data": {"mode": mode, "instrumentKeys": keys[start : start + self.batch_size]}}
                 await ws.send(json.dumps(request).encode())
+
+    async def _send_unsubscribe(self, ws: LivenessConnection, ids: list[str]) -> None:
+        for start in range(0, len(ids), self.batch_size):
+            request = {"guid": uuid.uuid4().hex, "method": "unsub",
+                       "data": {"instrumentKeys": ids[start : start + self.batch_size]}}
+            await ws.send(json.dumps(request).encode())
+
+    def resubscribe(self, decoder: Any, subscriptions: Mapping[Any, str]) -> None:
+        """As :meth:`FeedSession.resubscribe`; ``ValueError``, with nothing changed, for
+        a set the connection cannot take (a mode it does not know, over its limits)."""
+        if not isinstance(decoder, UpstoxDecoder):
+            raise TypeError("an Upstox session needs an UpstoxDecoder")
+        check(subscriptions)
+        self._upstox_decoder = decoder
+        self._segments = frozenset(key.partition("|")[0] for key in subscriptions)
+        super().resubscribe(decoder, subscriptions)
 
     # -- liveness -------------------------------------------------------------------
 
@@ -169,6 +193,12 @@ class UpstoxIngest:
 
     def stop(self) -> None:
         self.sessions[0].stop()
+
+    def resubscribe(self, decoder: UpstoxDecoder, subscriptions: Mapping[str, str]) -> None:
+        """Feed ``decoder`` and subscribe ``subscriptions`` from now on (the day's
+        rollover), on the open connection; ``ValueError``, with nothing changed, when
+        one connection cannot take them."""
+        self.sessions[0].resubscribe(decoder, subscriptions)
 
     def health(self) -> dict[str, Any]:
         return {"state": overall({s.state for s in self.sessions}),

@@ -281,6 +281,11 @@ class KiteSimulator:
         """True while a burst holds data back or held messages still wait to go out."""
         return time.monotonic() < self._burst_until or any(c.held for c in self._clients)
 
+    @property
+    def queued(self) -> int:
+        """Messages queued or held for the connections and not yet sent."""
+        return sum(len(c.pending) + len(c.held) for c in self._clients)
+
     # -- the market loop -------------------------------------------------------------
 
     async def _pump(self) -> None:

@@ -27,6 +27,7 @@ the indices, stocks, futures and the nearest index chains come first.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping
 
 from fastflow.brokers import get as broker_spec
@@ -46,15 +47,16 @@ SOURCES: Mapping[str, str] = {"": "small", "synthetic": "small", "synthetic-smal
                               "synthetic-full": "full"}
 
 
-def load(broker: str, source: str = "") -> Instruments:
+def load(broker: str, source: str = "", today: datetime.date | None = None) -> Instruments:
     """The instrument master ``source`` names for ``broker``: a file in the broker's
     format, or a synthetic universe as ``fastflow sim`` serves it: ``""``,
     ``synthetic`` or ``synthetic-small`` (the small one, ``simulator.universe =
-    "small"``), ``synthetic-full`` (the full one)."""
+    "small"``), ``synthetic-full`` (the full one), of ``today`` (None: the
+    simulator's default, :meth:`datetime.date.today`)."""
     spec = broker_spec(broker)
     size = SOURCES.get(source)
     if size is not None:
-        return spec.instruments_from_rows(ROWS[spec.name](None, size))
+        return spec.instruments_from_rows(ROWS[spec.name](today, size))
     return spec.load_instruments(source)
 
 
