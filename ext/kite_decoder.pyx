@@ -214,7 +214,7 @@ cdef class KiteDecoder(FrameDecoder):
                 kite_apply(s, buf + pos + 2, length)
                 s.seq += 1
                 s.recv_ns = recv_ns
-                state.mark_dirty(slot)
+                state.updated(slot, s)
                 applied += 1
             else:
                 self.unknown_tokens += 1

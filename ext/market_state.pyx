@@ -78,14 +78,19 @@ cdef class TickBatch:
     cdef bytes _sym_off
     cdef Py_ssize_t n
     cdef readonly int64_t receive_time_ns
+    #: The flush's options-flow events as one msgpack array (b"" when none or flow is off).
+    cdef readonly bytes flow
+    cdef readonly Py_ssize_t flow_count
 
     def __init__(self):
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @staticmethod
     cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n, bytes sym, bytes sym_off,
-                           int64_t receive_time_ns):
+                           int64_t receive_time_ns, bytes flow=b"", Py_ssize_t flow_count=0):
         cdef TickBatch batch = TickBatch.__new__(TickBatch)
+        batch.flow = flow
+        batch.flow_count = flow_count
         batch.data = data
         batch._slots = slots
         batch._offsets = offsets
@@ -233,6 +238,7 @@ cdef class MarketState:
     cdef bytes _resp_sym
     cdef bytes _resp_sym_off
     cdef ff_buf out
+    cdef FlowDetector flow         # None unless enable_flow()
     cdef uint64_t flushes
     cdef uint64_t flushed_ticks
     cdef Py_ssize_t _buf_shape[1]
@@ -362,6 +368,13 @@ cdef class MarketState:
     cdef inline ff_slot *slot_ptr(self, Py_ssize_t slot) noexcept nogil:
         return <ff_slot *>(self.base + slot * self.stride)
 
+    cdef inline int updated(self, int32_t slot, ff_slot *s) except -1:
+        """A decoder applied an update to ``slot``: mark it, and run flow detection."""
+        self.mark_dirty(slot)
+        if self.flow is not None:
+            self.flow.update(slot, s, self.base, self.stride)
+        return 0
+
     cdef inline void mark_dirty(self, int32_t slot) noexcept nogil:
         if not self.dirty_flag[slot]:
             self.dirty_flag[slot] = 1
@@ -472,6 +485,10 @@ cdef class MarketState:
         self.n_dirty = 0
         self.flushes += 1
         self.flushed_ticks += <uint64_t>n
+        if self.flow is not None:
+            flow, count = self.flow.take()
+            return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off, oldest,
+                                     flow, count)
         return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off, oldest)
 
     def snapshot(self):
@@ -511,6 +528,19 @@ cdef class MarketState:
             ff_buf_free(&b)
         return TickBatch._create(data, slots_b, offsets_b, count, self._resp_sym, self._resp_sym_off, oldest)
 
+    def enable_flow(self, dict params not None, list statics not None, bytes ident not None,
+                    bytes ident_off not None, uint64_t first_id=1):
+        """Run options-flow detection on every update from now on (see
+        ``fastflow.analytics.flow.enable``, which builds these columns from the
+        instrument master and the ``[flow]`` configuration); each flush then carries
+        its events in ``TickBatch.flow``."""
+        self.flow = FlowDetector(self.n, params, statics, ident, ident_off, self._keys is not None, first_id)
+
+    @property
+    def flow_stats(self):
+        """The flow detector's counters, or None when flow is off."""
+        return None if self.flow is None else self.flow.stats()
+
     def clear(self):
         """Forget all market data (identity fields stay) and the dirty set."""
         cdef Py_ssize_t i
@@ -529,6 +559,8 @@ cdef class MarketState:
             s.has_ext = keep.has_ext
             self.dirty_flag[i] = 0
         self.n_dirty = 0
+        if self.flow is not None:
+            self.flow.reset()
 
     def stats(self):
         """Counters (cold)."""

@@ -663,7 +663,7 @@ cdef class UpstoxDecoder(FrameDecoder):
             self.dropped_levels += self.tmp.sc.dropped_levels
             s.seq += 1
             s.recv_ns = recv_ns
-            state.mark_dirty(slot)
+            state.updated(slot, s)
             applied += 1
             self.feeds += 1  # counted as applied, even if a later feed is malformed
 

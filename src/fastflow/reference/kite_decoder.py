@@ -273,7 +273,7 @@ class KiteDecoder:
             )
         slots["seq"][slot] = int(slots["seq"][slot]) + 1
         slots["recv_ns"][slot] = recv_ns
-        self._state._mark_dirty(slot)
+        self._state._updated(slot)
 
     def _fail(self, reason: str, offset: int) -> NoReturn:
         self._frame_errors += 1

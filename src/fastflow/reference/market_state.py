@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastflow.reference.broker_wire import KITE_SEGMENT_INDICES
+from fastflow.reference.flow_detector import FlowDetector
 from fastflow.reference.slot_state import (
     BROKERS,
     FF_BROKER_KITE,
@@ -87,13 +88,15 @@ class TickBatch:
     _n: int
     _symbol_table: Sequence[str]  # the state's symbols, by slot (never modified)
     _receive_time_ns: int
+    _flow: bytes
+    _flow_count: int
 
     def __init__(self) -> None:
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @classmethod
     def _create(cls, blobs: list[bytes], slots: list[int], symbol_table: Sequence[str],
-                receive_time_ns: int = 0) -> TickBatch:
+                receive_time_ns: int = 0, flow: bytes = b"", flow_count: int = 0) -> TickBatch:
         offsets = [0]
         for blob in blobs:
             offsets.append(offsets[-1] + len(blob))
@@ -104,7 +107,18 @@ class TickBatch:
         batch._n = len(blobs)
         batch._symbol_table = symbol_table
         batch._receive_time_ns = receive_time_ns
+        batch._flow = flow
+        batch._flow_count = flow_count
         return batch
+
+    @property
+    def flow(self) -> bytes:
+        """The flush's options-flow events as one msgpack array (b"" when none or flow is off)."""
+        return self._flow
+
+    @property
+    def flow_count(self) -> int:
+        return self._flow_count
 
     @property
     def data(self) -> bytes:
@@ -236,6 +250,7 @@ class MarketState:
         # slot -> None, in the order the slots first changed since the last flush
         self._dirty: dict[int, None] = {}
         self._flushes = 0
+        self._flow: FlowDetector | None = None
         self._flushed_ticks = 0
 
     # -- used by the decoders --------------------------------------------------
@@ -322,7 +337,8 @@ class MarketState:
         self._dirty.clear()
         self._flushes += 1
         self._flushed_ticks += len(slots)
-        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots))
+        flow, count = self._flow.take() if self._flow is not None else (b"", 0)
+        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots), flow, count)
 
     def _oldest_receive_time(self, slots: list[int]) -> int:
         """The smallest positive ``recv_ns`` of ``slots``, 0 when none."""
@@ -337,6 +353,27 @@ class MarketState:
         blobs = [encode_tick(self._slots[slot], self._symbols[slot], self._key(slot)) for slot in slots]
         return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots))
 
+    def enable_flow(self, params: dict[str, Any], statics: list[Any], ident: bytes, ident_off: bytes,
+                    first_id: int = 1) -> None:
+        """Run options-flow detection on every update from now on (the compiled
+        twin's docstring says more)."""
+        if not isinstance(params, dict) or not isinstance(statics, list):
+            raise TypeError("params must be a dict and statics a list")
+        self._flow = FlowDetector(len(self._slots), params, statics, bytes(ident), bytes(ident_off),
+                                  self._keys is not None, first_id)
+        self._flow._array = self._slots
+
+    @property
+    def flow_stats(self) -> dict[str, int] | None:
+        """The flow detector's counters, or None when flow is off."""
+        return None if self._flow is None else self._flow.stats()
+
+    def _updated(self, slot: int) -> None:
+        """A decoder applied an update to ``slot``: mark it, and run flow detection."""
+        self._mark_dirty(slot)
+        if self._flow is not None:
+            self._flow.update(slot, self._slots[slot])
+
     def clear(self) -> None:
         """Forget all market data (identity fields stay) and the dirty set."""
         identity = {name: self._slots[name].copy() for name in IDENTITY_FIELDS}
@@ -344,6 +381,8 @@ class MarketState:
         for name, column in identity.items():
             self._slots[name] = column
         self._dirty.clear()
+        if self._flow is not None:
+            self._flow.reset()
 
     def stats(self) -> dict[str, int]:
         """Counters."""

@@ -583,7 +583,7 @@ class UpstoxDecoder:
         slots = self._state._slots
         slots["seq"][slot] = int(slots["seq"][slot]) + 1
         slots["recv_ns"][slot] = recv_ns
-        self._state._mark_dirty(slot)
+        self._state._updated(slot)
         return True
 
     def _fixed(self, x: float, divisor: float) -> int:
