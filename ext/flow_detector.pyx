@@ -162,7 +162,7 @@ cdef class FlowDetector:
 
     def __cinit__(self, Py_ssize_t n, dict params not None, list statics not None, bytes ident not None,
                   bytes ident_off not None, bint keyed, uint64_t first_id):
-        if len(statics) != n or len(ident_off) != (n + 1) * sizeof(int64_t):
+        if len(statics) != n or len(ident_off) != <Py_ssize_t>((n + 1) * sizeof(int64_t)):
             raise ValueError("flow detector columns have different lengths")
         self.n = n
         self.mem = <ff_flow_mem *>PyMem_Malloc(max(n, 1) * sizeof(ff_flow_mem))
@@ -515,22 +515,27 @@ cdef class FlowDetector:
     # -- per flush ----------------------------------------------------------------------
 
     cdef tuple take(self):
-        """The events since the last take, as (one msgpack array, count); (b"", 0) when none."""
+        """The events since the last take, as (one msgpack array, the n + 1 int64
+        offsets of its events in it, count); (b"", b"", 0) when none."""
         cdef Py_ssize_t i, n = self.n_events
         if n == 0:
-            return b"", 0
+            return b"", b"", 0
         cdef const int64_t *off = <const int64_t *>PyBytes_AS_STRING(self._ident_off)
         cdef const char *ident = PyBytes_AS_STRING(self._ident)
         cdef ff_flow_event *e
+        cdef bytes offsets_b = PyBytes_FromStringAndSize(NULL, (n + 1) * sizeof(int64_t))
+        cdef int64_t *offs = <int64_t *>PyBytes_AS_STRING(offsets_b)
         self.out.len = 0
         ff_buf_reserve(&self.out, 5)
         ff_mp_array_header(&self.out, <size_t>n)
         for i in range(n):
+            offs[i] = <int64_t>self.out.len
             e = &self.events[i]
             ff_buf_reserve(&self.out, 2048 + <size_t>(off[e.slot + 1] - off[e.slot]))
             self._encode(e, ident + off[e.slot], <size_t>(off[e.slot + 1] - off[e.slot]))
+        offs[n] = <int64_t>self.out.len
         self.n_events = 0
-        return PyBytes_FromStringAndSize(<char *>self.out.data, <Py_ssize_t>self.out.len), n
+        return PyBytes_FromStringAndSize(<char *>self.out.data, <Py_ssize_t>self.out.len), offsets_b, n
 
     cdef void _encode(self, const ff_flow_event *e, const char *ident, size_t ident_len) noexcept:
         cdef ff_buf *b = &self.out

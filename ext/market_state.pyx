@@ -81,15 +81,18 @@ cdef class TickBatch:
     #: The flush's options-flow events as one msgpack array (b"" when none or flow is off).
     cdef readonly bytes flow
     cdef readonly Py_ssize_t flow_count
+    cdef bytes _flow_offsets
 
     def __init__(self):
         raise TypeError("TickBatch objects are made by MarketState.flush()")
 
     @staticmethod
     cdef TickBatch _create(bytes data, bytes slots, bytes offsets, Py_ssize_t n, bytes sym, bytes sym_off,
-                           int64_t receive_time_ns, bytes flow=b"", Py_ssize_t flow_count=0):
+                           int64_t receive_time_ns, bytes flow=b"", bytes flow_offsets=b"",
+                           Py_ssize_t flow_count=0):
         cdef TickBatch batch = TickBatch.__new__(TickBatch)
         batch.flow = flow
+        batch._flow_offsets = flow_offsets
         batch.flow_count = flow_count
         batch.data = data
         batch._slots = slots
@@ -102,6 +105,13 @@ cdef class TickBatch:
 
     def __len__(self):
         return self.n
+
+    def flow_events(self):
+        """The msgpack map of each flow event (a list of bytes, sliced from :attr:`flow`)."""
+        if self.flow_count == 0:
+            return []
+        cdef const int64_t *offs = <const int64_t *>PyBytes_AS_STRING(self._flow_offsets)
+        return [self.flow[offs[i]:offs[i + 1]] for i in range(self.flow_count)]
 
     @property
     def slots(self):
@@ -486,9 +496,9 @@ cdef class MarketState:
         self.flushes += 1
         self.flushed_ticks += <uint64_t>n
         if self.flow is not None:
-            flow, count = self.flow.take()
+            flow, flow_offsets, count = self.flow.take()
             return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off, oldest,
-                                     flow, count)
+                                     flow, flow_offsets, count)
         return TickBatch._create(data, slots_b, offsets_b, n, self._resp_sym, self._resp_sym_off, oldest)
 
     def snapshot(self):

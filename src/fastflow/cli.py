@@ -366,6 +366,34 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _cmd_flow(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from fastflow.client.tape import TapeOptions, tape
+
+    if (args.count is not None and args.count < 1) or args.retries < 0 or args.min_score < 0 \
+            or args.min_premium < 0:
+        print("fastflow flow: --count must be >= 1, --retries, --min-score and --min-premium >= 0", file=sys.stderr)
+        return 2
+    for flag, variable in (("api_key", "FASTFLOW_API_KEY"), ("token", "FASTFLOW_TOKEN")):
+        if getattr(args, flag):
+            warn_secret_flag("flow", "--" + flag.replace("_", "-"), variable)
+    api_key, token = args.api_key, args.token
+    if not api_key and not token:
+        api_key, token = os.environ.get("FASTFLOW_API_KEY") or None, os.environ.get("FASTFLOW_TOKEN") or None
+
+    def items(values: list[str] | None) -> list[str]:
+        return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+    options = TapeOptions(url=args.url, underlyings=items(args.underlying), symbols=items(args.symbol),
+                          kinds=items(args.kind), min_score=args.min_score, min_premium=args.min_premium,
+                          api_key=api_key, token=token, count=args.count, json=args.json, retries=args.retries)
+    try:
+        return asyncio.run(tape(options))
+    except KeyboardInterrupt:
+        return 0
+
+
 def _cmd_login(args: argparse.Namespace) -> int:
     from fastflow.brokers import login
 
@@ -697,6 +725,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=8,
                    help="connection attempts in a row that may fail before giving up (default 8)")
     p.set_defaults(func=_cmd_tail)
+    p = sub.add_parser(
+        "flow",
+        help="watch a gateway's live options-flow tape in the terminal",
+        description="Connect to a gateway (/ws), subscribe its options-flow tape (sweeps, blocks, repeated hits, "
+        "unusual activity: docs/flow.md) with the filters given, and print one line per event (the recent ones "
+        "first), green when bullish and red when bearish on a terminal; with --json one JSON object per event. "
+        "Exit status: 0 after --count events or on Ctrl-C; 1 when the gateway cannot be reached; 2 for bad "
+        "usage: refused credentials, a filter the gateway refuses.",
+    )
+    p.add_argument("--url", default=gateway_url, help=f"gateway URL (default {gateway_url})")
+    p.add_argument("--underlying", action="append", metavar="NAME",
+                   help="only events on this underlying: an index or stock name (NIFTY, RELIANCE) or its symbol "
+                   "(NSE:NIFTY 50); repeat it or separate with commas")
+    p.add_argument("--symbol", action="append", metavar="SYMBOL", help="only events of this contract (repeatable)")
+    p.add_argument("--kind", action="append", metavar="KIND",
+                   help="only these kinds: sweep, block, repeated, unusual (repeatable, or comma-separated)")
+    p.add_argument("--min-score", type=float, default=0.0, metavar="N", help="only events scoring at least N (0-100)")
+    p.add_argument("--min-premium", type=float, default=0.0, metavar="RUPEES",
+                   help="only events of at least this premium in rupees")
+    credential = p.add_mutually_exclusive_group()
+    credential.add_argument("--api-key", default=None, help="an API key of the gateway (default: $FASTFLOW_API_KEY)")
+    credential.add_argument("--token", default=None, help="a signed token (default: $FASTFLOW_TOKEN)")
+    p.add_argument("--count", type=int, default=None, metavar="N", help="exit after N events")
+    p.add_argument("--json", action="store_true", help="one JSON object (the event map) per line")
+    p.add_argument("--retries", type=int, default=8,
+                   help="connection attempts in a row that may fail before giving up (default 8)")
+    p.set_defaults(func=_cmd_flow)
 
     p = sub.add_parser(
         "login",

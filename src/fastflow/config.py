@@ -255,6 +255,73 @@ class RunSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class FlowSection:
+    """``[flow]``: options flow detected in the plant's hot path, its score, and how
+    long Redis keeps it (docs/flow.md)."""
+
+    #: Detect flow on every update of an option or future.
+    enabled: bool = True
+    #: A block: one interval's dV of at least this many lots ...
+    block_lots: int = 20
+    #: ... and this multiple of the contract's running mean dV (once it has a baseline).
+    block_multiple: float = 8.0
+    #: A sweep takes at least this many levels of the previous book.
+    sweep_levels: int = 2
+    #: Repeated hits: same-side aggressive prints, each within this many ms of the last ...
+    repeat_window_ms: int = 2000
+    #: ... reported once the chain has this many.
+    repeat_hits: int = 3
+    #: Unusual volume: an interval's dV this many standard deviations over the baseline ...
+    z_threshold: float = 4.0
+    #: ... an exponentially weighted mean and variance with this weight per print ...
+    z_alpha: float = 0.05
+    #: ... judged once it has seen this many prints.
+    z_min_samples: int = 30
+    #: Unusual volume/OI: the day's volume passes OI with at least this many lots traded.
+    voi_min_lots: int = 100
+    #: Snapshots further apart than this (a reconnect, an outage) are not one interval.
+    max_gap_ms: int = 5000
+    #: ATM: the strike within this % of the underlying.
+    atm_pct: float = 0.5
+    #: Sweeps, blocks and repeated hits under this premium (₹) are not events ...
+    premium_floor: float = 100_000.0
+    #: ... or under the floor of their underlying's name, ``NAME=rupees``.
+    premium_floors: tuple[str, ...] = ("NIFTY=500000", "BANKNIFTY=500000", "SENSEX=500000")
+    #: The premium part of the score: 0 at premium_base, 1 at premium_full (₹, log scale).
+    premium_base: float = 100_000.0
+    premium_full: float = 10_000_000.0
+    #: The size part is 1 at this fraction of open interest.
+    oi_full: float = 0.05
+    #: The tenor part falls from 1 at expiry to 0 this many days before it.
+    tenor_days: float = 30.0
+    #: The score's weights, in points; they sum to 100.
+    weight_premium: float = 25.0
+    weight_size_vs_oi: float = 15.0
+    weight_aggressor: float = 15.0
+    weight_sweep: float = 15.0
+    weight_unusualness: float = 15.0
+    weight_tenor: float = 10.0
+    weight_moneyness: float = 5.0
+    #: Seconds of flow the stream keeps (XADD ... MINID ~): the seed's "TTLs expire old flow data".
+    retention: float = 3600.0
+    #: ... and at most this many bytes of events (a periodic XTRIM MAXLEN from the mean size).
+    stream_max_bytes: int = 64 * 2**20
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """The weights in score_parts order: premium, size_vs_oi, aggressor, sweep,
+        unusualness, tenor, moneyness."""
+        return (self.weight_premium, self.weight_size_vs_oi, self.weight_aggressor, self.weight_sweep,
+                self.weight_unusualness, self.weight_tenor, self.weight_moneyness)
+
+    @property
+    def floors(self) -> dict[str, float]:
+        """``premium_floors`` as name -> rupees."""
+        return {name.strip().upper(): float(value) for name, _, value in
+                (item.partition("=") for item in self.premium_floors)}
+
+
+@dataclasses.dataclass(frozen=True)
 class LoginSection:
     """``[login]``: ``fastflow login``'s loopback redirect (docs/configuration.md)."""
 
@@ -284,6 +351,7 @@ COMMANDS = ("run", "config", "sim", "plant", "gateway", "login")
 _SECTIONS: dict[str, type[Any]] = {
     "broker": BrokerSection, "simulator": SimulatorSection, "redis": RedisSection,
     "plant": PlantSection, "gateway": GatewaySection, "run": RunSection, "login": LoginSection,
+    "flow": FlowSection,
 }
 
 
@@ -301,6 +369,7 @@ class Config:
     gateway: GatewaySection = dataclasses.field(default_factory=GatewaySection)
     run: RunSection = dataclasses.field(default_factory=RunSection)
     login: LoginSection = dataclasses.field(default_factory=LoginSection)
+    flow: FlowSection = dataclasses.field(default_factory=FlowSection)
     source_file: str | None = dataclasses.field(default=None, compare=False)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -369,6 +438,19 @@ def _clock_time(value: Any) -> bool:
     """HH:MM, 00:00 to 23:59."""
     match = re.fullmatch(r"(\d\d):(\d\d)", str(value))
     return match is not None and int(match.group(1)) < 24 and int(match.group(2)) < 60
+
+
+def _floors(value: Any) -> bool:
+    """NAME=rupees items: a name, and a number >= 0."""
+    for item in value:
+        name, eq, rupees = str(item).partition("=")
+        try:
+            ok = bool(eq and name.strip()) and math.isfinite(float(rupees)) and float(rupees) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            return False
+    return True
 
 
 def _number(low: float, *, strict: bool) -> Callable[[Any], bool]:
@@ -498,6 +580,27 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "run.restarts": ("an integer >= 0 (0: never restart)", lambda v: v >= 0),
     "run.restart_window": ("a number of seconds > 0", _number(0, strict=True)),
     "run.liveness_timeout": ("a number of seconds >= 0 (0: no liveness check)", _number(0, strict=False)),
+    "flow.block_lots": ("an integer > 0", lambda v: v > 0),
+    "flow.block_multiple": ("a number >= 0", _number(0, strict=False)),
+    "flow.sweep_levels": ("an integer from 2 to 5 (the levels a Kite book has)", lambda v: 2 <= v <= 5),
+    "flow.repeat_window_ms": ("an integer > 0 (milliseconds)", lambda v: v > 0),
+    "flow.repeat_hits": ("an integer >= 2", lambda v: v >= 2),
+    "flow.z_threshold": ("a number > 0", _number(0, strict=True)),
+    "flow.z_alpha": ("a number between 0 and 1", lambda v: 0 < v < 1),
+    "flow.z_min_samples": ("an integer >= 2", lambda v: v >= 2),
+    "flow.voi_min_lots": ("an integer >= 0", lambda v: v >= 0),
+    "flow.max_gap_ms": ("an integer > 0 (milliseconds)", lambda v: v > 0),
+    "flow.atm_pct": ("a number >= 0 (percent)", _number(0, strict=False)),
+    "flow.premium_floor": ("a number >= 0 (rupees)", _number(0, strict=False)),
+    "flow.premium_floors": ("a list of NAME=rupees, like [\"NIFTY=500000\"]", _floors),
+    "flow.premium_base": ("a number > 0 (rupees)", _number(0, strict=True)),
+    "flow.premium_full": ("a number > 0 (rupees)", _number(0, strict=True)),
+    "flow.oi_full": ("a number > 0", _number(0, strict=True)),
+    "flow.tenor_days": ("a number of days > 0", _number(0, strict=True)),
+    **{f"flow.weight_{part}": ("a number >= 0 (points of the score)", _number(0, strict=False))
+       for part in ("premium", "size_vs_oi", "aggressor", "sweep", "unusualness", "tenor", "moneyness")},
+    "flow.retention": ("a number of seconds > 0", _number(0, strict=True)),
+    "flow.stream_max_bytes": ("an integer > 0 (bytes)", lambda v: v > 0),
 }
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
                tuple: "a list of strings", dict: "a table of strings"}
@@ -822,6 +925,14 @@ def _validate(config: Config, command: str = "run") -> None:
         raise fail(empty, f"empty while {other} is set: Kite needs both (or neither, for the simulator){hint}")
     if broker.instruments and not os.path.isfile(broker.instruments):
         raise fail("broker.instruments", f"no such file: {broker.instruments}")
+
+    flow = config.flow
+    if abs(sum(flow.weights) - 100.0) > 1e-9:
+        changed = [key for key in _KEYS if key.startswith("flow.weight_") and config.sources.get(key) != DEFAULT]
+        raise fail((changed or ["flow.weight_premium"])[0], f"the flow score's weights (flow.weight_*) must sum to 100, not "
+                   f"{sum(flow.weights):g}")
+    if flow.premium_base >= flow.premium_full:
+        raise fail("flow.premium_base", f"must be under flow.premium_full ({flow.premium_full:g})")
 
     redis = config.redis
     if redis.url == "none" and command == "plant":

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from fastflow import _hotpath as compiled
 from fastflow import reference
 from fastflow.analytics import flow
-from fastflow.analytics.flow import FlowSettings
+from fastflow.config import ConfigError, FlowSection, load_config
 from fastflow.instruments import Instruments
+from fastflow.instruments.symbols import INDEX_OF_UNDERLYING
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 from fastflow.sim.wire import kite as kw
@@ -35,8 +36,8 @@ FUTURE = next(r for r in ROWS if r["instrument_type"] == "FUT" and r["name"] == 
 LOT = int(OPTION["lot_size"])
 T0 = 1_790_000_000  # exchange time, epoch seconds
 #: Quiet settings: each scenario turns on only what it tests.
-QUIET = FlowSettings(block_lots=100_000, repeat_hits=1_000, voi_min_lots=10**9, z_min_samples=10**6,
-                     premium_floor=0.0, premium_floors={})
+QUIET = FlowSection(block_lots=100_000, repeat_hits=1_000, voi_min_lots=10**9, z_min_samples=10**6,
+                     premium_floor=0.0, premium_floors=())
 
 
 @dataclasses.dataclass
@@ -69,12 +70,12 @@ def index_packet(level: float) -> bytes:
     return kw.index_packet(int(NIFTY["instrument_token"]), paise, paise, paise, paise, paise, 0, T0)
 
 
-def run(hp: types.ModuleType, snaps: Iterable[Snap | bytes], flow_settings: FlowSettings = QUIET,
+def run(hp: types.ModuleType, snaps: Iterable[Snap | bytes], flow_settings: FlowSection = QUIET,
         spot: float | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Every event the snapshots make (one message, one flush each), and the counters."""
     state = hp.MarketState(INSTRUMENTS)
-    params, statics, ident, ident_off = flow.columns(INSTRUMENTS, flow_settings)
-    state.enable_flow(params, statics, ident, ident_off, 1)
+    detector, statics, ident, ident_off = flow.columns(INSTRUMENTS, flow_settings)
+    state.enable_flow(detector, statics, ident, ident_off, 1)
     decoder = hp.KiteDecoder(state)
     if spot is not None:
         decoder.feed(kw.message([index_packet(spot)]), 1)
@@ -130,9 +131,9 @@ def test_a_sweep_under_the_underlyings_premium_floor_is_not_an_event(impl: types
     """About ₹4 lakh: over the default floor (₹1 lakh), under NIFTY's (₹5 lakh)."""
     after = Snap(100.10, 14_000, asks=((1200, 100.10), (1300, 100.15), (1300, 100.20), (1300, 100.25),
                                        (1300, 100.30)))
-    floors = dataclasses.replace(QUIET, premium_floor=100_000.0, premium_floors={"NIFTY": 500_000.0})
+    floors = dataclasses.replace(QUIET, premium_floor=100_000.0, premium_floors=("NIFTY=500000",))
     assert run(impl, [Snap(100.0, 10_000), after], floors)[0] == []
-    cheaper = dataclasses.replace(floors, premium_floors={"NIFTY": 300_000.0})
+    cheaper = dataclasses.replace(floors, premium_floors=("NIFTY=300000",))
     assert kinds(run(impl, [Snap(100.0, 10_000), after], cheaper)[0]) == ["sweep"]
 
 
@@ -282,7 +283,7 @@ def test_the_event_is_enriched_from_the_instrument_master_and_the_underlying(imp
 def test_stock_options_lead_to_the_equity_and_futures_have_no_strike() -> None:
     full = kite_universe(size="full")
     stock = next(r for r in full if r["instrument_type"] == "CE" and r["exchange"] == "NFO"
-                 and r["name"] not in flow.INDEX_UNDERLYINGS)
+                 and r["name"] not in INDEX_OF_UNDERLYING)
     master = Instruments.from_kite_rows(full)
     symbol, slot = flow.underlying_of(master, master.slot(f"NFO:{stock['tradingsymbol']}"))
     assert symbol == f"NSE:{stock['name']}" and master.symbol_of(master.token[slot]) == symbol
@@ -293,21 +294,25 @@ def test_stock_options_lead_to_the_equity_and_futures_have_no_strike() -> None:
 
 
 def test_bad_settings_are_refused_with_a_reason() -> None:
+    with pytest.raises(ConfigError, match=r"FASTFLOW_FLOW_WEIGHT_TENOR: the flow score's weights .* sum to 100, not 110"):
+        load_config(env={"FASTFLOW_FLOW_WEIGHT_TENOR": "20"})
+    with pytest.raises(ConfigError, match="FASTFLOW_FLOW_PREMIUM_FLOORS: expected a list of NAME=rupees"):
+        load_config(env={"FASTFLOW_FLOW_PREMIUM_FLOORS": "NIFTY=lots"})
+    with pytest.raises(ConfigError, match="FASTFLOW_FLOW_SWEEP_LEVELS: expected an integer from 2 to 5"):
+        load_config(env={"FASTFLOW_FLOW_SWEEP_LEVELS": "1"})
     with pytest.raises(ValueError, match="sum to 100"):
-        FlowSettings(weights=(10.0,) * 7)
-    with pytest.raises(ValueError, match="sweep_levels"):
-        FlowSettings(sweep_levels=1)
+        flow.params(FlowSection(weight_tenor=20.0))
 
 
 # -- the two implementations agree --------------------------------------------------------------------
 
 
-def both(messages: list[bytes], flow_settings: FlowSettings) -> tuple[list[bytes], list[bytes]]:
+def both(messages: list[bytes], flow_settings: FlowSection) -> tuple[list[bytes], list[bytes]]:
     out = []
     for hp in (compiled, reference):
         state = hp.MarketState(INSTRUMENTS)
-        params, statics, ident, ident_off = flow.columns(INSTRUMENTS, flow_settings)
-        state.enable_flow(params, statics, ident, ident_off, 7)
+        detector, statics, ident, ident_off = flow.columns(INSTRUMENTS, flow_settings)
+        state.enable_flow(detector, statics, ident, ident_off, 7)
         decoder = hp.KiteDecoder(state)
         frames = []
         for i, message in enumerate(messages):
@@ -320,7 +325,7 @@ def both(messages: list[bytes], flow_settings: FlowSettings) -> tuple[list[bytes
 def test_both_implementations_agree_on_the_simulated_market() -> None:
     market = KiteMarket.from_rows(ROWS, seed=11)
     messages = [market.step(400, "full") for _ in range(150)]
-    loose = FlowSettings(z_min_samples=5, voi_min_lots=1, premium_floor=0.0, premium_floors={})
+    loose = FlowSection(z_min_samples=5, voi_min_lots=1, premium_floor=0.0, premium_floors=())
     fast, slow = both(messages, loose)
     assert fast == slow
     events = [e for frame in fast for e in flow.decode(frame)]
@@ -370,8 +375,8 @@ def sequences(draw: st.DrawFn) -> list[bytes]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequences())
 def test_random_sequences_agree_and_every_event_is_consistent(messages: list[bytes]) -> None:
-    loose = FlowSettings(block_lots=1, block_multiple=1.0, z_min_samples=3, voi_min_lots=1, premium_floor=0.0,
-                         premium_floors={}, repeat_hits=2)
+    loose = FlowSection(block_lots=1, block_multiple=1.0, z_min_samples=3, voi_min_lots=1, premium_floor=0.0,
+                         premium_floors=(), repeat_hits=2)
     fast, slow = both(messages, loose)
     assert fast == slow
     for frame in fast:

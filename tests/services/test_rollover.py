@@ -102,6 +102,12 @@ class Resets:
     def update_meta(self, meta: dict[str, str]) -> None:
         pass
 
+    def seed_flow(self, events: list[bytes]) -> None:
+        pass
+
+    def flow(self, frame: bytes) -> None:
+        pass
+
 
 def with_plant(test: Test, *, subscriptions: dict[int, str] | None = None, subscribe_all: str | None = "quote",
                load: Callable[[dt.datetime], Instruments] | None = None, redis_server: EmbeddedRedis | None = None,

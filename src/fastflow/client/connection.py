@@ -89,7 +89,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal
 
@@ -166,14 +166,15 @@ class ClientClosed(ClientError):
 
 
 class _Request:
-    __slots__ = ("future", "id", "op", "symbols")
+    __slots__ = ("extra", "future", "id", "op", "symbols")
 
     def __init__(self, op: str, ident: int, symbols: Sequence[Symbol] | None,
-                 future: asyncio.Future[Any] | None) -> None:
+                 future: asyncio.Future[Any] | None, extra: dict[str, Any] | None = None) -> None:
         self.op = op
         self.id = ident
         self.symbols = symbols
         self.future = future  # None: the client's own request (resubscribe, gap snapshot)
+        self.extra = extra  # more fields of the message (subscribe_flow's filter)
 
 
 def _canonical(symbol: Symbol) -> bool:
@@ -236,7 +237,7 @@ class Client:
         self.close_reason = ""
         self.stats: dict[str, int] = {
             "frames": 0, "ticks": 0, "snapshots": 0, "gaps": 0, "reconnects": 0, "errors": 0,
-            "duplicates": 0, "conflated": 0,
+            "duplicates": 0, "conflated": 0, "flow_events": 0, "flow_duplicates": 0, "flow_dropped": 0,
         }
         self._watch: dict[Symbol, None] = dict.fromkeys(symbols)
         self._ws: ClientConnection | None = None
@@ -259,6 +260,10 @@ class Client:
         self._retry: asyncio.Task[None] | None = None
         self._closing = False
         self._failure: BaseException | None = None
+        self._flow_filter: dict[str, Any] | None = None  # resubscribed after a reconnect
+        self._flow_pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._flow_wakeup = asyncio.Event()
+        self._flow_last_id = -1
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -286,6 +291,7 @@ class Client:
         self._closing = True
         self._live.set()  # wake requests waiting for a connection (they see _closing)
         self._wakeup.set()
+        self._flow_wakeup.set()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -384,6 +390,60 @@ class Client:
         await self._request("ping", None)
         return loop.time() - start
 
+    async def subscribe_flow(self, **flow_filter: Any) -> dict[str, Any]:
+        """Subscribe the options-flow tape with ``flow_filter`` (``underlyings``,
+        ``symbols``, ``kinds``, ``sides``, ``sentiments``, ``min_score``,
+        ``min_premium``: docs/protocol.md); the ``flow_subscribed`` reply. The
+        filter is sent again after a reconnect. Events come out of :meth:`flow`."""
+        reply: dict[str, Any] = await self._request("subscribe_flow", None, dict(flow_filter))
+        self._flow_filter = dict(flow_filter)
+        return reply
+
+    async def unsubscribe_flow(self) -> dict[str, Any]:
+        """Stop the options-flow tape."""
+        self._flow_filter = None
+        reply: dict[str, Any] = await self._request("unsubscribe_flow", None)
+        return reply
+
+    async def flow(self, **flow_filter: Any) -> AsyncIterator[dict[str, Any]]:
+        """The options-flow events matching ``flow_filter`` (see :meth:`subscribe_flow`),
+        the recent ones first, each once (by ``id``, also across reconnects)::
+
+            async for event in client.flow(underlyings=["NIFTY"], min_score=60):
+                print(event["kind"], event["symbol"], event["premium"], event["score"])
+        """
+        if self._task is None and not self._closing:
+            await self.start()
+        await self.subscribe_flow(**flow_filter)
+        while True:
+            if self._flow_pending:
+                yield self._flow_pending.popleft()
+                continue
+            if self._closing:
+                return
+            if self._failure is not None:
+                raise self._failure
+            self._flow_wakeup.clear()
+            await self._flow_wakeup.wait()
+
+    def _on_flow(self, message: dict[str, Any]) -> None:
+        fresh = 0
+        for event in message.get("events", ()):
+            ident = event.get("id") if isinstance(event, dict) else None
+            if not isinstance(ident, int) or ident <= self._flow_last_id:
+                self.stats["flow_duplicates"] += 1
+                continue
+            self._flow_last_id = ident
+            self._flow_pending.append(event)
+            fresh += 1
+        over = len(self._flow_pending) - self.max_pending
+        if over > 0:  # a consumer far behind: the oldest events go (counted)
+            for _ in range(over):
+                self._flow_pending.popleft()
+            self.stats["flow_dropped"] += over
+        self.stats["flow_events"] += fresh
+        self._flow_wakeup.set()
+
     async def _wait_live(self) -> None:
         while True:
             if self._failure is not None:
@@ -394,13 +454,13 @@ class Client:
                 return
             await self._live.wait()
 
-    async def _request(self, op: str, symbols: list[Symbol] | None) -> Any:
+    async def _request(self, op: str, symbols: list[Symbol] | None, extra: dict[str, Any] | None = None) -> Any:
         async def send_and_wait() -> Any:
             await self._wait_live()
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             ws = self._ws
             assert ws is not None
-            request = self._send_request(op, symbols, future)
+            request = self._send_request(op, symbols, future, extra)
             try:
                 await ws.send(self._encode(request, ws))
             except ConnectionClosed as exc:
@@ -413,9 +473,9 @@ class Client:
         return await asyncio.wait_for(send_and_wait(), self.request_timeout)
 
     def _send_request(self, op: str, symbols: Sequence[Symbol] | None,
-                      future: asyncio.Future[Any] | None) -> _Request:
+                      future: asyncio.Future[Any] | None, extra: dict[str, Any] | None = None) -> _Request:
         self._next_id += 1
-        request = _Request(op, self._next_id, symbols, future)
+        request = _Request(op, self._next_id, symbols, future, extra)
         self._requests.append(request)
         return request
 
@@ -424,7 +484,7 @@ class Client:
             self._requests.remove(request)
 
     def _encode(self, request: _Request, ws: ClientConnection) -> bytes | str:
-        message: dict[str, Any] = {"op": request.op, "id": request.id}
+        message: dict[str, Any] = {**(request.extra or {}), "op": request.op, "id": request.id}
         if request.symbols is not None:
             message["symbols"] = list(request.symbols)
         if ws.subprotocol == JSON:
@@ -432,9 +492,10 @@ class Client:
         packed: bytes = msgpack.packb(message)
         return packed
 
-    async def _send_own(self, ws: ClientConnection, op: str, symbols: Sequence[Symbol] | None = None) -> None:
+    async def _send_own(self, ws: ClientConnection, op: str, symbols: Sequence[Symbol] | None = None,
+                        extra: dict[str, Any] | None = None) -> None:
         """A request of the client itself (no caller waits for its reply)."""
-        request = self._send_request(op, symbols, None)
+        request = self._send_request(op, symbols, None, extra)
         try:
             await ws.send(self._encode(request, ws))
         except BaseException:
@@ -493,6 +554,7 @@ class Client:
             self.state = State.CLOSED
             self._live.set()
             self._wakeup.set()
+            self._flow_wakeup.set()
             if isinstance(exc, Exception):
                 return
             raise
@@ -528,6 +590,8 @@ class Client:
         try:
             if self._watch:
                 await self._send_own(ws, "subscribe", list(self._watch))
+            if self._flow_filter is not None:
+                await self._send_own(ws, "subscribe_flow", None, self._flow_filter)
             self.state = State.LIVE
             self._live.set()
             await self._read(ws)
@@ -568,12 +632,19 @@ class Client:
             if kind == "status":  # the feed's state: on connect and on every change
                 self.status = message
                 continue
+            if kind == "flow":
+                self._on_flow(message)
+                continue
             self._healthy = True
             answered, self._answered = self._answered, None
             if kind == "snapshot":
                 self._on_snapshot(message)
             elif kind == "subscribed" or kind == "unsubscribed":
                 self._on_subscription(kind, message)
+            elif kind in ("flow_subscribed", "flow_unsubscribed"):
+                request = self._reply_to("subscribe_flow" if kind == "flow_subscribed" else "unsubscribe_flow")
+                if request is not None and request.future is not None and not request.future.done():
+                    request.future.set_result(message)
             elif kind == "pong":
                 request = self._reply_to("ping", message.get("id"))
                 if request is not None and request.future is not None and not request.future.done():

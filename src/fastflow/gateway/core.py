@@ -36,6 +36,7 @@ from typing import Any
 import msgpack
 
 from fastflow.gateway import protocol as proto
+from fastflow.gateway.flow import FlowTape, parse_filter
 from fastflow.hotpath import FanOut, FrameError, ws_header
 from fastflow.instruments import calendar
 from fastflow.obs import metrics
@@ -130,6 +131,7 @@ class FanoutCore:
         self._clients: list[Client | None] = []
         self._pending: set[Client] = set()  # connected before the instrument list arrived
         self.json = JsonFrames()
+        self.flow = FlowTape()
         self.counters: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.faults = Faults("gateway", logger)  # our failures on a client message or a frame, contained
@@ -153,6 +155,7 @@ class FanoutCore:
     def disconnect(self, client: Client) -> None:
         """A client is gone (or being closed): it gets nothing more."""
         self._pending.discard(client)
+        self.flow.unsubscribe(client)
         if 0 <= client.cid < len(self._clients) and self._clients[client.cid] is client:
             self._clients[client.cid] = None
             if self.fan is not None:
@@ -352,6 +355,8 @@ class FanoutCore:
     def _answer(self, client: Client, request: proto.Request) -> list[dict[str, Any] | bytes]:
         if request.op == "ping":
             return [{"type": "pong", "id": request.id}]
+        if request.op in ("subscribe_flow", "unsubscribe_flow"):
+            return self._answer_flow(client, request)
         fan = self.fan
         if fan is None or client.cid < 0:
             raise proto.ProtocolError(UNAVAILABLE, "no instrument list yet: waiting for the plant", request.op)
@@ -383,6 +388,47 @@ class FanoutCore:
             replies.append(proto.error(proto.BAD_SYMBOLS, f"unknown symbols: {', '.join(map(str, unknown))}",
                                        request.op))
         return replies
+
+    def _answer_flow(self, client: Client, request: proto.Request) -> list[dict[str, Any] | bytes]:
+        """subscribe_flow: the filter stated back, then the recent matching events;
+        unsubscribe_flow: done. A client has one flow filter; a new one replaces it."""
+        reply: dict[str, Any]
+        if request.op == "unsubscribe_flow":
+            self.flow.unsubscribe(client)
+            reply = {"type": "flow_unsubscribed"}
+            if request.id is not None:
+                reply["id"] = request.id
+            return [reply]
+        wants_symbols = bool(request.fields.get("symbols"))
+        if wants_symbols and self.fan is None:
+            raise proto.ProtocolError(UNAVAILABLE, "no instrument list yet: waiting for the plant", request.op)
+        flt = parse_filter(request.fields, self.resolve if wants_symbols else None)
+        snapshot = self.flow.subscribe(client, flt)
+        reply = {"type": "flow_subscribed", "filter": flt.as_dict()}
+        if request.id is not None:
+            reply["id"] = request.id
+        self.counters["flow_subscriptions"] += 1
+        return [reply, snapshot]
+
+    def flow_frame(self, published: bytes) -> int:
+        """One published flush of flow events: each subscribed client's matching
+        events, one frame per client; a client over its high-water mark misses them
+        (counted: flow is a tape, not state to conflate). Returns the frames written."""
+        try:
+            out = self.flow.publish(published)
+        except ValueError as exc:
+            self.counters["frame_errors"] += 1
+            logger.warning("gateway: a malformed flow frame from redis skipped: %s", exc)
+            return 0
+        written = 0
+        for client, payload in out:
+            assert isinstance(client, Client)
+            if client.paused:
+                self.counters["flow_skipped"] += 1
+            elif self.write(client, payload):
+                written += 1
+        self.counters["flow_frames_out"] += written
+        return written
 
     def _snapshot(self, client: Client, symbols: list[str] | None) -> bytes:
         assert self.fan is not None

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import msgpack
 
 from fastflow.config import RedisSection
+from fastflow.gateway.flow import RECENT as FLOW_RECENT
 from fastflow.obs.backoff import Backoff
 from fastflow.obs.faults import Faults
 from fastflow.store.keys import Keys
@@ -49,6 +50,10 @@ class Sink(Protocol):
     def frame(self, frame: bytes) -> None: ...
 
     def update_meta(self, meta: dict[str, str]) -> None: ...
+
+    def seed_flow(self, events: list[bytes]) -> None: ...
+
+    def flow(self, frame: bytes) -> None: ...
 
 
 class LiveSubscription:
@@ -73,10 +78,12 @@ class LiveSubscription:
         self._subscribed: asyncio.Future[None] | None = None
         self._last_data = 0.0
         self._reload = ""  # why the session was ended to load the master again
+        self._flow_channel = keys.flowlive.encode()
         self.state = "idle"
         self.faults = Faults("redis pub/sub", logger)
         self.last_error = ""
-        self.counters = {"connects": 0, "reconnects": 0, "frames": 0, "bytes": 0, "seeds": 0, "errors": 0}
+        self.counters = {"connects": 0, "reconnects": 0, "frames": 0, "bytes": 0, "seeds": 0, "errors": 0,
+                         "flow_frames": 0}
 
     @property
     def live(self) -> bool:
@@ -89,7 +96,13 @@ class LiveSubscription:
 
     def _on_reply(self, reply: Any) -> None:
         self._last_data = time.monotonic()
-        if type(reply) is list and len(reply) == 3 and reply[0] in _MESSAGES:
+        if type(reply) is list and len(reply) == 3 and reply[0] in _MESSAGES and reply[1] == self._flow_channel:
+            self.counters["flow_frames"] += 1
+            try:
+                self.sink.flow(reply[2])  # flow is a tape: even while seeding, nothing to merge
+            except Exception as exc:
+                self.faults.record("flow frame", exc)
+        elif type(reply) is list and len(reply) == 3 and reply[0] in _MESSAGES:
             frame = reply[2]
             self.counters["frames"] += 1
             self.counters["bytes"] += len(frame)
@@ -146,10 +159,10 @@ class LiveSubscription:
             self.counters["connects"] += 1
             assert protocol.transport is not None
             verb = "SSUBSCRIBE" if self.target.cluster and version >= (7, 0) else "SUBSCRIBE"
-            protocol.transport.write(command(verb, self.keys.live))
+            protocol.transport.write(command(verb, self.keys.live, self.keys.flowlive))  # one slot: one tag
             await self._until(protocol, asyncio.wait_for(asyncio.shield(self._subscribed), self.connect_timeout))
             while True:
-                symbols, ids, latest, meta = await self._until(protocol, self._load(client))
+                symbols, ids, latest, meta, flow = await self._until(protocol, self._load(client))
                 if symbols:
                     break
                 self.state = "waiting_for_plant"
@@ -162,6 +175,7 @@ class LiveSubscription:
             self.state = "live"  # first: the sink may report itself ready from reset()
             self._backoff.up(time.monotonic())
             self.sink.reset(symbols, ids, seed, meta)
+            self.sink.seed_flow(flow)
             poller = asyncio.create_task(self._poll_meta(client, meta, protocol))
             try:
                 await self._watch(protocol)
@@ -188,16 +202,19 @@ class LiveSubscription:
             raise _Lost("stopped" if self._stop.is_set() else "connection lost")
         return task.result()
 
-    async def _load(self, client: Any) -> tuple[list[str], dict[str, str], dict[bytes, bytes], dict[str, str]]:
+    async def _load(self, client: Any) -> tuple[list[str], dict[str, str], dict[bytes, bytes], dict[str, str],
+                                                 list[bytes]]:
         keys = self.keys
         names = await client.hkeys(keys.instruments)
         if not names:
-            return [], {}, {}, {}
+            return [], {}, {}, {}, []
         ids = await client.hgetall(keys.ids)
         latest = await client.hgetall(keys.latest)
         meta = await client.hgetall(keys.meta)
+        recent = await client.xrevrange(keys.flow, count=FLOW_RECENT)  # the flow tape's snapshot source
+        flow = [fields[b"e"] for _, fields in reversed(recent) if b"e" in fields]
         return (sorted(n.decode() for n in names), {k.decode(): v.decode() for k, v in ids.items()},
-                latest, {k.decode(): v.decode(errors="replace") for k, v in meta.items()})
+                latest, {k.decode(): v.decode(errors="replace") for k, v in meta.items()}, flow)
 
     async def _poll_meta(self, client: Any, meta: dict[str, str], protocol: RespProtocol) -> None:
         """The partition's meta again every ``meta_interval`` seconds (the plant keeps

@@ -23,7 +23,7 @@ MSGPACK: Final = "fastflow.msgpack.v1"
 JSON: Final = "fastflow.json.v1"
 SUBPROTOCOLS: Final = (MSGPACK, JSON)
 
-OPS: Final = ("subscribe", "unsubscribe", "snapshot", "ping")
+OPS: Final = ("subscribe", "unsubscribe", "snapshot", "ping", "subscribe_flow", "unsubscribe_flow")
 
 #: Error codes of ``{"type": "error", "code": ...}`` (the connection stays usable).
 BAD_MESSAGE: Final = "bad_message"  # not a map/object, or not decodable in the connection's encoding
@@ -31,6 +31,7 @@ UNKNOWN_OP: Final = "unknown_op"
 BAD_SYMBOLS: Final = "bad_symbols"  # "symbols" missing or not a list of strings/ints
 TOO_MANY_SYMBOLS: Final = "too_many_symbols"
 RATE_LIMITED: Final = "rate_limited"
+BAD_FILTER: Final = "bad_filter"  # a subscribe_flow filter field of the wrong shape or value
 INTERNAL: Final = "internal_error"  # the gateway failed on the message (a bug of ours), contained
 
 
@@ -62,6 +63,8 @@ class Request:
     op: str
     symbols: tuple[str | int, ...] = ()
     id: Any = None  # echoed in the reply (ping -> pong)
+    #: The whole message, for subscribe_flow's filter (gateway.flow.parse_filter reads it).
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def decode(message: bytes | str, subprotocol: str) -> Any:
@@ -97,6 +100,8 @@ def parse(message: bytes | str, subprotocol: str, max_symbols: int) -> Request:
         raise ProtocolError(BAD_MESSAGE, "\"id\" must be a string, a finite number or null", op)
     if op == "ping":
         return Request(op, id=ident)
+    if op in ("subscribe_flow", "unsubscribe_flow"):
+        return Request(op, id=ident, fields=value)
     symbols = value.get("symbols")
     if symbols is None and op == "snapshot":
         return Request(op, id=ident)

@@ -327,6 +327,14 @@ class Gateway:
         self._ready.set()
         self.last_frame = time.time()
 
+    def seed_flow(self, events: list[bytes]) -> None:
+        """The flow stream's recent events, oldest first (a (re)connect to Redis)."""
+        self.core.flow.seed(events)
+
+    def flow(self, frame: bytes) -> None:
+        """One published flush of options-flow events: to each subscribed client, filtered."""
+        self.core.flow_frame(frame)
+
     def frame(self, frame: bytes) -> None:
         """One published frame: to every changed client that is not behind.
         Observes the ticks' age on arrival (stage ``gateway``) and once every

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 __all__ = [
+    "INDEX_OF_UNDERLYING",
     "KITE_EXCHANGE_OF_SEGMENT",
     "MONTHS",
     "WEEKLY_MONTH_CODES",
@@ -48,6 +49,25 @@ __all__ = [
 MONTHS: Final = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: The month letter of a weekly option's symbol, by month (January first).
 WEEKLY_MONTH_CODES: Final = "123456789OND"
+#: The index a derivative's ``name`` is on (Kite's ``name``, the first word of Upstox's
+#: ``trading_symbol``) -> the index's symbol; any other name is a stock, ``NSE:<name>``.
+INDEX_OF_UNDERLYING: Final[Mapping[str, str]] = {
+    "NIFTY": "NSE:NIFTY 50",
+    "BANKNIFTY": "NSE:NIFTY BANK",
+    "FINNIFTY": "NSE:NIFTY FIN SERVICE",
+    "MIDCPNIFTY": "NSE:NIFTY MID SELECT",
+    "NIFTYNXT50": "NSE:NIFTY NEXT 50",
+    "SENSEX": "BSE:SENSEX",
+    "BANKEX": "BSE:BANKEX",
+}
+
+
+def underlying_symbol(name: str, exchange: str = "NFO") -> str:
+    """The symbol of the index or stock a derivative named ``name`` (``NIFTY``,
+    ``RELIANCE``) trades on: an index's symbol, else the equity on NSE (BSE for a
+    BFO contract)."""
+    name = name.strip().upper()
+    return INDEX_OF_UNDERLYING.get(name) or f"{'BSE' if exchange.upper() in ('BFO', 'BSE') else 'NSE'}:{name}"
 
 #: Upstox derivative segment -> Kite exchange.
 KITE_EXCHANGE_OF_SEGMENT: Final[Mapping[str, str]] = {

@@ -345,15 +345,18 @@ class FlowDetector:
 
     # -- per flush -------------------------------------------------------------------------
 
-    def take(self) -> tuple[bytes, int]:
+    def take(self) -> tuple[bytes, bytes, int]:
+        """(one msgpack array of the events, their n + 1 int64 offsets in it, count)."""
         if not self.events:
-            return b"", 0
+            return b"", b"", 0
         out = [_array_header(len(self.events))]
+        offsets = [len(out[0])]
         for e in self.events:
             out.append(self._encode(e))
+            offsets.append(offsets[-1] + len(out[-1]))
         count = len(self.events)
         self.events = []
-        return b"".join(out), count
+        return b"".join(out), np.array(offsets, dtype=np.int64).tobytes(), count
 
     def _encode(self, e: dict[str, Any]) -> bytes:
         st = self.info[e["slot"]]

@@ -89,6 +89,7 @@ class TickBatch:
     _symbol_table: Sequence[str]  # the state's symbols, by slot (never modified)
     _receive_time_ns: int
     _flow: bytes
+    _flow_offsets: bytes
     _flow_count: int
 
     def __init__(self) -> None:
@@ -96,7 +97,8 @@ class TickBatch:
 
     @classmethod
     def _create(cls, blobs: list[bytes], slots: list[int], symbol_table: Sequence[str],
-                receive_time_ns: int = 0, flow: bytes = b"", flow_count: int = 0) -> TickBatch:
+                receive_time_ns: int = 0, flow: bytes = b"", flow_offsets: bytes = b"",
+                flow_count: int = 0) -> TickBatch:
         offsets = [0]
         for blob in blobs:
             offsets.append(offsets[-1] + len(blob))
@@ -108,8 +110,16 @@ class TickBatch:
         batch._symbol_table = symbol_table
         batch._receive_time_ns = receive_time_ns
         batch._flow = flow
+        batch._flow_offsets = flow_offsets
         batch._flow_count = flow_count
         return batch
+
+    def flow_events(self) -> list[bytes]:
+        """The msgpack map of each flow event (a list of bytes, sliced from :attr:`flow`)."""
+        if not self._flow_count:
+            return []
+        offsets = np.frombuffer(self._flow_offsets, dtype=np.int64)
+        return [self._flow[int(offsets[i]):int(offsets[i + 1])] for i in range(self._flow_count)]
 
     @property
     def flow(self) -> bytes:
@@ -337,8 +347,9 @@ class MarketState:
         self._dirty.clear()
         self._flushes += 1
         self._flushed_ticks += len(slots)
-        flow, count = self._flow.take() if self._flow is not None else (b"", 0)
-        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots), flow, count)
+        flow, flow_offsets, count = self._flow.take() if self._flow is not None else (b"", b"", 0)
+        return TickBatch._create(blobs, slots, self._symbols, self._oldest_receive_time(slots), flow, flow_offsets,
+                                 count)
 
     def _oldest_receive_time(self, slots: list[int]) -> int:
         """The smallest positive ``recv_ns`` of ``slots``, 0 when none."""

@@ -37,8 +37,9 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from fastflow import brokers
+from fastflow.analytics import flow as options_flow
 from fastflow.brokers import masters
-from fastflow.config import Config, PlantSection
+from fastflow.config import Config, FlowSection, PlantSection
 from fastflow.errors import ListenError
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.ingest.replay import ReplayIngest
@@ -163,11 +164,13 @@ class Plant:
         shutdown_timeout: float = 3.0,
         subscribe_all: str | None = None,
         day: datetime.date | None = None,
+        flow: FlowSection | None = None,
     ) -> None:
         if instruments.broker != broker:
             raise ValueError(f"a {instruments.broker} instrument master cannot serve a {broker} plant")
         self.broker = broker
-        self.state = MarketState(instruments)
+        self.flow = flow
+        self.state = self._new_state(instruments)
         self.spec = brokers.get(broker)
         self.decoder = self.spec.decoder(self.state)
         self.subscriptions = dict(subscriptions)
@@ -254,7 +257,7 @@ class Plant:
             raise ValueError(f"a {instruments.broker} instrument master cannot serve a {self.broker} plant")
         change = master_change(self.state.instruments, instruments)
         subscriptions, missing, note = self._subscriptions_in(instruments)
-        state = MarketState(instruments)
+        state = self._new_state(instruments)
         decoder = self.spec.decoder(state)
         self.live.resubscribe(decoder, subscriptions)  # raises before changing anything
         old, before = self.state, self.subscriptions
@@ -273,6 +276,13 @@ class Plant:
         return Rolled(day=day, change=change, before=len(before), after=len(subscriptions),
                       unsubscribed=sum(1 for key in before if key not in subscriptions),
                       subscribed=sum(1 for key in subscriptions if key not in before), missing=fresh, note=note)
+
+    def _new_state(self, instruments: Instruments) -> MarketState:
+        """The state of ``instruments``, with options-flow detection when ``flow`` is given."""
+        state = MarketState(instruments)
+        if self.flow is not None:
+            options_flow.enable(state, self.flow)
+        return state
 
     def _subscriptions_in(self, instruments: Instruments) -> tuple[dict[Any, str], list[str], str]:
         """The subscriptions a rollover makes in ``instruments``, the wanted symbols it
@@ -390,6 +400,7 @@ class Plant:
                 **({"rollover": self.rollover.health()} if self.rollover is not None else {}),
             },
             "decoder": self.decoder.stats(),
+            **({"flow": self.state.flow_stats} if self.flow is not None else {}),
             "ingest": ingest,
             **({"redis": self.store.health()} if self.store is not None else {}),
         }
@@ -748,7 +759,8 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
     try:
         plant = Plant(spec.name, instruments, subscriptions, ingest_options=options, replay=replay,
                       speed=section.replay_speed, day=day if replay is None else None,
-                      subscribe_all=broker.mode if replay is None and not broker.symbols else None)
+                      subscribe_all=broker.mode if replay is None and not broker.symbols else None,
+                      flow=config.flow if config.flow.enabled else None)
     except (NotImplementedError, ValueError, CaptureError) as exc:
         return fail(str(exc))
     if rolls:
@@ -769,6 +781,7 @@ def main(config: Config, *, duration: float | None = None, instruments: Instrume
                 report(f"redis: {target}")
             writer = RedisWriter(plant.state, target, keys, maxlen=redis.stream_maxlen,
                                  max_bytes=redis.stream_max_bytes, ttl=redis.ttl,
+                                 flow_retention=config.flow.retention, flow_max_bytes=config.flow.stream_max_bytes,
                                  source="replay" if replay else "broker" if broker.live else "simulator",
                                  backoff_reset_after=redis.backoff_reset_after)
         except (ValueError, RedisServerError) as exc:

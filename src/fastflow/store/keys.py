@@ -14,6 +14,9 @@ partition name: the broker, ``kite`` or ``upstox``). With the default prefix
     ff:{kite}:ids           hash   broker id (Kite token / Upstox instrument_key) -> symbol; on Upstox
                                    also each derivative's Kite-style symbol (NFO:NIFTY26DECFUT)
     ff:{kite}:meta          hash   broker, instrument count, writer start time, flushes, dropped entries
+    ff:{kite}:flow          stream one entry per options-flow event, field "e" = its msgpack map,
+                                   trimmed by time (XADD MINID ~) and by bytes (XTRIM MAXLEN ~)
+    ff:{kite}:flowlive      pub/sub channel: one message per flush with events, their msgpack array
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ class Keys:
     def meta(self) -> str:
         return f"{self.tag}:meta"
 
+    @property
+    def flow(self) -> str:
+        return f"{self.tag}:flow"
+
+    @property
+    def flowlive(self) -> str:
+        return f"{self.tag}:flowlive"
+
     def all(self) -> list[str]:
         """Every key of the partition (for cleanup and tests)."""
-        return [self.latest, self.ticks, self.instruments, self.ids, self.meta]
+        return [self.latest, self.ticks, self.instruments, self.ids, self.meta, self.flow]

@@ -71,7 +71,7 @@ from typing import Any
 import hiredis
 import msgpack
 
-from fastflow.config import RedisSection
+from fastflow.config import FlowSection, RedisSection
 from fastflow.hotpath import MarketState, TickBatch
 from fastflow.obs import metrics
 from fastflow.obs.backoff import Backoff
@@ -80,6 +80,9 @@ from fastflow.store.keys import Keys
 from fastflow.store.resp import Endpoint, RedisSetupError, RespProtocol, bulk, command, partition_node
 
 logger = logging.getLogger(__name__)
+
+#: Flow events of dropped flushes kept for the next write, at most.
+FLOW_BACKLOG = 10_000
 
 class RedisWriter:
     """Writes every flush of ``state`` to Redis (see the module docstring)."""
@@ -100,6 +103,8 @@ class RedisWriter:
         connect_timeout: float = 5.0,
         source: str = "",
         rng: random.Random | None = None,
+        flow_retention: float = FlowSection.retention,
+        flow_max_bytes: int = FlowSection.stream_max_bytes,
     ) -> None:
         if maxlen < 1 or ttl < 1 or max_in_flight < 1 or max_bytes < 1:
             raise ValueError("maxlen, max_bytes, ttl and max_in_flight must be >= 1")
@@ -139,9 +144,24 @@ class RedisWriter:
         #: Set when the writes in flight may have settled (a flush acknowledged with
         #: nothing behind it, a connection made or lost): what drain() waits on.
         self._changed = asyncio.Event()
+        # Options flow (TickBatch.flow): one stream entry per event, trimmed by time on
+        # every XADD (MINID ~) and by bytes once a second (XTRIM MAXLEN ~), and one live
+        # message per flush. Events of a dropped flush wait (up to FLOW_BACKLOG) and go
+        # out with the next written one: flow is not state, a rewrite cannot restore it.
+        if flow_retention <= 0 or flow_max_bytes < 1:
+            raise ValueError("flow_retention must be > 0 and flow_max_bytes >= 1")
+        self.flow_retention = flow_retention
+        self.flow_max_bytes = flow_max_bytes
+        self._flow_key = bulk(keys.flow.encode())
+        self._flow_backlog: list[bytes] = []
+        self._flow_bytes = 0  # event bytes and count since the byte bound was last computed
+        self._flow_count = 0
+        self._flow_mean = 1024.0
+        self._flow_trim_due = 0.0
         self._latest = keys.latest.encode()
         self._xadd_head = self._xadd(maxlen)
         self._publish_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.live.encode())
+        self._flowlive_head = b"*3\r\n" + bulk(b"PUBLISH") + bulk(keys.flowlive.encode())
         self._expire = command("EXPIRE", keys.latest, ttl)
         self._master_cache: list[bytes] | None = None
         self._started_ns = 0  # meta's writer_started_ns: the first connect's time
@@ -153,7 +173,7 @@ class RedisWriter:
         self.last_error = ""
         self.counters = {
             "connects": 0, "reconnects": 0, "flushes": 0, "ticks": 0, "written": 0, "dropped": 0,
-            "rewrites": 0, "errors": 0, "bytes": 0, "oom": 0,
+            "rewrites": 0, "errors": 0, "bytes": 0, "oom": 0, "flow_events": 0, "flow_dropped": 0,
         }
 
     def _xadd(self, entries: int) -> bytes:
@@ -198,6 +218,8 @@ class RedisWriter:
         if protocol is None or protocol.paused or self._flights >= self.max_in_flight:
             self.counters["dropped"] += 1
             self._stale = True
+            if batch.flow_count:
+                self._hold_flow(batch.flow_events())
             return
         if self._stale:
             self._rewrite(protocol)
@@ -216,12 +238,54 @@ class RedisWriter:
             parts.append(self._expire)
             replies += 1
             self._expire_due = now + 1.0
+        if batch.flow_count or self._flow_backlog:
+            replies += self._flow_parts(parts, batch, now)
         protocol.transport.writelines(parts)
         self._pending.append([replies, batch.receive_time_ns, len(batch), 1])
         self._flights += 1
         self._added += 1
         self.counters["written"] += 1
         self.counters["bytes"] += sum(len(p) for p in parts)
+
+    def _hold_flow(self, events: list[bytes]) -> None:
+        """Keep a dropped flush's events for the next write (the oldest beyond FLOW_BACKLOG are lost, counted)."""
+        self._flow_backlog += events
+        over = len(self._flow_backlog) - FLOW_BACKLOG
+        if over > 0:
+            del self._flow_backlog[:over]
+            self.counters["flow_dropped"] += over
+
+    def _flow_parts(self, parts: list[bytes], batch: TickBatch, now: float) -> int:
+        """The flush's flow commands (after any held back): one XADD per event, trimmed
+        to the retention by MINID, one live message with them all; once a second an
+        XTRIM to the byte bound. Returns the replies they make."""
+        events = batch.flow_events()
+        if self._flow_backlog:
+            events, self._flow_backlog = self._flow_backlog + events, []
+            frame = _array_header(len(events)) + b"".join(events)
+        else:
+            frame = batch.flow
+        cutoff = max(0, time.time_ns() // 1_000_000 - int(self.flow_retention * 1000))
+        head = b"*8\r\n" + bulk(b"XADD") + self._flow_key + bulk(b"MINID") + bulk(b"~") + \
+            bulk(b"%d-0" % cutoff) + bulk(b"*") + bulk(b"e")
+        size = 0
+        for event in events:
+            parts += [head, b"$%d\r\n" % len(event), event, b"\r\n"]
+            size += len(event)
+        parts += [self._flowlive_head, b"$%d\r\n" % len(frame), frame, b"\r\n"]
+        replies = len(events) + 1
+        self.counters["flow_events"] += len(events)
+        self._flow_bytes += size
+        self._flow_count += len(events)
+        if now >= self._flow_trim_due:
+            self._flow_trim_due = now + 1.0
+            if self._flow_count:
+                self._flow_mean = self._flow_bytes / self._flow_count + 64  # Redis's own bytes per entry
+                self._flow_bytes = self._flow_count = 0
+            entries = max(1, int(self.flow_max_bytes / self._flow_mean))
+            parts.append(command("XTRIM", self.keys.flow, "MAXLEN", "~", entries))
+            replies += 1
+        return replies
 
     def _rewrite(self, protocol: RespProtocol) -> None:
         """The whole latest state in one HSET (after a drop or a reconnect)."""
@@ -362,6 +426,10 @@ class RedisWriter:
                             "Flushes whose stream entry and live message were dropped (writer full or "
                             "disconnected)", n["dropped"]),
             metrics.counter("redis_rewrites_total", "Full rewrites of the latest hash", n["rewrites"]),
+            metrics.counter("redis_flow_events_total", "Options-flow events written to the flow stream",
+                            n["flow_events"]),
+            metrics.counter("redis_flow_dropped_total", "Options-flow events lost: more than the backlog "
+                            "waited while the writer was full or disconnected", n["flow_dropped"]),
             metrics.counter("redis_errors_total", "Error replies from Redis", n["errors"]),
             metrics.counter("redis_oom_total", "Writes Redis refused at its maxmemory (OOM)", n["oom"]),
             metrics.gauge("redis_full", "1 while Redis refuses writes at its maxmemory", 1 if self.full else 0),
@@ -435,6 +503,7 @@ class RedisWriter:
             ep, self._latest, lambda: RespProtocol(self._on_reply, self._catch_up), self.connect_timeout)
         publish = b"SPUBLISH" if ep.cluster and version >= (7, 0) else b"PUBLISH"
         self._publish_head = b"*3\r\n" + bulk(publish) + bulk(self.keys.live.encode())
+        self._flowlive_head = b"*3\r\n" + bulk(publish) + bulk(self.keys.flowlive.encode())
         self._protocol = protocol
         self._pending.clear()
         self._flights = 0
@@ -481,6 +550,15 @@ class RedisWriter:
         master.append(command("EXEC"))
         self._master_cache = master
         return master
+
+
+def _array_header(n: int) -> bytes:
+    """A msgpack array header for ``n`` items."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _flatten(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
