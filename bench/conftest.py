@@ -91,6 +91,11 @@ def pytest_addoption(parser: Any) -> None:
         help="write the summary tables as JSON and markdown into this directory (make bench: bench/results)",
     )
     parser.addoption(
+        "--flow-seconds",
+        default="600",
+        help="market seconds the options-flow benchmark runs (make test: 600; make bench: 22,500, the session)",
+    )
+    parser.addoption(
         "--realism-hours",
         default="1",
         help="market hours the simulator realism benchmark runs (make test: 1; make bench: 6.25, the session)",

@@ -115,6 +115,7 @@ ctypedef struct ff_flow_params:
     int64_t block_lots
     double block_multiple
     int32_t sweep_levels
+    int64_t sweep_min_lots
     int64_t repeat_window_ms
     int32_t repeat_hits
     double z_threshold
@@ -190,6 +191,7 @@ cdef class FlowDetector:
         self.p.block_lots = p["block_lots"]
         self.p.block_multiple = p["block_multiple"]
         self.p.sweep_levels = p["sweep_levels"]
+        self.p.sweep_min_lots = p["sweep_min_lots"]
         self.p.repeat_window_ms = p["repeat_window_ms"]
         self.p.repeat_hits = p["repeat_hits"]
         self.p.z_threshold = p["z_threshold"]
@@ -291,7 +293,7 @@ cdef class FlowDetector:
             err = 0.5 * (<double>s.volume + <double>m.volume) / <double>dv
             if vwap > 0 and err <= half:
                 price = vwap
-        cdef int32_t levels = self._sweep(s, m, dv, &price)
+        cdef int32_t levels = self._sweep(s, m, dv, &price) if dv >= self.p.sweep_min_lots * st.lot else 0
         cdef uint8_t side, bucket
         if levels:
             bucket = BUCKET_ABOVE_ASK if s.last_price > m.ask_p[0] else BUCKET_BELOW_BID
@@ -332,7 +334,7 @@ cdef class FlowDetector:
         cdef ff_flow_event *e
         if levels and premium >= st.floor:
             e = self._event(FLOW_SWEEP, slot, s, st, m, side, bucket, levels, rupees, dv, premium, z, base, stride)
-        if (dv >= self.p.block_lots * st.lot and premium >= st.floor
+        if (not levels and dv >= self.p.block_lots * st.lot and premium >= st.floor
                 and (not baseline or <double>dv >= self.p.block_multiple * m.ew_mean)):
             e = self._event(FLOW_BLOCK, slot, s, st, m, side, bucket, levels, rupees, dv, premium, z, base, stride)
         # Repeated hits: aggressive same-side prints chained while each follows the last

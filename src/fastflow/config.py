@@ -265,12 +265,15 @@ class FlowSection:
     block_lots: int = 20
     #: ... and this multiple of the contract's running mean dV (once it has a baseline).
     block_multiple: float = 8.0
-    #: A sweep takes at least this many levels of the previous book.
+    #: A sweep takes at least this many levels of the previous book ...
     sweep_levels: int = 2
+    #: ... with at least this many lots (a few lots walking a thin book, or a book that
+    #: moved between two snapshots, is not an order sweeping it).
+    sweep_min_lots: int = 20
     #: Repeated hits: same-side aggressive prints, each within this many ms of the last ...
     repeat_window_ms: int = 2000
     #: ... reported once the chain has this many.
-    repeat_hits: int = 3
+    repeat_hits: int = 5
     #: Unusual volume: an interval's dV this many standard deviations over the baseline ...
     z_threshold: float = 4.0
     #: ... an exponentially weighted mean and variance with this weight per print ...
@@ -583,6 +586,7 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "flow.block_lots": ("an integer > 0", lambda v: v > 0),
     "flow.block_multiple": ("a number >= 0", _number(0, strict=False)),
     "flow.sweep_levels": ("an integer from 2 to 5 (the levels a Kite book has)", lambda v: 2 <= v <= 5),
+    "flow.sweep_min_lots": ("an integer >= 0", lambda v: v >= 0),
     "flow.repeat_window_ms": ("an integer > 0 (milliseconds)", lambda v: v > 0),
     "flow.repeat_hits": ("an integer >= 2", lambda v: v >= 2),
     "flow.z_threshold": ("a number > 0", _number(0, strict=True)),

@@ -137,6 +137,20 @@ def test_a_sweep_under_the_underlyings_premium_floor_is_not_an_event(impl: types
     assert kinds(run(impl, [Snap(100.0, 10_000), after], cheaper)[0]) == ["sweep"]
 
 
+def test_a_few_lots_walking_the_book_are_not_a_sweep(impl: types.ModuleType) -> None:
+    """Two levels of 5 lots each taken by 11 lots: under flow.sweep_min_lots (20)."""
+    thin = tuple((5 * LOT, p) for _, p in Snap.asks)
+    after = Snap(100.05, 10_000 + 11 * LOT, asks=((4 * LOT, 100.05), *thin[2:], (5 * LOT, 100.25)))
+    assert run(impl, [Snap(100.0, 10_000, asks=thin), after])[0] == []
+    assert kinds(run(impl, [Snap(100.0, 10_000, asks=thin), after], dataclasses.replace(QUIET, sweep_min_lots=10))[0]) \
+        == ["sweep"]
+
+
+def test_a_large_sweep_is_a_sweep_and_not_also_a_block(impl: types.ModuleType) -> None:
+    settings_ = dataclasses.replace(QUIET, block_lots=20)
+    assert kinds(run(impl, [Snap(100.0, 10_000), SWEEP_AFTER], settings_)[0]) == ["sweep"]
+
+
 def test_one_level_taken_is_not_a_sweep(impl: types.ModuleType) -> None:
     before = Snap(100.0, 10_000)
     after = Snap(100.0, 11_000, asks=((300, 100.0), *Snap.asks[1:]))  # part of the touch
@@ -325,7 +339,7 @@ def both(messages: list[bytes], flow_settings: FlowSection) -> tuple[list[bytes]
 def test_both_implementations_agree_on_the_simulated_market() -> None:
     market = KiteMarket.from_rows(ROWS, seed=11)
     messages = [market.step(400, "full") for _ in range(150)]
-    loose = FlowSection(z_min_samples=5, voi_min_lots=1, premium_floor=0.0, premium_floors=())
+    loose = FlowSection(z_min_samples=5, voi_min_lots=1, premium_floor=0.0, premium_floors=(), sweep_min_lots=0)
     fast, slow = both(messages, loose)
     assert fast == slow
     events = [e for frame in fast for e in flow.decode(frame)]
@@ -376,7 +390,7 @@ def sequences(draw: st.DrawFn) -> list[bytes]:
 @given(sequences())
 def test_random_sequences_agree_and_every_event_is_consistent(messages: list[bytes]) -> None:
     loose = FlowSection(block_lots=1, block_multiple=1.0, z_min_samples=3, voi_min_lots=1, premium_floor=0.0,
-                         premium_floors=(), repeat_hits=2)
+                        premium_floors=(), repeat_hits=2, sweep_min_lots=0)
     fast, slow = both(messages, loose)
     assert fast == slow
     for frame in fast:

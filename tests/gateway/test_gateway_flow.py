@@ -23,7 +23,8 @@ from ..waiting import DEADLINE, until
 
 pytestmark = pytest.mark.usefixtures("event_loop_policy")  # asyncio, then uvloop
 
-LOOSE = FlowSection(premium_floor=0.0, premium_floors=(), z_min_samples=5, voi_min_lots=1, repeat_hits=2)
+LOOSE = FlowSection(premium_floor=0.0, premium_floors=(), z_min_samples=5, voi_min_lots=1, repeat_hits=2,
+                    sweep_min_lots=0)
 
 
 class FlowMarket(MarketFeed):

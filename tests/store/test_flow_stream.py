@@ -28,7 +28,8 @@ from fastflow.store.writer import RedisWriter
 from ..waiting import DEADLINE, until
 
 #: Thresholds low enough that the simulated market makes events in every few flushes.
-LOOSE = FlowSection(premium_floor=0.0, premium_floors=(), z_min_samples=5, voi_min_lots=1, repeat_hits=2)
+LOOSE = FlowSection(premium_floor=0.0, premium_floors=(), z_min_samples=5, voi_min_lots=1, repeat_hits=2,
+                    sweep_min_lots=0)
 
 
 class FlowFeed:

@@ -40,7 +40,8 @@ def params(section: FlowSection) -> dict[str, Any]:
     if section.sweep_levels < 2 or section.repeat_hits < 2:
         raise ValueError("flow sweep_levels and repeat_hits must be >= 2")
     return {"block_lots": section.block_lots, "block_multiple": section.block_multiple,
-            "sweep_levels": section.sweep_levels, "repeat_window_ms": section.repeat_window_ms,
+            "sweep_levels": section.sweep_levels, "sweep_min_lots": section.sweep_min_lots,
+            "repeat_window_ms": section.repeat_window_ms,
             "repeat_hits": section.repeat_hits, "z_threshold": section.z_threshold, "z_alpha": section.z_alpha,
             "z_min_samples": section.z_min_samples, "voi_min_lots": section.voi_min_lots,
             "max_gap_ms": section.max_gap_ms, "atm_pct": section.atm_pct, "premium_base": section.premium_base,

@@ -171,7 +171,7 @@ class FlowDetector:
             err = 0.5 * (float(volume) + float(m.volume)) / float(dv)
             if vwap > 0 and err <= half:
                 price = vwap
-        levels, swept = self._sweep(s, m, dv)
+        levels, swept = self._sweep(s, m, dv) if dv >= p["sweep_min_lots"] * st.lot else (0, 0.0)
         if levels:
             price = swept
             bucket = ABOVE_ASK if ltp > m.ask_p[0] else BELOW_BID
@@ -212,7 +212,7 @@ class FlowDetector:
         common = (slot, s, st, m, side, bucket, levels)
         if levels and premium >= st.floor:
             self._event(SWEEP, *common, rupees, dv, premium, z)
-        if (dv >= p["block_lots"] * st.lot and premium >= st.floor
+        if (not levels and dv >= p["block_lots"] * st.lot and premium >= st.floor
                 and (not baseline or float(dv) >= p["block_multiple"] * m.ew_mean)):
             self._event(BLOCK, *common, rupees, dv, premium, z)
         if bucket != MID:
