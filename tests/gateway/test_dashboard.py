@@ -46,6 +46,8 @@ from typing import Any
 import msgpack
 import pytest
 
+from fastflow.analytics import flow as options_flow
+from fastflow.config import FlowSection
 from fastflow.gateway.server import Gateway
 from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
@@ -90,8 +92,10 @@ class LiveMarket:
     (:meth:`freeze`); ``gateway`` options go to the gateway's section."""
 
     def __init__(self, server: EmbeddedRedis | RedisTarget, hz: float = 20.0, packets: int = 100,
-                 stream: bool = True, **gateway: Any) -> None:
+                 stream: bool = True, flow: FlowSection | None = None, **gateway: Any) -> None:
         self.target = target_of(server) if isinstance(server, EmbeddedRedis) else server
+        self.flow = flow  # detect options flow with these settings; its events go to `events`
+        self.events: list[dict[str, Any]] = []
         self.stream = stream
         self.hz = hz
         self.packets = packets
@@ -155,6 +159,8 @@ class LiveMarket:
                 await self.stop_gateway()
             return
         feed = self.feed = MarketFeed(self.target)
+        if self.flow is not None:
+            options_flow.enable(feed.state, self.flow)
         await feed.start()
 
         async def stream() -> None:  # MarketFeed.run, with a pause
@@ -167,6 +173,7 @@ class LiveMarket:
                     paused.clear()
                     continue
                 batch = await feed.step(self.packets)
+                self.events += options_flow.decode(batch.flow)
                 for symbol in batch.symbols():
                     tick = feed.tick(symbol)
                     self.published[(symbol, int(tick["seq"]))] = tick
@@ -990,3 +997,91 @@ def test_make_run_shows_live_prices_in_the_browser(browser: webdriver.Chrome, tm
         code = run.wait(60)
     assert code == 0, log.read_text()
     assert "stopped: every child exited, files removed" in log.read_text()
+
+
+# Every row of the flow tape, read in one go.
+READ_FLOW = """
+return Array.from(document.querySelectorAll('#flow-rows tr'), r => ({
+  kind: r.dataset.kind, symbol: r.dataset.symbol, score: Number(r.dataset.score), receive: r.dataset.receive,
+  key: [r.dataset.symbol, r.dataset.kind, Number(r.dataset.quantity), Number(r.dataset.ts)],
+  classes: r.className, cells: Array.from(r.children, c => c.textContent), breakdown: r.lastChild.title}));
+"""
+FLOW_SETTINGS = FlowSection(premium_floor=0.0, premium_floors=(), z_min_samples=5, voi_min_lots=1, repeat_hits=3,
+                            sweep_min_lots=0)
+
+
+def test_the_flow_tape_shows_the_plants_events_filtered_in_the_browser(redis_server: EmbeddedRedis,
+                                                                      browser: webdriver.Chrome) -> None:
+    """The tape shows the events the plant published, newest first, each with its figures
+    (₹ lakh, price against the touch, the score's breakdown on hover), coloured by its
+    sentiment, golden sweeps marked; the filters (kept across a reload) narrow it; the net
+    premium per underlying adds up the events the page holds."""
+    driver = browser
+    with LiveMarket(redis_server, packets=300, flow=FLOW_SETTINGS) as market:
+        open_page(driver, page_url(market, ["NSE:INFY"]))
+        driver.execute_script("localStorage.removeItem('fastflow.flow');")
+        driver.refresh()
+        wait(driver, lambda d: conn_state(d) == "live", "the badge says live")
+        wait(driver, lambda d: len(d.execute_script(READ_FLOW)) >= 20, "20 rows on the tape")
+        # An event's key: contract, kind, quantity and exchange second (receive_time_ns loses its last
+        # digits in a JavaScript number).
+        rows = driver.execute_script(READ_FLOW)
+
+        def recorded() -> dict[tuple[Any, ...], dict[str, Any]]:
+            """The market's events by key, once it has recorded every one the page shows (the
+            market records a flush when Redis acknowledged it, maybe after the browser got it)."""
+            end = time.monotonic() + DEADLINE
+            while True:
+                keys = {(e["symbol"], e["kind"], e["quantity"], e["exchange_timestamp"]): e
+                        for e in list(market.events)}
+                if all(tuple(r["key"]) in keys for r in rows) or time.monotonic() > end:
+                    return keys
+                time.sleep(0.05)
+
+        by_key = recorded()
+        receives = [float(r["receive"]) for r in rows]
+        assert receives == sorted(receives, reverse=True)  # newest first
+        for row in rows:
+            event = by_key[tuple(row["key"])]  # an event the plant published
+            assert row["score"] == event["score"]
+            assert row["cells"][1] == event["symbol"]
+            premium = event["premium"]
+            unit = 1e7 if premium >= 1e7 else 1e5
+            assert row["cells"][5].endswith(" Cr" if unit == 1e7 else " L")
+            assert float(row["cells"][5][1:].split()[0]) == pytest.approx(premium / unit, abs=0.0051)
+            shown_prices = [float(x) for x in re.findall(r"[\d.]+", row["cells"][6])]
+            assert shown_prices == pytest.approx([event["price"], event["bid"], event["ask"]], abs=0.0051)
+            assert event["sentiment"] in row["classes"].split()
+            golden = (event["kind"] == "sweep" and event["aggressor"] in ("above_ask", "at_ask")
+                      and event["volume"] > event["oi"] and event["score"] >= 70)
+            assert ("golden" in row["classes"].split()) == golden
+            assert row["breakdown"].startswith("premium ")
+        # Filters, in the browser: a kind and a minimum score.
+        driver.execute_script("const k = document.getElementById('flow-kind'); k.value = 'sweep';"
+                              "k.dispatchEvent(new Event('change'));"
+                              "const s = document.getElementById('flow-min-score'); s.value = '20';"
+                              "s.dispatchEvent(new Event('input'));")
+
+        def only_sweeps(d: webdriver.Chrome) -> list[dict[str, Any]] | None:
+            shown = d.execute_script(READ_FLOW)
+            return shown if shown and all(r["kind"] == "sweep" and r["score"] >= 20 for r in shown) else None
+
+        shown = wait(driver, only_sweeps, "only sweeps scoring 20 or more")
+        held = [tuple(h) for h in driver.execute_script(
+            "return window.fastflow.flow.map(e => [e.symbol, e.kind, e.quantity, e.exchange_timestamp]);")]
+        rows = [{"key": list(h)} for h in held]
+        by_key = recorded()
+        expected = [k for k in reversed(held) if k[1] == "sweep" and by_key[k]["score"] >= 20][:200]
+        assert [tuple(r["key"]) for r in shown][:10] == expected[:10]
+        # The net premium of the top underlying: bullish minus bearish over the events held.
+        net = driver.execute_script("const li = document.querySelector('#flow-net li');"
+                                    "return li ? [li.dataset.underlying, Number(li.dataset.net)] : null;")
+        assert net is not None
+        total = sum((1 if by_key[h]["sentiment"] == "bullish" else -1) * by_key[h]["premium"]
+                    for h in held if by_key[h]["underlying"] == net[0] and by_key[h]["sentiment"] in ("bullish", "bearish"))
+        assert net[1] == pytest.approx(total, rel=1e-9)
+        driver.refresh()  # the filter is kept in the browser
+        wait(driver, lambda d: d.execute_script("return document.getElementById('flow-kind').value") == "sweep",
+             "the kind filter restored")
+        wait(driver, only_sweeps, "only sweeps after the reload")
+        assert severe(driver) == []

@@ -55,6 +55,13 @@
   var MAX_SYMBOL_LENGTH = 128;
   var CURRENCY = /^(CDS|BCD):|^(NCD|BCD)_/;  // 4 decimals: Kite's currency exchanges, Upstox's segments
   var MARKET_TEXT = { open: "market open", pre_open: "pre-open", closed: "market closed" };
+  var FLOW_KEY = "fastflow.flow";    // the tape's filter, kept in localStorage
+  var FLOW_KEPT = 500;               // events the page keeps (the gateway's recent ones first)
+  var FLOW_SHOWN = 200;              // rows the tape shows
+  var FLOW_NET_ROWS = 8;
+  var GOLDEN_SCORE = 70;             // golden sweep: a sweep on the ask side, volume over OI, this score
+  var INDEX_OF = { NIFTY: "NSE:NIFTY 50", BANKNIFTY: "NSE:NIFTY BANK", FINNIFTY: "NSE:NIFTY FIN SERVICE",
+                   MIDCPNIFTY: "NSE:NIFTY MID SELECT", SENSEX: "BSE:SENSEX" };
 
   var app = {
     state: "connecting",        // what the badge says: connecting | reconnecting | live | degraded | stale | down
@@ -70,6 +77,9 @@
     server: null,               // the gateway's hello, if it sent one
     lastError: null,
     socket: null,
+    flow: [],                   // options-flow events, oldest first (at most FLOW_KEPT)
+    flowReceived: 0,
+    flowFilter: { underlying: "", kind: "", minScore: 0, minPremiumLakh: 0 },
   };
   window.fastflow = app;
 
@@ -91,6 +101,12 @@
   var template = $("card-template");
   var gainersEl = $("gainers");
   var losersEl = $("losers");
+  var flowRowsEl = $("flow-rows");
+  var flowEmptyEl = $("flow-empty");
+  var flowCountEl = $("flow-count");
+  var flowNetEl = $("flow-net");
+  var flowInputs = { underlying: $("flow-underlying"), kind: $("flow-kind"), minScore: $("flow-min-score"),
+                     minPremiumLakh: $("flow-min-premium") };
 
   // -- formatting ---------------------------------------------------------------
 
@@ -607,6 +623,150 @@
     }
   }
 
+  // -- the options-flow tape (docs/flow.md): filtered here, in the browser ----------------------
+
+  /** ₹ as lakh or crore. */
+  function formatRupees(value) {
+    if (!isNumber(value)) return "—";
+    if (Math.abs(value) >= 1e7) return "₹" + (value / 1e7).toFixed(2) + " Cr";
+    return "₹" + (value / 1e5).toFixed(2) + " L";
+  }
+
+  /** What the underlying box names, as the events do: NIFTY -> NSE:NIFTY 50, INFY -> NSE:INFY. */
+  function underlyingOf(text) {
+    var t = String(text || "").trim().toUpperCase();
+    if (!t) return "";
+    if (t.indexOf(":") >= 0) return t.replace(/\s*:\s*/, ":");
+    return INDEX_OF[t] || "NSE:" + t;
+  }
+
+  function flowMatches(e, f, underlying) {
+    return (!f.kind || e.kind === f.kind) && (!underlying || e.underlying === underlying)
+      && (e.score || 0) >= f.minScore && (e.premium || 0) >= f.minPremiumLakh * 1e5;
+  }
+
+  function isGolden(e) {
+    return e.kind === "sweep" && (e.aggressor === "above_ask" || e.aggressor === "at_ask")
+      && isNumber(e.volume) && isNumber(e.oi) && e.volume > e.oi && (e.score || 0) >= GOLDEN_SCORE;
+  }
+
+  function flowRow(e) {
+    var tr = document.createElement("tr");
+    tr.className = (e.sentiment || "neutral") + (isGolden(e) ? " golden" : "");
+    tr.dataset.kind = e.kind;
+    tr.dataset.symbol = e.symbol;
+    tr.dataset.score = String(e.score);
+    tr.dataset.receive = String(e.receive_time_ns);
+    tr.dataset.ts = String(e.exchange_timestamp);
+    tr.dataset.quantity = String(e.quantity);
+    var parts = e.score_parts || {};
+    var breakdown = Object.keys(parts).map(function (k) { return k + " " + Number(parts[k]).toFixed(1); }).join(", ");
+    var kind = e.kind === "sweep" ? "sweep ×" + e.levels : e.kind === "repeated" ? "repeated ×" + e.hits
+      : e.kind === "unusual" ? "unusual (" + (e.reason === "volume_oi" ? "vol > OI" : "z " + Number(e.zscore).toFixed(1)) + ")"
+      : e.kind;
+    var cells = [
+      ["time", formatTime(e.exchange_timestamp)],
+      ["contract", e.symbol],
+      ["kind", kind],
+      ["side", (e.side || "") + " · " + String(e.aggressor || "").replace("_", " ")],
+      ["num lots", isNumber(e.lots) ? intFormat.format(Math.round(e.lots)) : "—"],
+      ["num premium", formatRupees(e.premium)],
+      ["num price", (isNumber(e.price) ? e.price.toFixed(2) : "—") + " (" + (isNumber(e.bid) ? e.bid.toFixed(2) : "—")
+        + "/" + (isNumber(e.ask) ? e.ask.toFixed(2) : "—") + ")"],
+      ["num iv", isNumber(e.iv) ? (e.iv * (e.iv < 5 ? 100 : 1)).toFixed(1) + "%" : "—"],
+      ["num score", String(e.score)],
+    ];
+    cells.forEach(function (cell) {
+      var td = document.createElement("td");
+      td.className = cell[0];
+      td.textContent = cell[1];
+      tr.appendChild(td);
+    });
+    tr.lastChild.title = breakdown;
+    tr.children[1].title = (e.underlying || "") + (isNumber(e.underlying_price) ? " at " + e.underlying_price.toFixed(2) : "")
+      + (e.moneyness ? ", " + e.moneyness : "") + (isNumber(e.days_to_expiry) ? ", " + e.days_to_expiry.toFixed(1) + " days to expiry" : "");
+    return tr;
+  }
+
+  var flowScheduled = false;
+  function scheduleFlow() {
+    if (flowScheduled) return;
+    flowScheduled = true;
+    requestAnimationFrame(function () { flowScheduled = false; renderFlow(); });
+  }
+
+  function renderFlow() {
+    var f = app.flowFilter;
+    var underlying = underlyingOf(f.underlying);
+    var shown = [];
+    for (var i = app.flow.length - 1; i >= 0 && shown.length < FLOW_SHOWN; i--) {
+      if (flowMatches(app.flow[i], f, underlying)) shown.push(app.flow[i]);
+    }
+    var rows = document.createDocumentFragment();
+    shown.forEach(function (e) { rows.appendChild(flowRow(e)); });
+    flowRowsEl.replaceChildren(rows);
+    flowEmptyEl.hidden = shown.length > 0;
+    flowCountEl.textContent = intFormat.format(app.flowReceived);
+    // Net premium by underlying over every event kept (not only those shown).
+    var net = new Map();
+    app.flow.forEach(function (e) {
+      if (e.sentiment !== "bullish" && e.sentiment !== "bearish") return;
+      var sign = e.sentiment === "bullish" ? 1 : -1;
+      net.set(e.underlying, (net.get(e.underlying) || 0) + sign * (e.premium || 0));
+    });
+    var items = Array.from(net.entries()).sort(function (a, b) { return Math.abs(b[1]) - Math.abs(a[1]); });
+    var list = document.createDocumentFragment();
+    items.slice(0, FLOW_NET_ROWS).forEach(function (item) {
+      var li = document.createElement("li");
+      li.dataset.underlying = item[0];
+      li.dataset.net = String(item[1]);
+      var name = document.createElement("span");
+      name.className = "mover-sym";
+      name.textContent = item[0];
+      var value = document.createElement("span");
+      value.className = "mover-chg " + (item[1] >= 0 ? "up" : "down");
+      value.textContent = (item[1] >= 0 ? "+" : "−") + formatRupees(Math.abs(item[1]));
+      li.appendChild(name);
+      li.appendChild(value);
+      list.appendChild(li);
+    });
+    flowNetEl.replaceChildren(list);
+  }
+
+  function onFlow(message) {
+    var events = Array.isArray(message.events) ? message.events : [];
+    if (message.snapshot) app.flow = [];  // the gateway's recent events: this connection's start
+    events.forEach(function (e) { if (e && typeof e === "object") app.flow.push(e); });
+    if (app.flow.length > FLOW_KEPT) app.flow.splice(0, app.flow.length - FLOW_KEPT);
+    app.flowReceived += events.length;
+    scheduleFlow();
+  }
+
+  function readFlowFilter() {
+    var f = app.flowFilter;
+    f.underlying = flowInputs.underlying.value.trim();
+    f.kind = flowInputs.kind.value;
+    f.minScore = Math.max(0, Number(flowInputs.minScore.value) || 0);
+    f.minPremiumLakh = Math.max(0, Number(flowInputs.minPremiumLakh.value) || 0);
+    try { localStorage.setItem(FLOW_KEY, JSON.stringify(f)); } catch (e) { /* private mode: not kept */ }
+    renderFlow();
+  }
+
+  function restoreFlowFilter() {
+    var stored = null;
+    try { stored = JSON.parse(localStorage.getItem(FLOW_KEY) || "null"); } catch (e) { stored = null; }
+    if (stored && typeof stored === "object") {
+      app.flowFilter.underlying = typeof stored.underlying === "string" ? stored.underlying : "";
+      app.flowFilter.kind = typeof stored.kind === "string" ? stored.kind : "";
+      app.flowFilter.minScore = isNumber(stored.minScore) ? stored.minScore : 0;
+      app.flowFilter.minPremiumLakh = isNumber(stored.minPremiumLakh) ? stored.minPremiumLakh : 0;
+    }
+    flowInputs.underlying.value = app.flowFilter.underlying;
+    flowInputs.kind.value = app.flowFilter.kind;
+    flowInputs.minScore.value = String(app.flowFilter.minScore);
+    flowInputs.minPremiumLakh.value = String(app.flowFilter.minPremiumLakh);
+  }
+
   function socketUrl() {
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
     var token = new URLSearchParams(location.search).get("token");
@@ -659,6 +819,7 @@
       pingsSent.clear();
       if (app.watchlist.length) subscribe(app.watchlist, true);
       else goLive();
+      send({ op: "subscribe_flow" });  // every event: the tape filters in the browser
       showState();
       clearInterval(pingTimer);
       pingTimer = setInterval(heartbeat, PING_INTERVAL_MS);
@@ -750,6 +911,11 @@
         break;
       case "pong":
         onPong(message);
+        break;
+      case "flow":
+        onFlow(message);
+        break;
+      case "flow_subscribed":
         break;
       case "error":
         onError(message);
@@ -933,6 +1099,12 @@
     addInput.focus();
   });
 
+  Object.keys(flowInputs).forEach(function (name) {
+    flowInputs[name].addEventListener("input", readFlowFilter);
+    flowInputs[name].addEventListener("change", readFlowFilter);
+  });
+  $("flow-filter").addEventListener("submit", function (event) { event.preventDefault(); });
+
   resetButton.addEventListener("click", function () {
     setWatchlist(DEFAULT_WATCHLIST.slice(), true);
   });
@@ -960,6 +1132,8 @@
   app.watchlist = urlWatchlist() || storedWatchlist();
   app.watchlist.forEach(createCard);
   emptyEl.hidden = app.watchlist.length > 0;
+  restoreFlowFilter();
+  renderFlow();
   showState();
   connect();
 })();
