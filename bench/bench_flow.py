@@ -183,3 +183,44 @@ def test_detection_quality_and_cost(request: pytest.FixtureRequest) -> None:
         assert quality[kind]["injected"] > 0, kind
         assert quality[kind]["precision"] >= 0.95, quality[kind]
         assert quality[kind]["recall_eligible"] >= 0.95, quality[kind]
+
+
+def test_flow_latency_next_to_the_ticks(request: pytest.FixtureRequest) -> None:
+    """Broker frame received -> flow event at a subscribed client, p50/p99, next to the
+    ticks' end to end in the same run, and the ticks' p99 of a run without the flow
+    client (the whole stack, ``fastflow.tools.e2e``: 20k ticks/s over the small
+    universe, 100 clients x 50 symbols). ``make bench`` only (``--flow-latency-seconds``)."""
+    import asyncio
+
+    from fastflow.tools.e2e import E2EOptions, run_once
+
+    seconds = float(request.config.getoption("--flow-latency-seconds"))
+    if seconds <= 0:
+        pytest.skip("make bench measures it (--flow-latency-seconds)")
+    runs = {}
+    for flow_on in (False, True):
+        options = E2EOptions(rate=20_000.0, clients=100, watch=50, duration=seconds, warmup=3.0, flow=flow_on)
+        runs[flow_on] = asyncio.run(run_once(options, report=lambda message: None))
+    with_flow, without = runs[True], runs[False]
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    tape = with_flow["flow"]
+    lines = [
+        "",
+        f"Flow latency (the whole stack at 20,000 ticks/s, 100 clients x 50 symbols, {seconds:g} s; one more "
+        f"client on the whole flow tape): {tape['events_per_s']:,.0f} events/s, broker frame -> event at the "
+        f"client p50 {ms(tape['p50_ms'])}, p99 {ms(tape['p99_ms'])}; the ticks' e2e in the same run p50 "
+        f"{ms(with_flow['e2e']['p50_ms'])}, p99 {ms(with_flow['e2e']['p99_ms'])}; without the flow client "
+        f"p99 {ms(without['e2e']['p99_ms'])}.",
+    ]
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line)
+    target = request.config.getoption("--results-dir")
+    if target:
+        path = Path(target) / "flow.md"
+        path.write_text((path.read_text() if path.exists() else "") + "\n".join(lines) + "\n")
+    assert tape["events"] > 0

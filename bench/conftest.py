@@ -96,6 +96,11 @@ def pytest_addoption(parser: Any) -> None:
         help="market seconds the options-flow benchmark runs (make test: 600; make bench: 22,500, the session)",
     )
     parser.addoption(
+        "--flow-latency-seconds",
+        default="0",
+        help="measured seconds of the flow latency run (make test: 0, skipped; make bench: 10)",
+    )
+    parser.addoption(
         "--realism-hours",
         default="1",
         help="market hours the simulator realism benchmark runs (make test: 1; make bench: 6.25, the session)",

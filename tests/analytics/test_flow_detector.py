@@ -321,13 +321,15 @@ def test_bad_settings_are_refused_with_a_reason() -> None:
 # -- the two implementations agree --------------------------------------------------------------------
 
 
-def both(messages: list[bytes], flow_settings: FlowSection) -> tuple[list[bytes], list[bytes]]:
+def both(messages: list[bytes], flow_settings: FlowSection, master: Instruments = INSTRUMENTS,
+         decoder_name: str = "KiteDecoder") -> tuple[list[bytes], list[bytes]]:
+    """Each message's flow frame from the compiled and the reference implementation."""
     out = []
     for hp in (compiled, reference):
-        state = hp.MarketState(INSTRUMENTS)
-        detector, statics, ident, ident_off = flow.columns(INSTRUMENTS, flow_settings)
+        state = hp.MarketState(master)
+        detector, statics, ident, ident_off = flow.columns(master, flow_settings)
         state.enable_flow(detector, statics, ident, ident_off, 7)
-        decoder = hp.KiteDecoder(state)
+        decoder = getattr(hp, decoder_name)(state)
         frames = []
         for i, message in enumerate(messages):
             decoder.feed(message, 10_000 + i)
@@ -396,3 +398,23 @@ def test_random_sequences_agree_and_every_event_is_consistent(messages: list[byt
     for frame in fast:
         for e in flow.decode(frame):
             consistent(e)
+
+
+def test_upstox_full_feeds_make_the_same_events_in_both_implementations() -> None:
+    """The Upstox decoder runs the same detector (five of its levels, its own iv)."""
+    from fastflow.sim.market.upstox import UpstoxMarket, upstox_pairs
+
+    records = upstox_pairs()[1]
+    master = Instruments.from_upstox_rows(records)
+    market = UpstoxMarket.from_universe(seed=4)
+    keys = [str(r["instrument_key"]) for r in records][:1500]
+    subscriptions = dict.fromkeys(keys, "full")
+    frames = [market.live(subscriptions, now=market.time + 1.0) for _ in range(60)]
+    loose = FlowSection(z_min_samples=5, voi_min_lots=1, premium_floor=0.0, premium_floors=(), sweep_min_lots=0)
+    fast, slow = both(frames, loose, master, "UpstoxDecoder")
+    assert fast == slow
+    events = [e for frame in fast for e in flow.decode(frame)]
+    assert events and {e["kind"] for e in events} >= {"repeated"}
+    assert all("instrument_key" in e and "instrument_token" not in e for e in events)
+    for e in events:
+        consistent(e)

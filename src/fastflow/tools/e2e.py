@@ -75,6 +75,62 @@ class E2EOptions:
     # figures are measured on; the full one's far-from-the-money contracts update so rarely
     # at 20k/s that a watched one may never tick in a short run, and cannot be checked.
     universe: str = "small"
+    # One more client (in this process) on the options-flow tape: each event's age at it,
+    # next to the ticks' in the same run.
+    flow: bool = False
+
+
+class FlowWatcher:
+    """A WebSocket client of the gateway's whole flow tape: the age of every live event
+    (now - its ``receive_time_ns``) from :meth:`measure` on."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ages_us: list[int] = []
+        self.events = 0
+        self.measuring = False
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._subscribed.wait(), 30.0)
+
+    async def _read(self) -> None:
+        import msgpack
+        from websockets.asyncio.client import connect
+
+        async with connect(self.url, compression=None, max_size=None) as ws:
+            await ws.send(msgpack.packb({"op": "subscribe_flow"}))
+            async for frame in ws:
+                now = time.time_ns()
+                message = msgpack.unpackb(frame, raw=False)
+                kind = message.get("type")
+                if kind == "flow_subscribed":
+                    self._subscribed.set()
+                elif kind == "flow" and not message.get("snapshot") and self.measuring:
+                    for event in message["events"]:
+                        self.ages_us.append((now - int(event["receive_time_ns"])) // 1000)
+                    self.events += len(message["events"])
+
+    def measure(self) -> None:
+        self.measuring = True
+
+    async def stop(self) -> None:
+        self.measuring = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        ages = sorted(self.ages_us)
+
+        def quantile(q: float) -> float | None:
+            return None if not ages else ages[min(len(ages) - 1, int(q * len(ages)))] / 1000
+
+        return {"events": self.events, "events_per_s": round(self.events / seconds, 1) if seconds > 0 else 0.0,
+                "p50_ms": quantile(0.5), "p99_ms": quantile(0.99), "max_ms": ages[-1] / 1000 if ages else None}
 
 
 class Recorder:
@@ -260,6 +316,7 @@ async def run_once(options: E2EOptions, report: Callable[[str], object] = print)
     stack = Stack(config, cpus=cpus)
     workers = Workers()
     recorder: Recorder | None = None
+    watcher: FlowWatcher | None = None
     started = time.monotonic()
     symbols: list[str] = []
     try:
@@ -287,6 +344,9 @@ async def run_once(options: E2EOptions, report: Callable[[str], object] = print)
             raise RuntimeError(f"{connected} of {options.clients} clients connected: {failures}")
         report(f"e2e: {options.clients} clients ready ({max(r['seconds'] for r in ready):.1f} s); "
                f"warming up {options.warmup:g} s")
+        if options.flow:
+            watcher = FlowWatcher(stack.ws_url)
+            await watcher.start()
         await asyncio.sleep(options.warmup)  # load generator timing: let the pipeline settle
         pids = {name: child.pid for name, child in stack.children.items()}
         if stack.redis is not None and stack.redis.process is not None:
@@ -299,7 +359,11 @@ async def run_once(options: E2EOptions, report: Callable[[str], object] = print)
         sys0 = system_times()
         t0 = time.monotonic()
         await workers.command("go")
+        if watcher is not None:
+            watcher.measure()
         await asyncio.sleep(options.duration)  # the measured window
+        if watcher is not None:
+            await watcher.stop()
         after = {name: await asyncio.to_thread(metrics.fetch, url, 5.0)
                  for name, url in (("plant", f"{stack.plant_url}/metrics"),
                                    ("gateway", f"{stack.dashboard_url}metrics"))}
@@ -314,12 +378,17 @@ async def run_once(options: E2EOptions, report: Callable[[str], object] = print)
             await workers.command("stop")
         results = await workers.results(120.0)
     finally:
+        if watcher is not None:
+            await watcher.stop()
         await workers.stop()
         if recorder is not None:
             await recorder.stop()
         await stack.stop()
-    return summarise(options, results, before, after, elapsed, cpu0, cpu1, sys0, sys1, recorder,
-                     time.monotonic() - started, symbols)
+    out = summarise(options, results, before, after, elapsed, cpu0, cpu1, sys0, sys1, recorder,
+                    time.monotonic() - started, symbols)
+    if watcher is not None:
+        out["flow"] = watcher.summary(elapsed)
+    return out
 
 
 def summarise(options: E2EOptions, results: list[dict[str, Any]], before: dict[str, dict[str, float]],
@@ -432,9 +501,12 @@ def _attempt(options: E2EOptions, report: Callable[[str], object]) -> dict[str, 
 def one_line(r: dict[str, Any]) -> str:
     e = r["e2e"]
     hops = ", ".join(f"{s} {_fmt(r['hops'][s]['p99_ms'])}" for s in STAGES)
+    flow = r.get("flow")
+    tape = "" if flow is None else (f"; flow {flow['events_per_s']:,.0f} events/s, p50 {_fmt(flow['p50_ms'])} "
+                                    f"p99 {_fmt(flow['p99_ms'])} ms")
     return (f"plant {r['plant_ticks_per_s']:,.0f} ticks/s, delivered {r['delivered_ticks_per_s']:,.0f}/s; "
             f"e2e p50 {_fmt(e.get('p50_ms'))} p99 {_fmt(e.get('p99_ms'))} p99.9 {_fmt(e.get('p99.9_ms'))} ms; "
-            f"p99 by stage: {hops}; conflations {r['conflations']:g}; machine busy {r['machine_busy']:.0%}")
+            f"p99 by stage: {hops}; conflations {r['conflations']:g}; machine busy {r['machine_busy']:.0%}{tape}")
 
 
 def _fmt(value: float | None) -> str:
