@@ -1067,13 +1067,20 @@ def test_the_flow_tape_shows_the_plants_events_filtered_in_the_browser(redis_ser
             shown = d.execute_script(READ_FLOW)
             return shown if shown and all(r["kind"] == "sweep" and r["score"] >= 20 for r in shown) else None
 
-        shown = wait(driver, only_sweeps, "only sweeps scoring 20 or more")
-        held = [tuple(h) for h in driver.execute_script(
-            "return window.fastflow.flow.map(e => [e.symbol, e.kind, e.quantity, e.exchange_timestamp]);")]
+        wait(driver, only_sweeps, "only sweeps scoring 20 or more")
+        # The rows and the events the page holds, read in one go while the stream goes on: the
+        # tape is the newest matching ones, unless a render is still due for the latest frame.
+        shown, held_now = driver.execute_script(
+            READ_FLOW.replace("return ", "const rows = ", 1).rstrip().rstrip(";")
+            + "; return [rows, window.fastflow.flow.map(e => [e.symbol, e.kind, e.quantity, e.exchange_timestamp])];")
+        held = [tuple(h) for h in held_now]
         rows = [{"key": list(h)} for h in held]
         by_key = recorded()
-        expected = [k for k in reversed(held) if k[1] == "sweep" and by_key[k]["score"] >= 20][:200]
-        assert [tuple(r["key"]) for r in shown][:10] == expected[:10]
+        matching = [k for k in reversed(held) if k[1] == "sweep" and by_key[k]["score"] >= 20]
+        keys = [tuple(r["key"]) for r in shown]
+        assert keys and keys[-1] in matching  # every row shown is a matching event the page holds ...
+        first = matching.index(keys[0])
+        assert keys == matching[first:first + len(keys)]  # ... in order, none left out
         # The net premium of the top underlying: bullish minus bearish over the events held.
         net = driver.execute_script("const li = document.querySelector('#flow-net li');"
                                     "return li ? [li.dataset.underlying, Number(li.dataset.net)] : null;")
