@@ -73,7 +73,7 @@ test-debug: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest bench --benchmark-min-time=0.2 --benchmark-max-time=2 --benchmark-warmup=on \
 		--benchmark-columns=median,iqr,rounds --benchmark-sort=name --results-dir=bench/results \
-		--realism-hours=6.25 --flow-seconds=22500 --flow-latency-seconds=10
+		--realism-hours=6.25 --flow-seconds=22500 --flow-latency-seconds=10 --flow-surge-seconds=10
 
 bench-e2e: $(STAMP)
 	$(PIP) install --quiet -e ".[bench]" --no-build-isolation

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import math
 import statistics
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from fastflow.sim.market import KiteMarket
 from fastflow.sim.universe import kite_universe
 
 WINDOW_S = 2  # a detection within this many seconds of the injected event is a match
+SURGE_EVENTS_PER_S = 5_000  # the sustained rate the issue asks for ("thousands of flow events per second")
 
 
 def _seconds(config: Any) -> int:
@@ -224,3 +226,109 @@ def test_flow_latency_next_to_the_ticks(request: pytest.FixtureRequest) -> None:
         path = Path(target) / "flow.md"
         path.write_text((path.read_text() if path.exists() else "") + "\n".join(lines) + "\n")
     assert tape["events"] > 0
+
+
+def test_flow_throughput_to_subscribed_clients(request: pytest.FixtureRequest) -> None:
+    """Sustained flow through the writer, a real Redis and the gateway to subscribed
+    clients: the simulated market decoded with thresholds low enough that most prints
+    are events, paced at :data:`SURGE_EVENTS_PER_S` (``--flow-surge-seconds`` of it;
+    ``make bench``: 10), five clients on the whole tape over loopback, in one process.
+    Reports events/s, each event's age at a client (p50/p99) and whether every client
+    got every event, in order."""
+    import asyncio
+
+    import msgpack
+    from websockets.asyncio.client import connect
+
+    from fastflow.config import GatewaySection
+    from fastflow.gateway.server import Gateway
+    from fastflow.store.embedded import EmbeddedRedis
+    from fastflow.store.keys import Keys
+    from fastflow.store.target import RedisTarget
+    from fastflow.store.writer import RedisWriter
+
+    seconds = float(request.config.getoption("--flow-surge-seconds"))
+    if seconds <= 0:
+        pytest.skip("make bench measures it (--flow-surge-seconds)")
+    surge = FlowSection(block_lots=1, block_multiple=0.0, premium_floor=0.0, premium_floors=(), sweep_min_lots=0,
+                        repeat_hits=2, z_min_samples=5, voi_min_lots=1)
+    rows = kite_universe(datetime.date(2026, 12, 2))
+    published: list[int] = []
+    received: dict[int, list[int]] = {}
+    ages: list[int] = []
+
+    async def main(server: EmbeddedRedis) -> float:
+        target = RedisTarget.parse(f"unix://{server.unix_socket}")
+        market = KiteMarket.from_rows(rows, seed=8)
+        state = MarketState(Instruments.from_kite_rows(rows))
+        flow.enable(state, surge)
+        decoder = KiteDecoder(state)
+        writer = RedisWriter(state, target, Keys(), source="simulator")
+        writing = asyncio.create_task(writer.run())
+        while not writer.ready:
+            await asyncio.sleep(0.01)
+        decoder.feed(market.step(len(rows), "full"))
+        writer.on_flush(state.flush())  # the instrument master and a first state
+        await writer.drain()
+        gateway = Gateway(GatewaySection(port=0), redis=target)
+        await gateway.start()
+        await gateway.wait_ready(30.0)
+
+        async def client(cid: int) -> None:
+            got = received[cid] = []
+            async with connect(gateway.ws_url, compression=None, max_size=None) as ws:
+                await ws.send(msgpack.packb({"op": "subscribe_flow"}))
+                async for frame in ws:
+                    now = time.time_ns()
+                    message = msgpack.unpackb(frame, raw=False)
+                    if message.get("type") == "flow" and not message.get("snapshot"):
+                        for event in message["events"]:
+                            got.append(int(event["id"]))
+                            if cid == 0:
+                                ages.append((now - int(event["receive_time_ns"])) // 1000)
+
+        clients = [asyncio.create_task(client(i)) for i in range(5)]
+        await asyncio.sleep(1.0)  # subscribed
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            decoder.feed(market.step(200, "full"), time.time_ns())
+            batch = state.flush()
+            published.extend(int(e["id"]) for e in flow.decode(batch.flow))
+            while not writer.ready:  # the writer's own pace: nothing dropped
+                await asyncio.sleep(0.001)
+            writer.on_flush(batch)
+            ahead = len(published) / SURGE_EVENTS_PER_S - (time.monotonic() - start)
+            await asyncio.sleep(max(0.0, ahead))  # the load generator's pace: the target rate
+        elapsed = time.monotonic() - start
+        await writer.drain()
+        deadline = time.monotonic() + 30.0
+        while any(len(got) < len(published) for got in received.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        await gateway.stop()
+        writer.stop()
+        await writing
+        return elapsed
+
+    with EmbeddedRedis() as server:
+        elapsed = asyncio.run(main(server))
+    ages.sort()
+    rate = len(published) / elapsed
+    complete = all(got == published for got in received.values())
+    p50, p99 = (ages[len(ages) // 2] / 1000, ages[int(0.99 * len(ages))] / 1000) if ages else (math.nan, math.nan)
+    line = (f"Flow throughput (in one process: decode with detection, the writer, a real Redis, the gateway, 5 "
+            f"clients on the whole tape over loopback; thresholds low enough that most prints are events; paced at "
+            f"{SURGE_EVENTS_PER_S:,} events/s): "
+            f"{rate:,.0f} events/s for {elapsed:.1f} s; age at a client p50 {p50:.1f} ms, p99 {p99:.1f} ms; every client "
+            f"got every event in order: {'yes' if complete else 'no'}.")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(line)
+    target = request.config.getoption("--results-dir")
+    if target:
+        path = Path(target) / "flow.md"
+        path.write_text((path.read_text() if path.exists() else "") + "\n" + line + "\n")
+    assert published and complete, {cid: len(got) for cid, got in received.items()} | {"published": len(published)}

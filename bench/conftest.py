@@ -101,6 +101,11 @@ def pytest_addoption(parser: Any) -> None:
         help="measured seconds of the flow latency run (make test: 0, skipped; make bench: 10)",
     )
     parser.addoption(
+        "--flow-surge-seconds",
+        default="0",
+        help="seconds of the sustained options-flow run (make test: 0, skipped; make bench: 10)",
+    )
+    parser.addoption(
         "--realism-hours",
         default="1",
         help="market hours the simulator realism benchmark runs (make test: 1; make bench: 6.25, the session)",
