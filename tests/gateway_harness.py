@@ -60,6 +60,7 @@ class MarketFeed:
         self.flushes = 0
         self._writer_task: asyncio.Task[None] | None = None
         self._stream: asyncio.Task[None] | None = None
+        self._running = False
 
     async def start(self) -> None:
         self._writer_task = asyncio.create_task(self.writer.run())
@@ -81,8 +82,12 @@ class MarketFeed:
         (written and acknowledged, then ``on_batch(batch)``) paced at ``hz``.
         The pause sets the rate of a load generator; it waits on nothing."""
 
+        self._running = True
+
         async def stream() -> None:
-            while True:
+            # Until stopped, not only until cancelled: asyncio.wait_for in Python 3.11 (inside
+            # the writer's drain) can swallow a cancellation that meets its own completion.
+            while self._running:
                 batch = await self.step(packets)
                 if on_batch is not None:
                     on_batch(batch)
@@ -96,6 +101,7 @@ class MarketFeed:
         return tick
 
     async def stop(self) -> None:
+        self._running = False
         if self._stream is not None:
             self._stream.cancel()
             with contextlib.suppress(asyncio.CancelledError):
