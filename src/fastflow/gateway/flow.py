@@ -129,15 +129,9 @@ def frame(blobs: list[bytes], snapshot: bool = False) -> bytes:
     """``{"type": "flow", "events": [...]}`` (plus ``"snapshot": true``) with the
     event maps spliced in, not re-encoded."""
     head = bytes([0x83 if snapshot else 0x82]) + _TYPE_FLOW + (_SNAPSHOT if snapshot else b"") + _EVENTS
-    return head + _array_header(len(blobs)) + b"".join(blobs)
+    array: bytes = msgpack.Packer().pack_array_header(len(blobs))
+    return head + array + b"".join(blobs)
 
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def split(published: bytes) -> list[tuple[_Fields, bytes]]:

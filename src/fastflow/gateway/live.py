@@ -286,7 +286,8 @@ def merge_seed(latest: dict[bytes, bytes], published: list[bytes]) -> bytes:
             if seq >= seqs.get(symbol, -1):
                 latest[symbol] = msgpack.packb(tick)
                 seqs[symbol] = seq
-    return array_header(len(latest)) + b"".join(latest.values())
+    array: bytes = msgpack.Packer().pack_array_header(len(latest))
+    return array + b"".join(latest.values())
 
 
 def _seq(blob: bytes) -> int:
@@ -297,14 +298,6 @@ def _seq(blob: bytes) -> int:
     seq = tick.get("seq", -1) if isinstance(tick, dict) else -1
     return seq if isinstance(seq, int) else -1
 
-
-def array_header(n: int) -> bytes:
-    """The msgpack header of an array of ``n`` elements."""
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _text(value: bytes | str) -> str:

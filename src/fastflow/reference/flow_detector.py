@@ -349,7 +349,7 @@ class FlowDetector:
         """(one msgpack array of the events, their n + 1 int64 offsets in it, count)."""
         if not self.events:
             return b"", b"", 0
-        out = [_array_header(len(self.events))]
+        out = [msgpack.Packer().pack_array_header(len(self.events))]
         offsets = [len(out[0])]
         for e in self.events:
             out.append(self._encode(e))
@@ -412,10 +412,3 @@ def _pack(value: Any) -> bytes:
 def _map_header(n: int) -> bytes:
     return bytes([0x80 | n]) if n < 16 else b"\xde" + n.to_bytes(2, "big")
 
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")

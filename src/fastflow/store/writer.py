@@ -262,7 +262,7 @@ class RedisWriter:
         events = batch.flow_events()
         if self._flow_backlog:
             events, self._flow_backlog = self._flow_backlog + events, []
-            frame = _array_header(len(events)) + b"".join(events)
+            frame = msgpack.Packer().pack_array_header(len(events)) + b"".join(events)
         else:
             frame = batch.flow
         cutoff = max(0, time.time_ns() // 1_000_000 - int(self.flow_retention * 1000))
@@ -551,14 +551,6 @@ class RedisWriter:
         self._master_cache = master
         return master
 
-
-def _array_header(n: int) -> bytes:
-    """A msgpack array header for ``n`` items."""
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _flatten(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
